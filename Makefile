@@ -1,0 +1,42 @@
+# The quickstart is `make demo` and `make test`; both set up .venv first.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format typecheck bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "needs Python 3.11 ($(PY) not found); set PY=..."; exit 2; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@mkdir -p .demo
+	cd .demo && AGENTMESH_HOME=$(CURDIR)/.demo/home ../$(BIN)/agentmesh world init --force
+	cd .demo && AGENTMESH_HOME=$(CURDIR)/.demo/home ../$(BIN)/agentmesh run \
+		"checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
+
+test: install
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+lint: install
+	$(BIN)/ruff check agentmesh tools graphs tests benchmarks
+	$(BIN)/ruff format --check agentmesh tools graphs tests benchmarks
+
+format: install
+	$(BIN)/ruff format agentmesh tools graphs tests benchmarks
+	$(BIN)/ruff check --fix agentmesh tools graphs tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy agentmesh
+
+bench: install
+	$(BIN)/python benchmarks/run.py --quick
+
+clean:
+	rm -rf $(VENV) .demo build dist *.egg-info

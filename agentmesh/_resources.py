@@ -1,0 +1,17 @@
+"""Where the bundled prompts, tools, graphs and eval suites live.
+
+In a wheel they ship inside the package (``agentmesh/_bundled/``); in a source checkout they are the
+repository's top-level folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def bundled(kind: str) -> Path:
+    """The bundled folder of one kind: ``prompts``, ``tools``, ``graphs`` or ``evals``."""
+    inside = _PACKAGE / "_bundled" / kind
+    return inside if inside.is_dir() else _PACKAGE.parent / kind
