@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ class TransportRetry:
             after = retry_after_s(outcome.result().headers)
             if after is not None:
                 return min(after, self.max_retry_after_s)
-        return wait_exponential_jitter(initial=self.base_wait_s, max=self.max_wait_s, jitter=self.base_wait_s)(state)
+        return wait_exponential_jitter(
+            multiplier=self.base_wait_s, max=self.max_wait_s, jitter=self.base_wait_s
+        )(state)
 
     def _kwargs(self, default_sleep: Callable[[float], Any]) -> dict[str, Any]:
         return {
@@ -102,8 +105,13 @@ class TransportRetry:
         assert outcome is not None
         reason = type(outcome.exception()).__name__ if outcome.failed else str(outcome.result().status_code)
         wait = state.upcoming_sleep
-        log.warning("model request failed (%s); retry %d of %d in %.2fs", reason, state.attempt_number,
-                    self.retries, wait)
+        log.warning(
+            "model request failed (%s); retry %d of %d in %.2fs",
+            reason,
+            state.attempt_number,
+            self.retries,
+            wait,
+        )
         if self.on_retry:
             self.on_retry(wait, reason)
 
@@ -184,13 +192,17 @@ class AsyncTenacityTransport(httpx.AsyncBaseTransport):
             if inspect.isawaitable(result):
                 await result
 
-        return await AsyncRetrying(**{**self.retry._kwargs(asyncio.sleep), "sleep": sleep})(self._attempt, request)
+        return await AsyncRetrying(**{**self.retry._kwargs(asyncio.sleep), "sleep": sleep})(
+            self._attempt, request
+        )
 
     async def aclose(self) -> None:
         await self.wrapped.aclose()
 
 
-def make_chat_model(settings: Settings, *, model: str | None = None, retry: TransportRetry | None = None) -> BaseChatModel:
+def make_chat_model(
+    settings: Settings, *, model: str | None = None, retry: TransportRetry | None = None
+) -> BaseChatModel:
     """The chat model for ``settings`` (or the named ``model``): offline, or ``ChatOpenAI`` with one retry layer."""
     name = model or settings.model_name
     if name == "offline":
@@ -201,7 +213,9 @@ def make_chat_model(settings: Settings, *, model: str | None = None, retry: Tran
 
     retry = retry or TransportRetry(retries=settings.model_retries)
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    extra: dict[str, Any] = {} if settings.model_temperature is None else {"temperature": settings.model_temperature}
+    extra: dict[str, Any] = (
+        {} if settings.model_temperature is None else {"temperature": settings.model_temperature}
+    )
     return ChatOpenAI(
         model=name,
         base_url=settings.openai_base_url,
@@ -210,7 +224,8 @@ def make_chat_model(settings: Settings, *, model: str | None = None, retry: Tran
         max_retries=0,
         stream_usage=True,
         http_client=httpx.Client(
-            transport=TenacityTransport(retry, httpx.HTTPTransport(limits=limits)), timeout=settings.model_timeout_s
+            transport=TenacityTransport(retry, httpx.HTTPTransport(limits=limits)),
+            timeout=settings.model_timeout_s,
         ),
         http_async_client=httpx.AsyncClient(
             transport=AsyncTenacityTransport(retry, httpx.AsyncHTTPTransport(limits=limits)),
@@ -271,12 +286,15 @@ def _requested_model(request: Any) -> str | None:
 
 
 def _connect_reason(err: BaseException) -> str:
-    for cause in _chain(err):
-        text = str(cause).lower()
-        for needle in ("connection refused", "name or service not known", "no route to host",
-                       "temporary failure in name resolution", "nodename nor servname", "certificate"):
-            if needle in text:
-                return needle
+    causes = _chain(err)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return "host not found"
+    text = " ".join(str(c).lower() for c in causes)
+    for needle in ("connection refused", "name or service not known", "no route to host", "certificate"):
+        if needle in text:
+            return needle
     return "connection failed"
 
 
@@ -297,11 +315,15 @@ def _describe(err: Any) -> str:
 
     where = _endpoint(err.request)
     if isinstance(err, openai.APITimeoutError):
-        return (f"the model endpoint at {where} did not answer in time, after every retry — "
-                "check the endpoint or raise AGENTMESH_MODEL_TIMEOUT_S")
+        return (
+            f"the model endpoint at {where} did not answer in time, after every retry — "
+            "check the endpoint or raise AGENTMESH_MODEL_TIMEOUT_S"
+        )
     if isinstance(err, openai.APIConnectionError):
         if any(isinstance(c, httpx.ConnectError) for c in _chain(err)):
-            return f"cannot reach the model endpoint at {where}: {_connect_reason(err)} — check OPENAI_BASE_URL"
+            return (
+                f"cannot reach the model endpoint at {where}: {_connect_reason(err)} — check OPENAI_BASE_URL"
+            )
         return f"the connection to the model endpoint at {where} kept failing, after every retry — check the endpoint"
     if not isinstance(err, openai.APIStatusError):
         return f"the model endpoint at {where} failed: {err.message}"
@@ -317,8 +339,10 @@ def _describe(err: Any) -> str:
     if status == 429:
         if getattr(err, "code", None) == "insufficient_quota":
             return "the model endpoint says the account's quota is used up (429) — check billing"
-        return (f"the model endpoint at {where} is still rate limiting (429) after every retry — "
-                "lower concurrency or raise AGENTMESH_MODEL_RETRIES")
+        return (
+            f"the model endpoint at {where} is still rate limiting (429) after every retry — "
+            "lower concurrency or raise AGENTMESH_MODEL_RETRIES"
+        )
     if status >= 500:
         return f"the model endpoint at {where} kept failing ({status}) after every retry — try again later"
     return f"the model endpoint at {where} rejected the request ({status}): {err.message}"

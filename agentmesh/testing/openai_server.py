@@ -79,12 +79,18 @@ def text(content: str, **kwargs: Any) -> Reply:
     return Reply(content=content, **kwargs)
 
 
-def tool_call(name: str, arguments: str | dict[str, Any] | None = None, *, id: str | None = None, **kwargs: Any) -> Reply:
+def tool_call(
+    name: str, arguments: str | dict[str, Any] | None = None, *, id: str | None = None, **kwargs: Any
+) -> Reply:
     """A reply with one tool call; for parallel calls use ``Reply(tool_calls=[ToolCall(...), ...])``."""
-    return Reply(tool_calls=[ToolCall(name=name, arguments={} if arguments is None else arguments, id=id)], **kwargs)
+    return Reply(
+        tool_calls=[ToolCall(name=name, arguments={} if arguments is None else arguments, id=id)], **kwargs
+    )
 
 
-def error(status: int, *, retry_after: float | str | None = None, body: str | dict[str, Any] | None = None) -> Reply:
+def error(
+    status: int, *, retry_after: float | str | None = None, body: str | dict[str, Any] | None = None
+) -> Reply:
     """An HTTP error reply (429, 500, 503…), optionally with ``Retry-After`` (seconds or an HTTP date)."""
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
     return Reply(status=status, headers=headers, body=body)
@@ -161,8 +167,12 @@ class OpenAIServer:
         self._stopping.clear()
         handler = type("Handler", (_Handler,), {"server_state": self})
         self._httpd = _HTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"OpenAIServer:{self._httpd.server_address[1]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"OpenAIServer:{self._httpd.server_address[1]}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -196,9 +206,16 @@ class OpenAIServer:
             received = len(self.requests)
         if self.responder is not None:
             return _as_reply(self.responder(body))
-        return Reply(status=400, body={"error": {
-            "message": f"OpenAIServer script exhausted: request {received} has no scripted reply",
-            "type": "invalid_request_error", "code": "script_exhausted"}})
+        return Reply(
+            status=400,
+            body={
+                "error": {
+                    "message": f"OpenAIServer script exhausted: request {received} has no scripted reply",
+                    "type": "invalid_request_error",
+                    "code": "script_exhausted",
+                }
+            },
+        )
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
@@ -240,8 +257,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             names = self.server_state.models or ["gpt-4o-mini"]
-            self._json(200, {"object": "list", "data": [
-                {"id": n, "object": "model", "created": 0, "owned_by": "agentmesh"} for n in names]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": n, "object": "model", "created": 0, "owned_by": "agentmesh"} for n in names
+                    ],
+                },
+            )
         else:
             self._json(404, _error_body(f"no route GET {self.path}", "not_found"))
 
@@ -268,7 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if reply.status != 200:
-            payload = reply.body if reply.body is not None else _error_body(f"scripted {reply.status}", "scripted")
+            payload = (
+                reply.body if reply.body is not None else _error_body(f"scripted {reply.status}", "scripted")
+            )
             self._send(reply.status, payload, reply.headers, cut=reply.cut)
         elif body.get("stream"):
             self._stream(body, reply)
@@ -325,17 +351,30 @@ def _error_body(message: str, code: str) -> dict[str, Any]:
 
 
 def _wire_calls(reply: Reply) -> list[dict[str, Any]]:
-    return [{
-        "id": call.id or f"call_{uuid.uuid4().hex[:24]}",
-        "type": "function",
-        "function": {"name": call.name,
-                     "arguments": call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)},
-    } for call in reply.tool_calls]
+    return [
+        {
+            "id": call.id or f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {
+                "name": call.name,
+                "arguments": call.arguments
+                if isinstance(call.arguments, str)
+                else json.dumps(call.arguments),
+            },
+        }
+        for call in reply.tool_calls
+    ]
 
 
 def _usage(request: dict[str, Any], reply: Reply, calls: list[dict[str, Any]]) -> dict[str, int]:
-    prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _tokens(json.dumps(request.get("messages")))
-    produced = (reply.content or "") + "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
+    prompt = (
+        reply.prompt_tokens
+        if reply.prompt_tokens is not None
+        else _tokens(json.dumps(request.get("messages")))
+    )
+    produced = (reply.content or "") + "".join(
+        c["function"]["name"] + c["function"]["arguments"] for c in calls
+    )
     completion = reply.completion_tokens if reply.completion_tokens is not None else _tokens(produced)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -350,8 +389,11 @@ def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-        "model": request.get("model", "unknown"), "system_fingerprint": None,
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "unknown"),
+        "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(reply)}],
         "usage": _usage(request, reply, calls),
     }
@@ -363,19 +405,36 @@ def _pieces(text: str, size: int = 8) -> Iterator[str]:
 
 
 def _chunks(request: dict[str, Any], reply: Reply, *, include_usage: bool) -> Iterator[str]:
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": request.get("model", "unknown"), "system_fingerprint": None}
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": request.get("model", "unknown"),
+        "system_fingerprint": None,
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return json.dumps(
+            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        )
 
     calls = _wire_calls(reply)
     yield chunk({"role": "assistant", "content": "" if not calls else None})
     for piece in _pieces(reply.content or "", 16):
         yield chunk({"content": piece})
     for index, call in enumerate(calls):
-        yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                     "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        yield chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         for piece in _pieces(call["function"]["arguments"]):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, _finish(reply))
