@@ -1,0 +1,133 @@
+"""What a running goal carries: the run's components and budgets, and the step being executed.
+
+Both live in context variables, so a node — an agentmesh ``Agent`` or a user's own function — reaches
+them without threading arguments through LangGraph, and they follow the node into its Prefect task
+(async tasks run on the same loop; sync nodes get a copied context in their worker thread).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import BudgetExceeded, UserError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from sqlalchemy import Engine
+
+    from .policy import Policy
+    from .settings import Settings
+    from .tools import ToolRegistry
+    from .world import World
+
+
+@dataclass(kw_only=True)
+class Budget:
+    """Per-goal limits and what has been spent; replayed (journalled) model calls are not counted twice."""
+
+    max_model_calls: int
+    max_tokens: int
+    max_cost_usd: float
+    max_seconds: float
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def check(self) -> None:
+        """Raise BudgetExceeded if the next model call would break a limit."""
+        if self.model_calls >= self.max_model_calls:
+            raise BudgetExceeded(f"model-call budget of {self.max_model_calls} used up", budget="model_calls")
+        if self.input_tokens + self.output_tokens >= self.max_tokens:
+            raise BudgetExceeded(f"token budget of {self.max_tokens} used up", budget="tokens")
+        if self.max_cost_usd and self.cost_usd >= self.max_cost_usd:
+            raise BudgetExceeded(f"cost budget of ${self.max_cost_usd:.2f} used up", budget="cost_usd")
+        if time.monotonic() - self.started >= self.max_seconds:
+            raise BudgetExceeded(f"wall-time budget of {self.max_seconds:.0f} s used up", budget="seconds")
+
+    def add(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
+        with self._lock:
+            self.model_calls += 1
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            self.cost_usd += cost or 0.0
+
+
+@dataclass(kw_only=True)
+class RunContext:
+    """The components of one goal's run."""
+
+    run_id: str
+    """The goal's run id: the first flow run's id, and the LangGraph thread id."""
+    goal: str
+    """The goal as submitted."""
+    graph: str
+    """The graph's name."""
+    settings: Settings
+    engine: Engine
+    registry: ToolRegistry
+    policy: Policy
+    world: World
+    budget: Budget
+    approvals: str = "wait"
+    """wait, auto or deny (see Settings.approvals)."""
+    emit: Callable[[dict[str, Any]], None] = lambda event: None
+    """Where progress events go (CLI, chat, HTTP)."""
+    models: dict[str, BaseChatModel] = field(default_factory=dict)
+    prompt_versions: dict[str, str] = field(default_factory=dict)
+    _step_seq: int = 0
+
+    def model(self, name: str | None = None) -> BaseChatModel:
+        from .models import make_chat_model
+
+        name = name or self.settings.model_name
+        if name not in self.models:
+            self.models[name] = make_chat_model(self.settings, model=name)
+        return self.models[name]
+
+    def next_step_seq(self) -> int:
+        self._step_seq += 1
+        return self._step_seq
+
+
+@dataclass(kw_only=True)
+class StepScope:
+    """The node being executed: its key in the journal and the audit, and its agent."""
+
+    key: str
+    """LangGraph's checkpoint namespace of the node's task: stable across retries and resumes."""
+    node: str
+    agent: str | None
+    agent_runs: int = 0
+    """How many agent runs this node has started; numbers them in the journal."""
+
+
+_run: ContextVar[RunContext | None] = ContextVar("agentmesh_run", default=None)
+_step: ContextVar[StepScope | None] = ContextVar("agentmesh_step", default=None)
+
+
+def current_run() -> RunContext:
+    run = _run.get()
+    if run is None:
+        raise UserError("no agentmesh run is active: run the graph with agentmesh.run_goal (or `agentmesh run`)")
+    return run
+
+
+def current_step() -> StepScope:
+    """The step being executed; outside a compiled node, one derived from LangGraph's own config."""
+    scope = _step.get()
+    if scope is None:
+        from langgraph.config import get_config
+
+        configurable = get_config().get("configurable", {})
+        ns = configurable.get("checkpoint_ns") or "root"
+        scope = StepScope(key=ns, node=ns.split(":")[0], agent=None)
+        _step.set(scope)
+    return scope

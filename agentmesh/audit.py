@@ -1,0 +1,113 @@
+"""The audit: one record per attempted tool call, written before the side effect and completed after.
+
+A record's key is ``(run_id, tool_call_id)`` — the call's idempotency key — so a retried or resumed step
+that reaches the same call finds its record and reuses the result instead of acting twice.
+
+Statuses: ``running`` (written, not finished: a crash happened here), ``ok``, ``refused`` (permissions or
+policy), ``invalid`` (arguments failed validation), ``failed`` (the tool raised or timed out),
+``pending_approval``, ``rejected`` (a person or the approval mode said no), ``dry_run``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, Boolean, Column, DateTime, Engine, String, Table, Text, insert, select, update
+
+from .store import metadata, utcnow
+
+__all__ = ["ToolCallRecord", "tool_calls"]
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("tool_call_id", String(128), primary_key=True),
+    Column("step_key", String(256)),
+    Column("node", String(128)),
+    Column("agent", String(64)),
+    Column("tool", String(128), nullable=False),
+    Column("risk", String(16)),
+    Column("args", JSON),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("result", JSON),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("ended", DateTime(timezone=True)),
+    Column("approval", String(16)),  # pending, approved, rejected (None: no approval needed)
+    Column("approver", String(128)),
+    Column("approval_reason", Text),
+    Column("approved_at", DateTime(timezone=True)),
+)
+
+FINAL = frozenset({"ok", "refused", "invalid", "failed", "rejected", "dry_run"})
+
+
+class ToolCallRecord(BaseModel):
+    """One attempted tool call, as `agentmesh runs audit --json` shows it."""
+
+    run_id: str
+    tool_call_id: str
+    step_key: str | None = None
+    node: str | None = None
+    agent: str | None = None
+    tool: str
+    risk: str | None = None
+    args: Any = None
+    status: str
+    reason: str | None = None
+    result: Any = None
+    dry_run: bool = False
+    started: datetime
+    ended: datetime | None = None
+    approval: str | None = None
+    approver: str | None = None
+    approval_reason: str | None = None
+    approved_at: datetime | None = None
+
+
+def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(tool_calls).where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
+        ).mappings().first()
+    return ToolCallRecord.model_validate(dict(row)) if row else None
+
+
+def begin_call(engine: Engine, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(tool_calls).values(started=utcnow(), **values))
+
+
+def finish_call(engine: Engine, run_id: str, tool_call_id: str, **values: Any) -> None:
+    values.setdefault("ended", utcnow())
+    with engine.begin() as conn:
+        conn.execute(
+            update(tool_calls)
+            .where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
+            .values(**values)
+        )
+
+
+def list_calls(engine: Engine, run_id: str) -> list[ToolCallRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.started)
+        ).mappings()
+        return [ToolCallRecord.model_validate(dict(r)) for r in rows]
+
+
+def pending_approvals(engine: Engine, run_id: str) -> list[ToolCallRecord]:
+    return [c for c in list_calls(engine, run_id) if c.approval == "pending"]
+
+
+def record_approval(engine: Engine, run_id: str, tool_call_id: str, *, approved: bool, approver: str,
+                    reason: str | None = None) -> None:
+    finish_call(
+        engine, run_id, tool_call_id,
+        approval="approved" if approved else "rejected",
+        approver=approver, approval_reason=reason, approved_at=utcnow(), ended=None,
+    )

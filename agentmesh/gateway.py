@@ -1,0 +1,159 @@
+"""The tool gateway: every tool call, built-in or user-defined, passes here and only here.
+
+    validate arguments → role permission → approval → idempotency → execute with a timeout → audit
+
+The audit record is written before the side effect and completed after it. A refused, invalid, rejected
+or failed call is audited and explained to the model in its ``ToolMessage``; it never crashes the run.
+World-state limits (replica ranges, cost ceiling, refund cap) are checked by the world inside the same
+transaction as the change, so two goals cannot both pass a check and then both act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from . import audit
+from ._context import RunContext, StepScope
+from ._messages import tool_result
+from .exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
+from .tools import Tool, ToolContext
+
+__all__ = ["call_tool"]
+
+_MAX_RESULT_CHARS = 12_000
+
+
+async def call_tool(run: RunContext, scope: StepScope, agent: str, call: dict[str, Any], *, offered: set[str]) -> str:
+    """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
+    call_id = str(call.get("id") or "")
+    name = str(call.get("name") or "")
+    args = call.get("args")
+    recorded = audit.get_call(run.engine, run.run_id, call_id)
+    if recorded is not None and recorded.status in audit.FINAL:
+        return _replay(recorded)
+
+    tool = run.registry.tools.get(name)
+    base = dict(run_id=run.run_id, tool_call_id=call_id, step_key=scope.key, node=scope.node, agent=agent, tool=name)
+    if recorded is None:
+        audit.begin_call(run.engine, **base, risk=tool.risk if tool else None, args=_jsonable(args), status="running",
+                         dry_run=run.settings.dry_run)
+        run.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id})
+
+    def finish(status: str, *, reason: str | None = None, result: Any = None) -> str:
+        audit.finish_call(run.engine, run.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
+        run.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id, "status": status,
+                  "reason": reason})
+        return tool_result(status, result=result, error=reason)
+
+    if tool is None or name not in offered:
+        known = ", ".join(sorted(offered)) or "none"
+        what = "no such tool" if tool is None else f"the {agent} is not offered {name!r}"
+        return finish("refused", reason=f"{what}; your tools are: {known}")
+    if not isinstance(args, dict):
+        return finish("invalid", reason="arguments must be a JSON object")
+    try:
+        parsed = tool.args_model.model_validate(args)
+    except ValidationError as exc:
+        return finish("invalid", reason=_validation_message(exc))
+    if agent not in run.policy.allowed_roles(tool):
+        return finish("refused", reason=f"policy does not let the {agent} call {name}")
+
+    if run.policy.needs_approval(tool):
+        verdict = _approval(run, call_id, name, parsed.model_dump(mode="json"), agent, recorded)
+        if verdict is not None:
+            return finish("rejected", reason=verdict)
+
+    if run.settings.dry_run and tool.risk != "read":
+        return finish("dry_run", reason="dry run: not executed", result={"would_call": name, "args": args})
+
+    context = ToolContext(run_id=run.run_id, tool_call_id=call_id, agent=agent, settings=run.settings,
+                          policy=run.policy, world=run.world)
+    kwargs = dict(parsed)
+    if tool.context_param:
+        kwargs[tool.context_param] = context
+    timeout = tool.timeout_s or run.settings.tool_timeout_s
+    try:
+        result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
+    except TimeoutError:
+        return finish("failed", reason=f"{name} did not finish within {timeout:g} s")
+    except PolicyViolation as exc:
+        return finish("refused", reason=str(exc))
+    except (NotFoundError, ValueError, AgentmeshError) as exc:
+        return finish("failed", reason=_one_line(exc))
+    except Exception as exc:  # a user's tool may raise anything; the model hears about it, the run goes on
+        return finish("failed", reason=f"{name} raised {type(exc).__name__}: {_one_line(exc)}")
+    try:
+        return finish("ok", result=_compact(result))
+    except ToolError as exc:
+        return finish("failed", reason=str(exc))
+
+
+def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], agent: str,
+              recorded: audit.ToolCallRecord | None) -> str | None:
+    """None when approved; otherwise the rejection reason. Pauses the run (interrupt) while waiting."""
+    if recorded is not None and recorded.approval == "approved":
+        return None
+    if recorded is not None and recorded.approval == "rejected":
+        return f"rejected by {recorded.approver}" + (f": {recorded.approval_reason}" if recorded.approval_reason else "")
+    if run.approvals == "auto":
+        audit.record_approval(run.engine, run.run_id, call_id, approved=True, approver="auto (--approvals auto)")
+        return None
+    if run.approvals == "deny":
+        audit.record_approval(run.engine, run.run_id, call_id, approved=False, approver="auto (--approvals deny)")
+        return "rejected by --approvals deny"
+    audit.finish_call(run.engine, run.run_id, call_id, status="pending_approval", approval="pending", ended=None)
+    run.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
+    # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
+    # from the journal and reaches this call again, now with a recorded verdict.
+    answer = interrupt({"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
+    latest = audit.get_call(run.engine, run.run_id, call_id)
+    if latest is not None and latest.approval in ("approved", "rejected"):
+        return _approval(run, call_id, name, args, agent, latest)
+    approved = bool(answer.get("approved")) if isinstance(answer, dict) else bool(answer)
+    audit.record_approval(run.engine, run.run_id, call_id, approved=approved, approver="resume")
+    return None if approved else "rejected"
+
+
+async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:
+    if tool.is_async:
+        return await tool.function(**kwargs)
+    # A hung sync tool keeps its thread, but the call still ends at the timeout and the run goes on.
+    return await asyncio.to_thread(tool.function, **kwargs)
+
+
+def _replay(recorded: audit.ToolCallRecord) -> str:
+    return tool_result(recorded.status, result=recorded.result, error=recorded.reason)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid arguments — " + "; ".join(parts)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _compact(result: Any) -> Any:
+    if hasattr(result, "model_dump"):
+        result = result.model_dump(mode="json")
+    text = json.dumps(result, default=str)
+    if len(text) > _MAX_RESULT_CHARS:
+        raise ToolError(f"result of {len(text)} characters is too large for a model; summarise it in the tool")
+    return json.loads(text)

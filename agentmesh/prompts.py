@@ -1,0 +1,128 @@
+"""Prompts are files: ``prompts/<role>.md`` with YAML front matter, rendered with strict undefined variables.
+
+    ---
+    role: analyst
+    version: 1
+    tools: auto            # or a list of tool names; auto = every tool the policy lets this role call
+    description: Investigates with read-only tools.
+    ---
+    You are the **analyst** … {% include "_shared/tools.md" %}
+
+A user's ``prompts_path`` folder overrides the bundled prompts file by file. A missing variable fails the
+render loudly (``ConfigError``) instead of sending a model a half-empty prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._resources import bundled
+from .exceptions import ConfigError, NotFoundError
+
+__all__ = ["PromptTemplate", "load_prompt"]
+
+
+class _FrontMatter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    version: int | str = 1
+    tools: list[str] | str = "auto"
+    description: str = ""
+
+
+@dataclass(kw_only=True)
+class PromptTemplate:
+    """One role's prompt: front matter plus a Jinja body."""
+
+    role: str
+    """The role the prompt is for."""
+    version: str
+    """The version named in the front matter (`sha` below tells edits apart)."""
+    tools: list[str] | None
+    """Tool names offered to the role; None means every tool the policy allows it."""
+    description: str
+    """One line about the role, for `agentmesh agents`."""
+    body: str
+    """The Jinja template of the system prompt."""
+    path: Path | None = None
+    """The file it came from."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Other front-matter keys."""
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.body.encode()).hexdigest()[:12]
+
+    def render(self, **variables: Any) -> str:
+        try:
+            return _environment(self._search_path()).from_string(self.body).render(role=self.role, **variables)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"prompt {self.path or self.role}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"prompt {self.path or self.role}: {exc}") from None
+
+    def _search_path(self) -> tuple[str, ...]:
+        folders = [str(self.path.parent)] if self.path else []
+        return (*folders, str(bundled("prompts")))
+
+    @classmethod
+    def from_text(cls, text: str, *, path: Path | None = None) -> PromptTemplate:
+        where = path or "<prompt>"
+        if not text.startswith("---"):
+            raise ConfigError(f"prompt {where} has no front matter (a `---` block with role, version, tools)")
+        try:
+            _, head, body = text.split("---", 2)
+            meta = _FrontMatter.model_validate(yaml.safe_load(head) or {})
+        except ValueError:
+            raise ConfigError(f"prompt {where}: front matter is not closed by `---`") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"prompt {where}: front matter is not YAML: {exc}".splitlines()[0]) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"prompt {where}: front matter {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        tools = None if meta.tools == "auto" else list(meta.tools)
+        return cls(
+            role=meta.role,
+            version=str(meta.version),
+            tools=tools,
+            description=meta.description,
+            body=body.strip() + "\n",
+            path=path,
+            extra=meta.model_extra or {},
+        )
+
+
+@lru_cache(maxsize=8)
+def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+
+
+def load_prompt(role: str, *, folder: Path | None = None) -> PromptTemplate:
+    """The prompt of a role: ``folder/<role>.md`` if present, else the bundled one."""
+    for base in (folder, bundled("prompts")):
+        if base is not None and (base / f"{role}.md").is_file():
+            path = base / f"{role}.md"
+            return PromptTemplate.from_text(path.read_text(encoding="utf-8"), path=path)
+    raise NotFoundError(f"no prompt for role {role!r}: add prompts/{role}.md")
+
+
+def list_roles(folder: Path | None = None) -> list[str]:
+    roles = {p.stem for p in bundled("prompts").glob("*.md")}
+    if folder and folder.is_dir():
+        roles |= {p.stem for p in folder.glob("*.md")}
+    return sorted(roles)
