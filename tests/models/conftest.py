@@ -56,6 +56,12 @@ def vcr_cassette() -> Callable[..., AbstractContextManager[Any]]:
 
 
 @pytest.fixture
+def recording() -> bool:
+    """True when cassettes are being (re-)recorded: AGENTMESH_RECORD=1."""
+    return record_mode() != "none"
+
+
+@pytest.fixture
 def api_key() -> str:
     """The API key tests use; it must never show in an error message or a cassette."""
     return TEST_KEY

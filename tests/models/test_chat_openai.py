@@ -158,3 +158,11 @@ def test_usage_of_a_message_without_usage_is_zero():
     from langchain_core.messages import AIMessage
 
     assert usage_of(AIMessage(content="x")) == (0, 0)
+
+
+def test_offline_settings_give_the_offline_model(home):
+    offline = pytest.importorskip("agentmesh.offline")
+    from agentmesh.settings import Settings
+
+    assert isinstance(make_chat_model(Settings(model="offline")), offline.OfflineChatModel)
+    assert isinstance(make_chat_model(Settings(), model="offline"), offline.OfflineChatModel)
