@@ -35,7 +35,7 @@ from ._prefect import api_url, configure_prefect
 from .exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
 from .settings import Settings, get_settings
 
-__all__ = ["arun_goal", "aresume_run", "compile", "run_goal", "resume_run"]
+__all__ = ["aapprove", "arun_goal", "aresume_run", "compile", "run_goal", "resume_run"]
 
 MAX_GOAL_CHARS = 4000
 
@@ -454,3 +454,27 @@ def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
                     "reason": c.reason or ""} for c in calls],
             description="Tool calls of this run (agentmesh runs audit shows them in full)",
         )
+
+
+async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = True, approver: str,
+                   reason: str | None = None, settings: Settings | None = None, resume: bool = True,
+                   approvals: str | None = None, on_event: EventSink | None = None) -> dict[str, Any]:
+    """Record a verdict on a run's pending calls (one, or all), then resume the run from any process."""
+    from . import audit
+    from .runs import run_result
+
+    settings = settings or get_settings()
+    engine = store.get_engine(settings.resolved_database_url)
+    run_id = store.get_run(engine, run_id)["run_id"]
+    pending = audit.pending_approvals(engine, run_id)
+    if call_id is not None:
+        pending = [c for c in pending if c.tool_call_id == call_id or c.tool_call_id.endswith(call_id)]
+        if not pending:
+            raise UserError(f"run {run_id} has no call {call_id!r} waiting for approval; `agentmesh runs show {run_id}`")
+    if not pending:
+        raise UserError(f"run {run_id} has nothing waiting for approval")
+    for call in pending:
+        audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
+    if not resume:
+        return run_result(engine, run_id)
+    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event)
