@@ -1,0 +1,166 @@
+"""The operations world the built-in tools act on: services, datasets, tickets and an operator outbox.
+
+State lives in the agentmesh database (SQLite or PostgreSQL, same code); dataset files live under
+``home/world/datasets``. Every write method is atomic and idempotent by ``key`` and enforces the policy's
+world-state limits itself, so they hold whoever calls it.
+
+    world = World.from_settings(get_settings())
+    world.ensure_initialised()
+    world.scale_service("checkout-api", 6, key="run-1:call-1")
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, delete, func, insert, select
+
+from ..exceptions import UserError
+from ..policy import Policy
+from ..store import get_engine, utcnow
+from . import _tables as t
+from ._atomic import DOMAINS
+from ._clean import OPERATIONS, CleanOperation
+from ._sample import load_sample, sample_dir
+from .datasets import DatasetsMixin
+from .services import ServicesMixin
+from .sentiment import score
+from .tickets import TicketsMixin
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["OPERATIONS", "CleanOperation", "World"]
+
+
+class World(ServicesMixin, DatasetsMixin, TicketsMixin):
+    """One operations world: a database plus a folder of dataset files, acting within a policy."""
+
+    def __init__(self, engine: Engine, *, home: Path, policy: Policy) -> None:
+        self.engine = engine
+        self.home = Path(home)
+        self.policy = policy
+
+    @classmethod
+    def from_settings(cls, settings: Settings, policy: Policy | None = None) -> World:
+        return cls(
+            get_engine(settings.resolved_database_url),
+            home=settings.resolved_home,
+            policy=policy or Policy.load(settings.resolved_policy_file),
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def sample_name(self) -> str | None:
+        """The sample the world was initialised from, or None when it is empty."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(t.meta.c.value).where(t.meta.c.name == "sample")).scalar_one_or_none()
+        return None if value is None else value["name"]
+
+    def init(self, sample: str = "default", *, force: bool = False) -> dict[str, Any]:
+        """Load a sample world; an existing world is kept unless ``force``."""
+        folder = sample_dir(sample)
+        existing = self.sample_name()
+        if existing is not None:
+            if not force:
+                raise UserError(
+                    f"a world (sample {existing!r}) already exists; `agentmesh world reset` restores it, "
+                    "`agentmesh world init --force` replaces it"
+                )
+            self._clear()
+        data = load_sample(folder)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.meta), [{"name": d, "value": None, "version": 1} for d in DOMAINS]
+                         + [{"name": "sample", "value": {"name": sample, "created": now.isoformat()}, "version": 1}])
+            if data["services"]:
+                conn.execute(insert(t.services), [{**s, "version": 1, "updated": now} for s in data["services"]])
+            if data["customers"]:
+                conn.execute(insert(t.customers), data["customers"])
+            if data["orders"]:
+                conn.execute(insert(t.orders), data["orders"])
+            if data["tickets"]:
+                conn.execute(insert(t.tickets), [_ticket_row(x) for x in data["tickets"]])
+            for d in data["datasets"]:
+                self._add_dataset(conn, folder / "datasets" / d["file"], name=d["name"],
+                                  description=d.get("description", ""), key_column=d.get("key_column"))
+        return {"sample": sample, "home": str(self.home), **self.counts()}
+
+    def ensure_initialised(self) -> None:
+        """Load the default sample if the world is empty (a fresh home)."""
+        if self.sample_name() is None:
+            try:
+                self.init()
+            except UserError:  # initialised concurrently by another process
+                if self.sample_name() is None:
+                    raise
+
+    def reset(self) -> None:
+        """Put the world back to its sample's initial state: every change, refund and notification undone."""
+        self.init(self.sample_name() or "default", force=True)
+
+    def _clear(self) -> None:
+        with self.engine.begin() as conn:
+            for table in (t.effects, t.refunds, t.notifications, t.tickets, t.orders, t.customers,
+                          t.dataset_versions, t.datasets, t.services, t.meta):
+                conn.execute(delete(table))
+        shutil.rmtree(self.datasets_dir, ignore_errors=True)
+
+    # -- reading it all ---------------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in (("services", t.services), ("datasets", t.datasets), ("customers", t.customers),
+                                    ("orders", t.orders), ("tickets", t.tickets), ("notifications", t.notifications))
+            }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole world as plain data (``agentmesh world show --json``)."""
+        with self.engine.connect() as conn:
+            svc = self._services(conn)
+            ticket_rows = conn.execute(select(t.tickets).order_by(t.tickets.c.id)).all()
+        services = [self._service_view(r) for r in svc]
+        tickets = [
+            {"id": r.id, "status": r.status, "priority": r.priority, "sentiment": round(r.sentiment, 2),
+             "refund_total_usd": r.refund_total_usd, "requested_refund_usd": r.requested_refund_usd,
+             "customer_id": r.customer_id, "order_id": r.order_id, "subject": r.subject, "version": r.version}
+            for r in ticket_rows
+        ]
+        counts = self.counts()
+        return {
+            "sample": self.sample_name(),
+            "home": str(self.home),
+            "services": services,
+            "total_hourly_cost_usd": round(sum(s["hourly_cost"] for s in services), 2),
+            "hourly_cost_ceiling_usd": self.policy.hourly_cost_ceiling_usd,
+            "tickets": tickets,
+            "refunds_total_usd": round(sum(x["refund_total_usd"] for x in tickets), 2),
+            "datasets": self.list_datasets()["datasets"],
+            "notifications": self.list_notifications(),
+            "customers": counts["customers"],
+            "orders": counts["orders"],
+        }
+
+
+def _ticket_row(ticket: dict[str, Any]) -> dict[str, Any]:
+    created = datetime.fromisoformat(ticket["created"]) if isinstance(ticket.get("created"), str) else utcnow()
+    return {
+        "id": ticket["id"],
+        "customer_id": ticket["customer_id"],
+        "order_id": ticket.get("order_id"),
+        "subject": ticket["subject"],
+        "body": ticket["body"],
+        "priority": ticket.get("priority", "normal"),
+        "status": ticket.get("status", "open"),
+        "sentiment": score(f"{ticket['subject']}. {ticket['body']}"),
+        "requested_refund_usd": float(ticket.get("requested_refund_usd", 0.0)),
+        "refund_total_usd": 0.0,
+        "version": 1,
+        "created": created,
+        "updated": created,
+    }

@@ -1,0 +1,184 @@
+"""Datasets: versioned CSV/Parquet files under ``home/world/datasets/<name>/v<N>.<ext>``, profiled and cleaned
+with DuckDB. Cleaning always writes a new version; lineage and quality reports live in the database."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from ..exceptions import NotFoundError, PolicyViolation
+from ..store import utcnow
+from ._atomic import atomic
+from ._clean import parse_operations, run_operations, write_table
+from ._profile import load_table, profile_table
+from ._tables import dataset_versions, datasets
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+__all__ = ["DatasetsMixin", "profile_file"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+def profile_file(path: Path, fmt: str, *, key_column: str | None = None) -> dict[str, Any]:
+    con = duckdb.connect()
+    try:
+        load_table(con, str(path), fmt)
+        return profile_table(con, key_column=key_column)
+    finally:
+        con.close()
+
+
+class DatasetsMixin:
+    engine: Engine
+    policy: Policy
+    home: Path
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "world" / "datasets"
+
+    def _dataset(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
+        # Names are looked up, never joined into a path unchecked: "../../etc/passwd" is simply unknown.
+        row = None
+        if isinstance(name, str) and _NAME.match(name):
+            query = select(datasets).where(datasets.c.name == name)
+            row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            known = ", ".join(r.name for r in conn.execute(select(datasets.c.name).order_by(datasets.c.name)))
+            raise NotFoundError(f"no dataset {name!r}; known datasets: {known or 'none (run `agentmesh world init`)'}")
+        return row
+
+    def _version(self, conn: Connection, name: str, number: int) -> Any:
+        return conn.execute(
+            select(dataset_versions).where(dataset_versions.c.dataset == name, dataset_versions.c.number == number)
+        ).one()
+
+    def _add_dataset(self, conn: Connection, source: Path, *, name: str, description: str, key_column: str | None) -> None:
+        """Copy a sample file in as version 1 and store its profile."""
+        if not _NAME.match(name):
+            raise ValueError(f"dataset name {name!r}: use lowercase letters, digits, '_' and '-'")
+        fmt = "parquet" if source.suffix == ".parquet" else "csv"
+        folder = self.datasets_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"v1.{fmt}"
+        shutil.copyfile(source, target)
+        profile = profile_file(target, fmt, key_column=key_column)
+        now = utcnow()
+        conn.execute(insert(datasets).values(name=name, description=description, format=fmt, key_column=key_column,
+                                             latest_version=1, version=1, updated=now))
+        conn.execute(insert(dataset_versions).values(
+            dataset=name, number=1, path=str(target.relative_to(self.home)), rows=profile["rows"],
+            quality_score=profile["quality_score"], profile=profile, parent=None, operations=[], report=None,
+            key=None, created=now))
+
+    def list_datasets(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(datasets).order_by(datasets.c.name)).all()
+            out = []
+            for row in rows:
+                latest = self._version(conn, row.name, row.latest_version)
+                out.append({
+                    "name": row.name,
+                    "description": row.description,
+                    "format": row.format,
+                    "versions": row.latest_version,
+                    "latest_version": row.latest_version,
+                    "rows": latest.rows,
+                    "quality_score": latest.quality_score,
+                    "issues": len(latest.profile["issues"]),
+                    "protected": row.name in self.policy.protected_datasets,
+                })
+        return {"datasets": out}
+
+    def profile_dataset(self, dataset: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = self._dataset(conn, dataset)
+            latest = self._version(conn, row.name, row.latest_version)
+        return {
+            "dataset": row.name,
+            "version": latest.number,
+            "format": row.format,
+            "protected": row.name in self.policy.protected_datasets,
+            **latest.profile,
+        }
+
+    def dataset_path(self, dataset: str, version: int | None = None) -> Path:
+        """The file of one version (the latest by default)."""
+        with self.engine.connect() as conn:
+            row = self._dataset(conn, dataset)
+            return self.home / self._version(conn, row.name, version or row.latest_version).path
+
+    def clean_dataset(self, dataset: str, operations: list[Any], *, key: str | None = None) -> dict[str, Any]:
+        ops = parse_operations(operations)
+
+        def apply(conn: Connection) -> dict[str, Any]:
+            row = self._dataset(conn, dataset, lock=True)
+            if row.name in self.policy.protected_datasets:
+                raise PolicyViolation(
+                    f"clean_dataset refused: dataset {row.name!r} is protected by policy and may only be profiled."
+                )
+            parent = self._version(conn, row.name, row.latest_version)
+            number = row.latest_version + 1
+            target = self.datasets_dir / row.name / f"v{number}.{row.format}"
+            con = duckdb.connect()
+            written: list[Path] = []
+            try:
+                load_table(con, str(self.home / parent.path), row.format)
+                cleaned = run_operations(con, ops)
+                quarantined = []
+                for column, table in cleaned.quarantine:
+                    count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+                    if count:
+                        side = target.with_name(f"v{number}.quarantine-{column}.csv")
+                        write_table(con, table, side, "csv")
+                        written.append(side)
+                        quarantined.append({"column": column, "rows": count, "file": str(side.relative_to(self.home))})
+                write_table(con, cleaned.table, target, row.format)
+                written.append(target)
+                profile = profile_table(con, cleaned.table, key_column=row.key_column)
+            except Exception:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise
+            finally:
+                con.close()
+            result = {
+                "dataset": row.name,
+                "version": number,
+                "parent_version": parent.number,
+                "file": str(target.relative_to(self.home)),
+                "rows_before": parent.rows,
+                "rows_after": profile["rows"],
+                "quality_before": parent.quality_score,
+                "quality_after": profile["quality_score"],
+                "operations": cleaned.steps,
+                "quarantined": quarantined,
+                "remaining_issues": profile["issues"][:8],
+            }
+            now = utcnow()
+            conn.execute(insert(dataset_versions).values(
+                dataset=row.name, number=number, path=result["file"], rows=profile["rows"],
+                quality_score=profile["quality_score"], profile=profile, parent=parent.number,
+                operations=[o.model_dump() for o in ops], report=result, key=key, created=now))
+            conn.execute(update(datasets).where(datasets.c.name == row.name).values(
+                latest_version=number, version=datasets.c.version + 1, updated=now))
+            return result
+
+        return atomic(self.engine, domain="datasets", method="clean_dataset", key=key, apply=apply)
+
+    def dataset_lineage(self, dataset: str) -> list[dict[str, Any]]:
+        """Every version of a dataset, oldest first: parent, operations, key and quality."""
+        with self.engine.connect() as conn:
+            row = self._dataset(conn, dataset)
+            versions = conn.execute(
+                select(dataset_versions).where(dataset_versions.c.dataset == row.name).order_by(dataset_versions.c.number)
+            ).all()
+        return [{"version": v.number, "parent": v.parent, "file": v.path, "rows": v.rows,
+                 "quality_score": v.quality_score, "operations": v.operations, "key": v.key} for v in versions]

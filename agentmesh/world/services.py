@@ -1,0 +1,172 @@
+"""Services: replicas, load and cost, read through the queueing model and scaled within policy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from ..exceptions import NotFoundError, PolicyViolation
+from ..store import utcnow
+from . import queueing
+from ._atomic import atomic
+from ._tables import services
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+__all__ = ["ServicesMixin"]
+
+
+def _status(m: queueing.Load) -> str:
+    if m.utilisation >= 1:
+        return "saturated"
+    if m.utilisation > queueing.OVERLOAD_KNEE or m.p95_ms > 500:
+        return "overloaded"
+    if m.error_rate > 0.02:
+        return "erroring"
+    if m.utilisation < 0.25:
+        return "over-provisioned"
+    return "healthy"
+
+
+def _load(row: Any, replicas: int | None = None) -> queueing.Load:
+    return queueing.load(
+        arrival_rps=row.arrival_rate_rps,
+        service_rps=row.service_rate_rps,
+        replicas=row.replicas if replicas is None else replicas,
+        base_latency_ms=row.base_latency_ms,
+        base_error_rate=row.base_error_rate,
+    )
+
+
+def _at(row: Any, replicas: int) -> dict[str, Any]:
+    m = _load(row, replicas)
+    return {
+        "replicas": replicas,
+        "cpu_pct": m.cpu_pct,
+        "p95_ms": m.p95_ms,
+        "error_rate": m.error_rate,
+        "utilisation": m.utilisation,
+        "hourly_cost": round(replicas * row.cost_per_replica_hour, 2),
+        "status": _status(m),
+    }
+
+
+class ServicesMixin:
+    engine: Engine
+    policy: Policy
+
+    def _services(self, conn: Connection) -> list[Any]:
+        return list(conn.execute(select(services).order_by(services.c.name)))
+
+    def _service(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
+        query = select(services).where(services.c.name == name)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            known = ", ".join(r.name for r in conn.execute(select(services.c.name).order_by(services.c.name)))
+            raise NotFoundError(f"no service {name!r}; known services: {known or 'none (run `agentmesh world init`)'}")
+        return row
+
+    def _service_view(self, row: Any) -> dict[str, Any]:
+        limits = self.policy.limits_for(row.name)
+        return {
+            "name": row.name,
+            "description": row.description,
+            **_at(row, row.replicas),
+            "min_replicas": limits.min_replicas,
+            "max_replicas": limits.max_replicas,
+            "max_change_per_call": limits.max_change_per_call,
+            "requests_per_s": row.arrival_rate_rps,
+            "capacity_per_replica_rps": row.service_rate_rps,
+            "cost_per_replica_hour": row.cost_per_replica_hour,
+            "deployed_version": row.deployed_version,
+            "version": row.version,
+        }
+
+    def list_services(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            rows = self._services(conn)
+        total = sum(r.replicas * r.cost_per_replica_hour for r in rows)
+        brief = ("name", "replicas", "cpu_pct", "p95_ms", "error_rate", "hourly_cost", "status")
+        return {
+            "services": [{k: self._service_view(r)[k] for k in brief} for r in rows],
+            "total_hourly_cost_usd": round(total, 2),
+            "hourly_cost_ceiling_usd": self.policy.hourly_cost_ceiling_usd,
+        }
+
+    def get_service_metrics(self, service: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = self._service(conn, service)
+        view = self._service_view(row)
+        view.pop("description")
+        return {"service": view.pop("name"), **view}
+
+    def _scaling_problems(self, conn: Connection, row: Any, replicas: int) -> list[str]:
+        """Every policy limit the change would break, each as one sentence with the allowed range."""
+        if replicas < 0:
+            raise ValueError(f"replicas must be 0 or more, got {replicas}")
+        limits = self.policy.limits_for(row.name)
+        problems = []
+        if not limits.min_replicas <= replicas <= limits.max_replicas:
+            problems.append(
+                f"{row.name} must stay between {limits.min_replicas} and {limits.max_replicas} replicas "
+                f"(asked for {replicas})"
+            )
+        if abs(replicas - row.replicas) > limits.max_change_per_call:
+            low = max(limits.min_replicas, row.replicas - limits.max_change_per_call)
+            high = min(limits.max_replicas, row.replicas + limits.max_change_per_call)
+            problems.append(
+                f"{row.name} may change by at most {limits.max_change_per_call} replicas per call "
+                f"(from {row.replicas}, so {low}..{high} now)"
+            )
+        others = sum(r.replicas * r.cost_per_replica_hour for r in self._services(conn) if r.name != row.name)
+        total = others + replicas * row.cost_per_replica_hour
+        ceiling = self.policy.hourly_cost_ceiling_usd
+        if total > ceiling + 1e-9:
+            fit = int((ceiling - others) // row.cost_per_replica_hour)
+            problems.append(
+                f"the hourly cost of all services would be ${total:.2f}, above the ceiling of ${ceiling:.2f} "
+                f"({row.name} fits at most {max(fit, 0)} replicas)"
+            )
+        return problems
+
+    def simulate_scaling(self, service: str, replicas: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = self._service(conn, service)
+            problems = self._scaling_problems(conn, row, replicas)
+            total = sum(r.replicas * r.cost_per_replica_hour for r in self._services(conn))
+        after = _at(row, replicas)
+        return {
+            "service": row.name,
+            "current": _at(row, row.replicas),
+            "simulated": after,
+            "total_hourly_cost_usd_after": round(total + (replicas - row.replicas) * row.cost_per_replica_hour, 2),
+            "allowed_by_policy": not problems,
+            "policy_problems": problems,
+            "changed_anything": False,
+        }
+
+    def scale_service(self, service: str, replicas: int, *, key: str | None = None) -> dict[str, Any]:
+        def apply(conn: Connection) -> dict[str, Any]:
+            row = self._service(conn, service, lock=True)
+            problems = self._scaling_problems(conn, row, replicas)
+            if problems:
+                raise PolicyViolation(f"scale_service refused: {'; '.join(problems)}.")
+            conn.execute(
+                update(services)
+                .where(services.c.name == row.name)
+                .values(replicas=replicas, version=services.c.version + 1, updated=utcnow())
+            )
+            total = sum(r.replicas * r.cost_per_replica_hour for r in self._services(conn))
+            return {
+                "service": row.name,
+                "previous_replicas": row.replicas,
+                "replicas": replicas,
+                "before": _at(row, row.replicas),
+                "after": _at(row, replicas),
+                "total_hourly_cost_usd": round(total, 2),
+                "version": row.version + 1,
+            }
+
+        return atomic(self.engine, domain="services", method="scale_service", key=key, apply=apply)
