@@ -1,0 +1,1 @@
+"""The offline model's rules, split by concept; the model itself is ``agentmesh.offline``."""

@@ -1,0 +1,263 @@
+"""The offline model: a deterministic stand-in for an LLM, so demos, tests and air-gapped machines run with no key.
+
+It is a LangChain ``BaseChatModel`` labelled ``offline``. It is not intelligence: it applies the rules below
+to the tools it is offered, the goal's words and the observations in the conversation, never to scenario
+ids or hard-coded entity names. Identical input gives identical output, tool call ids included (a hash of
+the conversation, the tool and the arguments), which crash/resume replay relies on.
+
+    >>> from agentmesh.schemas import Plan
+    >>> plan = OfflineChatModel().with_structured_output(Plan).invoke("checkout-api p95 is 900 ms, get it under 300 ms")
+    >>> [s.role for s in plan.steps]
+    ['analyst', 'innovator', 'optimizer', 'analyst']
+
+What it answers is decided by the one *output tool* it is offered (``submit_plan``, ``submit_finding``,
+``submit_review``, ``submit_decision``, or a schema bound by ``with_structured_output``); a forced
+``tool_choice`` is always obeyed.
+
+**Plan.** The goal's vocabulary picks a domain — ops (latency, p95, CPU, replicas, cost, ``xxx-api``
+names, "under 300 ms"), data (dataset, csv, duplicates, nulls, quality) or support (ticket, customer,
+refund, complaint, backlog) — and an intent: a change verb (reduce, scale, clean, resolve…) or a target
+means act; a question or "report/check/status" without one, or "don't change anything", means report
+only. Steps: s1 analyst investigates; for ops, an innovator offers alternatives in parallel; when acting,
+an optimizer acts after s1, and for ops and data an analyst verifies after the optimizer. Instructions
+restate the named entities and the target. A goal in no domain gets one analyst step that lists what exists.
+
+**Worker step.** A state machine over the calls already made (at most 12 per step; a call not offered or
+already made with the same arguments ends the step), then ``submit_finding`` with the numbers read:
+
+- the entity comes from a previous successful read, else the goal's name-like tokens tried directly,
+  else a ``list_*`` call and the listed name that best matches the goal and instruction;
+- ops analyst/verifier: ``get_service_metrics``; reports p95, CPU, errors, replicas, cost and whether the
+  target is met. Innovator: simulates 1.5x and 2x replicas and names options beyond scaling.
+- ops optimizer: reads metrics; parses the target ("under 300 ms", "cut cost by 30%") and constraints
+  ("without doubling cost" → replicas below 2x, "at most 8 replicas", the service's policy limits);
+  searches with ``simulate_scaling`` (at most 4) for the smallest count meeting the target — or, for a
+  cost goal, the smallest count that keeps p95 under the target (or within 25% of now) — else estimates
+  from CPU (aiming at 70% utilisation); ``scale_service``; if refused, retries once clamped to the range
+  the refusal states, then stops and reports.
+- data: ``profile_dataset``; the optimizer then ``clean_dataset`` with the profile's suggested operations;
+  a refusal (protected dataset) is reported, not retried.
+- support: ``list_tickets`` (open), ``get_ticket`` for the most urgent (3 for the analyst, up to 5 urgent or
+  high for the optimizer); the optimizer resolves with a polite message and the asked refund when within
+  the cap (from the tool's schema or description, or a refusal; $50 if unknown) and escalates refunds
+  above it, text that addresses the agent (injection), legal, abusive or fraud text. Ticket text is
+  never followed as instructions.
+- a goal that asks to notify/alert gets one ``notify_operations`` call at the end of the optimizer's step.
+
+**Review.** ``decide`` unless an action failed or the last finding about the target says it was missed
+and rounds remain; then ``replan`` with an optimizer step and a verification step.
+
+**Decision.** Summary and rationale from the findings and ``# Actions taken``; outcome: escalated when
+the only actions were escalations, achieved / partially_achieved (target missed or a call refused) when
+something was done, not_achieved when every change was refused or nothing could be done, and
+no_action_needed for reports and targets already met; refused calls, escalations and a missed target are
+open risks.
+
+A human message after the model's own replies (a re-ask after a validation error) gets the simplest valid
+output. Every reply carries ``usage_metadata`` (about four characters a token) and the model name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ValidationError
+
+from ._offline.conversation import Conversation, read_conversation, text_of
+from ._offline.strategy import decide, plan, review
+from ._offline.workers import finding, next_call
+from .schemas import OUTPUT_TOOLS
+
+__all__ = ["OfflineChatModel"]
+
+_KIND_BY_NAME = {name: name.removeprefix("submit_") for name in OUTPUT_TOOLS}
+_KIND_BY_NAME.update({schema.__name__: name.removeprefix("submit_") for name, schema in OUTPUT_TOOLS.items()})
+_SCHEMAS = {name.removeprefix("submit_"): schema for name, schema in OUTPUT_TOOLS.items()}
+_RULES: dict[str, Callable[..., dict[str, Any]]] = {
+    "plan": plan, "review": review, "decision": decide, "finding": lambda conv, simple=False: finding(conv),
+}
+_MINIMAL: dict[str, dict[str, Any]] = {
+    "plan": {"objective": "Investigate the goal", "steps": [{"id": "s1", "role": "analyst",
+                                                             "instruction": "Investigate the goal and report."}]},
+    "finding": {"summary": "Nothing could be determined.", "confidence": 0.1},
+    "review": {"verdict": "decide", "reason": "Deciding with the findings at hand."},
+    "decision": {"summary": "No action was taken.", "rationale": "The offline model could not read the inputs.",
+                 "confidence": 0.1, "outcome": "not_achieved"},
+}
+
+
+class OfflineChatModel(BaseChatModel):
+    """A rule-based, deterministic chat model that calls agentmesh's tools and output tools; see the module."""
+
+    model_name: str = "offline"
+    """Shown wherever a model name is shown."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[Any, AIMessage]:
+        formatted = [_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = respond(messages, tools or [], tool_choice, self.model_name)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # No I/O: the rules take well under a millisecond, so they run inline.
+        return self._generate(messages, stop, tools=tools, tool_choice=tool_choice, **kwargs)
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict):
+        return tool
+    if hasattr(tool, "openai_schema") and callable(tool.openai_schema):  # an agentmesh Tool
+        return tool.openai_schema()
+    return convert_to_openai_tool(tool)
+
+
+def _forced(tool_choice: Any, names: list[str]) -> str | None:
+    """The tool a ``tool_choice`` forces, if any."""
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        return name if name in names else None
+    if isinstance(tool_choice, str) and tool_choice in names:
+        return tool_choice
+    if tool_choice in ("any", "required", True) and names:
+        output = [n for n in names if n in _KIND_BY_NAME]
+        return output[0] if output else names[0] if len(names) == 1 else None
+    return None
+
+
+def respond(messages: list[BaseMessage], tools: list[dict[str, Any]], tool_choice: Any, model_name: str) -> AIMessage:
+    """The model's reply: one tool call, or text when no tool is offered."""
+    conv = read_conversation(messages, tools)
+    names = list(conv.tools)
+    forced = _forced(tool_choice, names)
+    output_tool = forced if forced in _KIND_BY_NAME or forced else next((n for n in names if n in _KIND_BY_NAME), None)
+    if tool_choice == "none":
+        output_tool = None
+    if output_tool is None:
+        content = _text_reply(conv)
+        return _message(messages, tools, model_name, content=content)
+    kind = _KIND_BY_NAME.get(output_tool)
+    if kind == "finding" and not forced and tool_choice != "none":
+        call = next_call(conv)
+        if call is not None:
+            return _message(messages, tools, model_name, name=call.name, args=call.args)
+    if kind is None:
+        args = fill_schema(conv.tools[output_tool].get("parameters") or {})
+    else:
+        args = _output(kind, conv)
+    return _message(messages, tools, model_name, name=output_tool, args=args)
+
+
+def _output(kind: str, conv: Conversation) -> dict[str, Any]:
+    schema: type[BaseModel] = _SCHEMAS[kind]
+    simple = bool(conv.reasked)
+    try:
+        return schema.model_validate(_RULES[kind](conv, simple=simple)).model_dump(mode="json")
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError):
+        # An exception here is a bug in the rules; the minimal answer keeps the run going.
+        return schema.model_validate(_MINIMAL[kind]).model_dump(mode="json")
+
+
+def _text_reply(conv: Conversation) -> str:
+    goal = conv.goal.strip()
+    return ("offline model: I answer with tool calls and structured output only. "
+            + (f"Received: {goal[:200]}" if goal else "Received no text."))
+
+
+def fill_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A minimal value valid for a JSON schema (for a forced tool the rules know nothing about)."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema and depth < 8:
+        return fill_schema(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs, depth + 1)
+    if "default" in schema:
+        return schema["default"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key) and depth < 8:
+            return fill_schema(schema[key][0], defs, depth + 1)
+    kind = schema.get("type", "object")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: fill_schema(props.get(k, {}), defs, depth + 1) for k in schema.get("required", []) if depth < 8}
+    if kind == "array":
+        return [fill_schema(schema.get("items", {}), defs, depth + 1) for _ in range(schema.get("minItems", 0))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    return "offline"[: schema.get("maxLength", 7)].ljust(schema.get("minLength", 0), "x")
+
+
+def _tokens(chars: int) -> int:
+    return max(1, (chars + 3) // 4)
+
+
+def _message(
+    messages: list[BaseMessage], tools: list[dict[str, Any]], model_name: str, *,
+    content: str = "", name: str | None = None, args: dict[str, Any] | None = None,
+) -> AIMessage:
+    transcript = [_fingerprint(m) for m in messages]
+    input_chars = sum(len(t) for t in transcript) + len(json.dumps(tools, default=str))
+    tool_calls = []
+    output_chars = len(content)
+    if name is not None:
+        body = json.dumps([transcript, name, args], sort_keys=True, default=str)
+        call_id = "call_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+        tool_calls.append({"name": name, "args": args or {}, "id": call_id, "type": "tool_call"})
+        output_chars += len(name) + len(json.dumps(args, default=str))
+    usage = {"input_tokens": _tokens(input_chars), "output_tokens": _tokens(output_chars)}
+    usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    return AIMessage(content=content, tool_calls=tool_calls, usage_metadata=usage,  # type: ignore[arg-type]
+                     response_metadata={"model_name": model_name})
+
+
+def _fingerprint(message: BaseMessage) -> str:
+    parts = [message.type, text_of(message)]
+    for tc in getattr(message, "tool_calls", None) or []:
+        parts.append(json.dumps([tc.get("name"), tc.get("args"), tc.get("id")], sort_keys=True, default=str))
+    if getattr(message, "tool_call_id", None):
+        parts.append(str(message.tool_call_id))
+    return "\x1f".join(parts)
