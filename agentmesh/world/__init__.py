@@ -26,8 +26,8 @@ from ._atomic import DOMAINS
 from ._clean import OPERATIONS, CleanOperation
 from ._sample import load_sample, sample_dir
 from .datasets import DatasetsMixin
-from .services import ServicesMixin
 from .sentiment import score
+from .services import ServicesMixin
 from .tickets import TicketsMixin
 
 if TYPE_CHECKING:
