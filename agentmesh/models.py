@@ -291,21 +291,27 @@ def _connect_reason(err: BaseException) -> str:
         return "connection refused"
     if any(isinstance(c, socket.gaierror) for c in causes):
         return "host not found"
-    text = " ".join(str(c).lower() for c in causes)
-    for needle in ("connection refused", "name or service not known", "no route to host", "certificate"):
-        if needle in text:
-            return needle
-    return "connection failed"
+    return (
+        "certificate rejected" if "certificate" in " ".join(map(str, causes)).lower() else "connection failed"
+    )
+
+
+def _timeout_s(request: Any) -> str:
+    read = (getattr(request, "extensions", None) or {}).get("timeout", {}).get("read")
+    return f" within {read:g}s" if isinstance(read, int | float) else ""
 
 
 def model_error(exc: BaseException) -> ModelError | None:
-    """A :class:`ModelError` with a one-line, secret-free, actionable message; None if ``exc`` is not an endpoint failure."""
+    """A :class:`ModelError` with a one-line, secret-free, actionable message; None if ``exc`` is no endpoint failure.
+
+    Raise it ``from`` the original: ``raise model_error(exc) from exc``.
+    """
     import openai
 
     for err in _chain(exc):
         if isinstance(err, ModelError):
             return err
-        if isinstance(err, openai.APIError):
+        if isinstance(err, openai.APIError | httpx.TransportError):
             return ModelError(_one_line(_describe(err)))
     return None
 
@@ -314,31 +320,27 @@ def _describe(err: Any) -> str:
     import openai
 
     where = _endpoint(err.request)
-    if isinstance(err, openai.APITimeoutError):
+    if isinstance(err, openai.APITimeoutError | httpx.TimeoutException):
         return (
-            f"the model endpoint at {where} did not answer in time, after every retry — "
+            f"the model endpoint at {where} did not answer{_timeout_s(err.request)}, after every retry — "
             "check the endpoint or raise AGENTMESH_MODEL_TIMEOUT_S"
         )
-    if isinstance(err, openai.APIConnectionError):
-        if any(isinstance(c, httpx.ConnectError) for c in _chain(err)):
-            return (
-                f"cannot reach the model endpoint at {where}: {_connect_reason(err)} — check OPENAI_BASE_URL"
-            )
-        return f"the connection to the model endpoint at {where} kept failing, after every retry — check the endpoint"
+    if any(isinstance(c, httpx.ConnectError) for c in _chain(err)):
+        return f"cannot reach the model endpoint at {where}: {_connect_reason(err)} — check OPENAI_BASE_URL"
     if not isinstance(err, openai.APIStatusError):
-        return f"the model endpoint at {where} failed: {err.message}"
+        return f"the connection to the model endpoint at {where} kept failing, after every retry — check the endpoint"
     status, name = err.status_code, _requested_model(err.request)
     if status == 401:
         return "the model endpoint rejected the API key (401) — check OPENAI_API_KEY"
     if status == 403:
         return f"the model endpoint refused access (403) to model {name!r} — check the key's permissions"
+    if status == 404 and name and "model" in str(err.message).lower():
+        return f"the endpoint at {where} has no model {name!r} (404) — check AGENTMESH_MODEL or --model"
     if status == 404:
-        if name and "model" in str(err.message).lower():
-            return f"the endpoint at {where} has no model {name!r} (404) — check AGENTMESH_MODEL or --model"
         return f"the endpoint at {where} answered 404 — check OPENAI_BASE_URL (it usually ends in /v1)"
+    if status == 429 and err.code == "insufficient_quota":
+        return "the model endpoint says the account's quota is used up (429) — check billing"
     if status == 429:
-        if getattr(err, "code", None) == "insufficient_quota":
-            return "the model endpoint says the account's quota is used up (429) — check billing"
         return (
             f"the model endpoint at {where} is still rate limiting (429) after every retry — "
             "lower concurrency or raise AGENTMESH_MODEL_RETRIES"

@@ -83,7 +83,7 @@ async def test_persistent_timeout_gives_a_clear_model_error(server, settings_for
     assert is_transport_failure(caught.value)
     err = model_error(caught.value)
     assert isinstance(err, ModelError)
-    assert "did not answer in time" in str(err) and server.base_url in str(err)
+    assert "did not answer within 0.1s, after every retry" in str(err) and server.base_url in str(err)
     assert "\n" not in str(err)
 
 
