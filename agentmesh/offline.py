@@ -192,7 +192,8 @@ def respond(messages: list[BaseMessage], tools: list[dict[str, Any]], tool_choic
 
 def _output(kind: str, conv: Conversation) -> dict[str, Any]:
     schema: type[BaseModel] = _SCHEMAS[kind]
-    simple = bool(conv.reasked)
+    # A re-ask, or our own answer coming back invalid, gets the simplest answer the rules can give.
+    simple = bool(conv.reasked) or any(o.name in _KIND_BY_NAME and o.status == "invalid" for o in conv.observations)
     try:
         return schema.model_validate(_RULES[kind](conv, simple=simple)).model_dump(mode="json")
     except (ValidationError, ValueError, TypeError, KeyError, AttributeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .conversation import Call, Conversation, best_match, find_number, names_in
@@ -73,19 +74,53 @@ def data_next(conv: Conversation, goal: GoalReading, role: str, verify: bool) ->
     return conv.call("clean_dataset", dataset=dataset, operations=operations) if operations else None
 
 
+def _nulls(profile: Any) -> float | None:
+    found = find_number(profile, "null_cells", "missing_cells", "nulls")
+    columns = profile.get("columns") if isinstance(profile, dict) else None
+    if found is None and isinstance(columns, list):
+        counts = [find_number(c, "null_count") for c in columns if isinstance(c, dict)]
+        found = sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None
+    return found
+
+
+def _remaining(goal: GoalReading, profile: Any) -> list[str]:
+    """What still stands between the dataset and the goal, judged from a fresh profile."""
+    wanted = goal.text.lower()
+    left = []
+    if "duplicate" in wanted or "dedup" in wanted:
+        dupes = max(find_number(profile, "duplicate_rows") or 0, find_number(profile, "duplicate_keys") or 0)
+        if dupes:
+            left.append(f"{dupes:g} duplicate rows")
+    if re.search(r"\b(null|nulls|missing|blank|empty)\b", wanted) and (_nulls(profile) or 0) > 0:
+        left.append(f"{_nulls(profile):g} missing cells")
+    if not left and not re.search(r"duplicate|dedup|null|missing|blank|empty", wanted):
+        score = find_number(profile, "quality_score")
+        if score is not None and score < 95 and suggested(profile):
+            left.append(f"quality score {score:g} with {len(suggested(profile))} suggested operations")
+    return left
+
+
+def _op_names(ops: Any) -> str:
+    names = [f"{o.get('op')}({o.get('column') or ', '.join(o.get('columns') or []) or 'all'})"
+             if isinstance(o, dict) and o.get("op") else str(o) for o in (ops if isinstance(ops, list) else [])]
+    return ", ".join(names[:8]) or "none"
+
+
 def _describe(profile: Any) -> str:
     parts = []
     for label, value in (
         ("rows", find_number(profile, "rows", "row_count", contains="rows", exclude=("duplicate", "null", "bad"))),
         ("duplicate rows", find_number(profile, "duplicate_rows", "duplicates", contains="duplicate")),
-        ("missing cells", find_number(profile, "null_cells", "missing_cells", "nulls", contains="null")),
-        ("quality score", find_number(profile, "quality_score", contains="quality")),
+        ("missing cells", _nulls(profile)),
+        ("quality score", find_number(profile, "quality_score", "quality_after", contains="quality")),
+        ("issues", float(len(profile["issues"])) if isinstance(profile, dict) and isinstance(profile.get("issues"), list)
+         else None),
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")
     ops = suggested(profile)
     if ops:
-        parts.append(f"suggested operations: {', '.join(map(str, ops[:6]))}")
+        parts.append(f"suggested operations: {_op_names(ops)}")
     return "; ".join(parts) or "profile read"
 
 
@@ -101,9 +136,8 @@ def data_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool)
         return f"Could not profile {dataset}; nothing was changed.", ["Check that the dataset exists."], 0.3
     state = _describe(profile)
     if verify:
-        remaining = suggested(profile)
-        verdict = f"Target missed: issues remain ({', '.join(map(str, remaining[:4]))})." if remaining \
-            else "Target met: no cleaning suggested."
+        remaining = _remaining(goal, profile)
+        verdict = f"Target missed: {', '.join(remaining)} remain." if remaining else "Target met."
         return f"Verification of {dataset}: {state}. {verdict}", [], 0.75
     cleaned = conv.calls("clean_dataset")
     if role == "optimizer" and cleaned:
@@ -111,13 +145,13 @@ def data_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool)
         if last.ok:
             version = find_number(last.result, "version", "number", contains="version")
             report = _describe(last.result) if isinstance(last.result, dict) else ""
-            return (f"Cleaned {dataset} with {', '.join(map(str, last.args.get('operations') or []))}"
+            return (f"Cleaned {dataset} with {_op_names(last.args.get('operations'))}"
                     + (f" into version {version:g}" if version is not None else "")
                     + f"; before: {state}" + (f"; after: {report}" if report else "") + ".",
                     ["Verify the new version's profile."], 0.75)
         return (f"Did not clean {dataset}: {last.status}: {last.error or 'no reason given'}. Before: {state}.",
                 ["Ask an owner to clean it or to lift the protection."], 0.5)
-    recs = [f"Clean {dataset}: {', '.join(map(str, suggested(profile)[:6]))}."] if suggested(profile) else []
+    recs = [f"Clean {dataset}: {_op_names(suggested(profile))}."] if suggested(profile) else []
     if role == "innovator":
         recs.append("Add a validation check at ingestion so these problems do not recur.")
     return f"{dataset}: {state}.", recs, 0.75

@@ -52,6 +52,8 @@ _ENTITY = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)+\b")
 class GoalReading:
     """What the rules take from a goal's words."""
 
+    text: str
+    """The goal, verbatim."""
     domain: str
     """``ops``, ``data``, ``support`` or ``unknown``."""
     act: bool
@@ -115,7 +117,7 @@ def read_goal(goal: str) -> GoalReading:
     best = max(scores.values())
     # Ties go to the first domain in this order; a goal with none of the words is unknown.
     domain = next((d for d in ("ops", "data", "support") if scores[d] == best), "unknown") if best else "unknown"
-    reading = GoalReading(domain=domain, act=False)
+    reading = GoalReading(text=goal, domain=domain, act=False)
     match = _LATENCY.search(lowered)
     if match:
         value, unit = float(match.group(1)), match.group(2)

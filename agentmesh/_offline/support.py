@@ -18,10 +18,11 @@ DEFAULT_REFUND_CAP_USD = 50.0
 _RANK = {"urgent": 0, "critical": 0, "p1": 0, "high": 1, "p2": 1, "normal": 2, "medium": 2, "p3": 2, "low": 3}
 _INJECTION = re.compile(
     r"ignore (?:all |any |the )?(?:previous|prior|above|earlier|your|other)|disregard|system prompt|you are now|"
-    r"new instructions|developer mode|jailbreak|override|\bsudo\b|admin(?:istrator)? (?:mode|access|override)|"
+    r"new instructions?|developer mode|jailbreak|override|\bsudo\b|admin(?:istrator)? (?:mode|access|override)|"
     r"<\s*/?\s*(?:system|data|script|tool)|tool call|function call|as an ai|assistant:|\bsystem:|"
-    r"(?:resolve|escalate|scale|clean|refund)_\w+|refund (?:all|every|everyone)|approve (?:all|every|this)|"
-    r"instructions? (?:to|for) (?:the )?(?:agent|ai|assistant|model|bot)",
+    r"(?:resolve|escalate|scale|clean|refund)_\w+|refund (?:all\b|everyone|every (?:customer|ticket))|"
+    r"approve (?:all|every|this)|(?:close|resolve|mark) (?:all|every) tickets?|"
+    r"(?:note|message|instructions?|request) (?:to|for) (?:the )?(?:ai|agent|assistant|model|bot)",
     re.IGNORECASE,
 )
 _LEGAL = re.compile(r"\b(lawyer|attorney|lawsuit|legal action|sue|suing|court|solicitor|regulator|ombudsman)\b", re.I)
@@ -92,7 +93,12 @@ def refund_cap(conv: Conversation) -> float:
 
 def assess(ticket: Any, cap: float) -> tuple[str, float, str]:
     """``("resolve", refund, message)`` or ``("escalate", 0, reason)`` for one ticket."""
-    text = _texts(ticket)
+    # Only what the customer wrote is screened: a customer named "Sue" is not a legal threat.
+    written = ticket.get("customer_message") or {k: ticket.get(k) for k in ("subject", "body", "message", "text")} \
+        if isinstance(ticket, dict) else ticket
+    text = _texts(written) or _texts(ticket)
+    own_cap = find_number(ticket, "refundable_usd", "refund_cap_usd")
+    cap = min(cap, own_cap) if own_cap is not None else cap
     for pattern, reason in ((_INJECTION, "the ticket text contains instructions aimed at the agent; not acted on"),
                             (_SECURITY, "possible fraud or security issue"),
                             (_LEGAL, "legal language; needs a person"),
@@ -100,7 +106,7 @@ def assess(ticket: Any, cap: float) -> tuple[str, float, str]:
         if pattern.search(text):
             return "escalate", 0.0, reason
     asked = find_number(ticket, "requested_refund_usd", "refund_requested_usd", contains="refund",
-                        exclude=("total", "refunded")) or 0.0
+                        exclude=("total", "refunded", "cap", "refundable")) or 0.0
     if not asked and _REFUND.search(text):
         amounts = [float((a or b).replace(",", "")) for a, b in _AMOUNT.findall(text)]
         asked = max(amounts) if amounts else 0.0
@@ -161,6 +167,7 @@ def support_finding(conv: Conversation, goal: Any, role: str, verify: bool) -> t
     if listing is None:
         return "Could not list the tickets; nothing was changed.", ["Check the ticket system."], 0.3
     items = items_in(listing.result)
+    total = find_number(listing.result, "total", "count")
     counts: dict[str, int] = {}
     for item in items:
         if isinstance(item, dict):
@@ -170,7 +177,7 @@ def support_finding(conv: Conversation, goal: Any, role: str, verify: bool) -> t
     resolved = [o for o in conv.calls("resolve_ticket") if o.ok]
     escalated = [o for o in conv.calls("escalate_ticket") if o.ok]
     refunds = sum(float(o.args.get("refund_usd") or 0) for o in resolved)
-    summary = f"{len(items)} open tickets" + (f" ({by_priority})" if by_priority else "") + "."
+    summary = f"{total or len(items):g} tickets" + (f" ({by_priority} of those listed)" if by_priority else "") + "."
     if role == "optimizer":
         summary += (f" Resolved {len(resolved)} (refunds ${refunds:g} in total), escalated {len(escalated)}: "
                     + ", ".join(f"{o.args.get('ticket_id')} ({o.args.get('reason')})" for o in escalated[:5]) + ".")

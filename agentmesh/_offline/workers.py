@@ -94,7 +94,7 @@ def finding(conv: Conversation) -> dict[str, Any]:
     else:
         summary, recs, confidence = _RULES[domain][1](conv, goal, role, verify)
     observations = []
-    for obs in conv.observations[:20]:
+    for obs in [o for o in conv.observations if not o.name.startswith("submit_")][:20]:
         args = ", ".join(f"{k}={_compact(v, 60)}" for k, v in obs.args.items())
         body = _compact(obs.result) if obs.ok else f"{obs.status}: {obs.error[:200]}"
         observations.append(f"{obs.name}({args}) -> {body}")
