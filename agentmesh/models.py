@@ -40,7 +40,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from .exceptions import ModelError
+from .exceptions import ConfigError, ModelError
 from .settings import Settings
 
 __all__ = [
@@ -209,6 +209,10 @@ def make_chat_model(
         from .offline import OfflineChatModel
 
         return OfflineChatModel()
+    if not settings.openai_api_key:
+        raise ConfigError(
+            f"model {name!r} needs an API key: set OPENAI_API_KEY (any value for a local server)"
+        )
     from langchain_openai import ChatOpenAI
 
     retry = retry or TransportRetry(retries=settings.model_retries)

@@ -67,7 +67,7 @@ async def test_backoff_grows_and_is_capped(server, settings_for, retry, waits):
 async def test_timeout_then_success(server, settings_for, retry, waits):
     reasons: list[str] = []
     server.script += [slow(5, "too late"), text("in time")]
-    settings = settings_for(server, model_timeout_s=0.2)
+    settings = settings_for(server, model_timeout_s=1.0)
     chat = make_chat_model(settings, retry=retry(2, on_retry=lambda wait, reason: reasons.append(reason)))
     assert (await chat.ainvoke("hi")).content == "in time"
     assert len(server.requests) == 2
@@ -167,7 +167,7 @@ async def test_wrong_key_and_unknown_model(settings_for, retry):
 async def test_secrets_never_appear_in_model_errors(server, settings_for, retry, api_key):
     leaky = {"error": {"message": f"key {api_key} is bad\nsecond line", "type": "invalid_request_error"}}
     server.script += [error(400, body=leaky), error(401), error(500), error(429), slow(5)]
-    settings = settings_for(server, model_timeout_s=0.1)
+    settings = settings_for(server, model_timeout_s=1.0)  # long enough for a loaded machine's quick replies
     chat = make_chat_model(settings, retry=retry(0))
     messages = []
     for _ in range(5):
