@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agentmesh.exceptions import NotFoundError, PolicyViolation
+from agentmesh.world import World
+from agentmesh.world.queueing import SATURATED_P95_MS, load
+
+
+def test_sample_has_varied_services(call) -> None:
+    result = call("list_services")
+    by_name = {s["name"]: s for s in result["services"]}
+    assert len(by_name) >= 6
+    assert {s["status"] for s in result["services"]} >= {"healthy", "overloaded", "over-provisioned", "erroring"}
+    checkout = call("get_service_metrics", service="checkout-api")
+    assert 850 <= checkout["p95_ms"] <= 1000
+    assert checkout["max_replicas"] == 12
+    assert result["total_hourly_cost_usd"] < result["hourly_cost_ceiling_usd"]
+
+
+def test_scaling_changes_the_metrics_read_next(call) -> None:
+    before = call("get_service_metrics", service="checkout-api")
+    result = call("scale_service", service="checkout-api", replicas=6)
+    after = call("get_service_metrics", service="checkout-api")
+    assert result["previous_replicas"] == 4 and after["replicas"] == 6
+    assert after["p95_ms"] < 300 < before["p95_ms"]
+    assert after["cpu_pct"] < before["cpu_pct"]
+    assert after["hourly_cost"] < 2 * before["hourly_cost"]
+    assert after["version"] == before["version"] + 1
+
+
+def test_simulate_changes_nothing(call, world: World) -> None:
+    before = world.snapshot()["services"]
+    sim = call("simulate_scaling", service="checkout-api", replicas=5, agent="innovator")
+    assert sim["simulated"]["p95_ms"] < 300 and sim["allowed_by_policy"]
+    too_many = call("simulate_scaling", service="checkout-api", replicas=40)
+    assert not too_many["allowed_by_policy"] and "between 2 and 12" in too_many["policy_problems"][0]
+    assert world.snapshot()["services"] == before
+
+
+@pytest.mark.parametrize(
+    ("replicas", "message"),
+    [(13, "between 2 and 12"), (1, "between 2 and 12"), (11, "at most 6 replicas per call")],
+)
+def test_limits_refuse(call, world: World, replicas: int, message: str) -> None:
+    with pytest.raises(PolicyViolation, match=message):
+        call("scale_service", service="checkout-api", replicas=replicas)
+    assert call("get_service_metrics", service="checkout-api")["replicas"] == 4
+
+
+def test_hourly_cost_ceiling(call) -> None:
+    # 4 -> 10 replicas is within range and change per call, but adds $15.00/h to $47.30/h: over $60.00.
+    with pytest.raises(PolicyViolation, match=r"above the ceiling of \$60.00 \(checkout-api fits at most 9 replicas\)"):
+        call("scale_service", service="checkout-api", replicas=10)
+    assert call("scale_service", service="checkout-api", replicas=9)["total_hourly_cost_usd"] == 59.8
+
+
+def test_idempotent_replay_changes_nothing_twice(call, world: World) -> None:
+    first = call("scale_service", service="checkout-api", replicas=6, call_id="same")
+    again = call("scale_service", service="checkout-api", replicas=6, call_id="same")
+    assert again["replayed"] is True and "replayed" not in first
+    assert {k: v for k, v in again.items() if k != "replayed"} == first
+    assert call("get_service_metrics", service="checkout-api")["version"] == 2
+
+
+def test_unknown_service_and_bad_arguments(call, registry) -> None:
+    with pytest.raises(NotFoundError, match="known services: auth-api"):
+        call("get_service_metrics", service="nope")
+    with pytest.raises(ValidationError):
+        registry.get("scale_service").args_model.model_validate({"service": "checkout-api", "replicas": -1})
+    with pytest.raises(ValidationError):
+        registry.get("scale_service").args_model.model_validate({"service": "checkout-api", "replicas": 2, "x": 1})
+
+
+def test_queueing_model_is_monotone_and_saturates() -> None:
+    args = dict(arrival_rps=76.4, service_rps=20.0, base_latency_ms=140.0, base_error_rate=0.002)
+    p95 = [load(replicas=c, **args).p95_ms for c in range(3, 12)]
+    assert p95[0] == SATURATED_P95_MS
+    assert p95 == sorted(p95, reverse=True)
+    assert load(replicas=4, **args).error_rate > load(replicas=6, **args).error_rate
