@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentmesh.cli.world import policy_app, world_app
+from agentmesh.exceptions import ConfigError
+from agentmesh.policy import Policy
+
+runner = CliRunner()
+
+
+def test_default_policy(registry) -> None:
+    policy = Policy.default()
+    assert policy.refund_cap_usd == 200 and policy.daily_refund_budget_usd == 1000
+    assert policy.limits_for("checkout-api").max_replicas == 12
+    assert policy.limits_for("auth-api") == policy.default_service
+    assert policy.allowed_roles(registry.get("scale_service")) == ("optimizer",)
+    assert policy.allowed_roles(registry.get("simulate_scaling")) == ("innovator", "optimizer")
+    assert "strategist" not in policy.allowed_roles(registry.get("get_ticket"))
+    assert not any(policy.needs_approval(t) for t in registry)
+
+
+def test_tools_absent_from_roles_fall_back(registry) -> None:
+    policy = Policy(roles={"analyst": ["get_ticket"]}, approval_required=["scale_service"])
+    assert policy.allowed_roles(registry.get("get_ticket")) == ("analyst",)
+    assert policy.allowed_roles(registry.get("scale_service")) == ("optimizer",)
+    assert policy.needs_approval(registry.get("scale_service"))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("refund_cap_usd = ", "not valid TOML"), ("refund_cap_usd = -1", "refund_cap_usd"),
+     ("[services.x]\nmin_replicas = 5\nmax_replicas = 2", "services.x"), ("typo = 1", "typo")],
+)
+def test_bad_policy_files(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=reason) as info:
+        Policy.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_world_cli(home: Path) -> None:
+    result = runner.invoke(world_app, ["init"])
+    assert result.exit_code == 0, result.output
+    assert (home / "policy.toml").is_file()
+    again = runner.invoke(world_app, ["init"])
+    assert again.exit_code == 2 and "already exists" in again.output and "Traceback" not in again.output
+
+    shown = runner.invoke(world_app, ["show", "--json"])
+    snap = json.loads(shown.stdout)
+    checkout = next(s for s in snap["services"] if s["name"] == "checkout-api")
+    assert {"replicas", "min_replicas", "max_replicas", "p95_ms", "hourly_cost"} <= set(checkout)
+    assert len(snap["tickets"]) == 40 and {"id", "status", "refund_total_usd"} <= set(snap["tickets"][0])
+    assert len(snap["datasets"]) == 4
+
+    from agentmesh.settings import get_settings
+    from agentmesh.world import World
+
+    World.from_settings(get_settings()).scale_service("checkout-api", 6)
+    assert runner.invoke(world_app, ["reset"]).exit_code == 0
+    snap = json.loads(runner.invoke(world_app, ["show", "--json"]).stdout)
+    assert next(s for s in snap["services"] if s["name"] == "checkout-api")["replicas"] == 4
+    assert runner.invoke(world_app, ["show"]).exit_code == 0
+    assert runner.invoke(world_app, ["init", "--force", "--sample", "nope"]).exit_code == 2
+
+
+def test_show_on_empty_world(home: Path) -> None:
+    result = runner.invoke(world_app, ["show", "--json"])
+    assert result.exit_code == 2 and "world init" in result.output
+
+
+def test_policy_cli(home: Path) -> None:
+    data = json.loads(runner.invoke(policy_app, ["show", "--json"]).stdout)
+    assert data["refund_cap_usd"] == 200 and data["services"]["checkout-api"]["max_replicas"] == 12
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "policy.toml").write_text("refund_cap_usd = 50\n")
+    data = json.loads(runner.invoke(policy_app, ["show", "--json"]).stdout)
+    assert data["refund_cap_usd"] == 50 and data["source"].endswith("policy.toml")
+    (home / "policy.toml").write_text("refund_cap_usd = 'lots'\n")
+    bad = runner.invoke(policy_app, ["show"])
+    assert bad.exit_code == 2 and "refund_cap_usd" in bad.output
