@@ -147,6 +147,8 @@ def decide(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
         summary = "No action was taken: the goal names no service, dataset or ticket that the tools know about."
     else:
         summary = "No action was taken" + ("; the goal asked for a report." if not goal.act else ".")
+    if findings:
+        summary += f" Latest finding: {findings[-1][2][:400]}"
     summary += f" Outcome: {outcome.replace('_', ' ')}."
     cited = [f"[{sid} {agent}] {text}" for sid, agent, text in findings[-6:]]
     rationale = "Findings: " + (" ".join(cited) if cited else "none were reported.")
