@@ -1,16 +1,31 @@
-"""Prefect set-up: analytics off, a Prefect home under AGENTMESH_HOME, and the API in use.
+"""Prefect set-up: analytics off, a Prefect home under AGENTMESH_HOME, and the API runs are recorded in.
 
-Called before the first ``import prefect`` of a process (Prefect reads its settings at import).
-If ``PREFECT_API_URL`` is set, that server is used; otherwise Prefect's embedded mode.
+- ``PREFECT_API_URL`` set: that server is used.
+- otherwise, ``AGENTMESH_PREFECT=local`` (the default): a Prefect server on 127.0.0.1 that agentmesh starts
+  once in the background (``agentmesh._prefect_server``) and every later process reuses — reached in
+  milliseconds instead of the 5–12 s an embedded server takes to start in each process, and able to run
+  schedules. Its state (port, pid, log) lives in ``$PREFECT_HOME/agentmesh-server.json``.
+- ``AGENTMESH_PREFECT=embedded``: Prefect's own ephemeral mode.
+
+``configure_prefect`` runs before the first ``import prefect`` of a process (Prefect reads settings at import).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+from .exceptions import ConfigError
 from .settings import Settings
 
 _configured = False
+_STATE = "agentmesh-server.json"
 
 
 def configure_prefect(settings: Settings) -> None:
@@ -22,12 +37,116 @@ def configure_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_HOME", str(settings.resolved_home / "prefect"))
     # Task and flow results stay in memory: agentmesh persists what matters in its own database.
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
-    # Prefect logs go to stderr at WARNING so `--json` stdout stays one document; the run logger still records.
+    # Prefect's console logs go to stderr at WARNING so `--json` stdout stays one document; the run
+    # logger still sends everything to the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
+    if not os.environ.get("PREFECT_API_URL") and settings.prefect == "local":
+        os.environ["PREFECT_API_URL"] = ensure_local_server(Path(os.environ["PREFECT_HOME"]))
+        os.environ["AGENTMESH_LOCAL_PREFECT"] = "1"
     _configured = True
 
 
 def api_url() -> str | None:
     """The Prefect API runs are recorded in; None for the embedded (ephemeral) server."""
     return os.environ.get("PREFECT_API_URL") or None
+
+
+def _healthy(url: str, timeout: float = 0.5) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_server_state(prefect_home: Path) -> dict | None:
+    path = prefect_home / _STATE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_local_server(prefect_home: Path, *, wait_s: float = 90.0) -> str:
+    """The URL of this home's local Prefect server, starting it if it is not running."""
+    import fcntl
+
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    state = local_server_state(prefect_home)
+    if state and _healthy(state["url"]):
+        return state["url"]
+    # One process starts the server; the others wait on the lock and then find it running.
+    with open(prefect_home / "agentmesh-server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = local_server_state(prefect_home)
+        if state and _healthy(state["url"]):
+            return state["url"]
+        if state and _alive(state.get("pid")):  # started by someone else, still booting
+            if _wait(state["url"], state["pid"], wait_s):
+                return state["url"]
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}/api"
+        log = open(prefect_home / "agentmesh-server.log", "ab")
+        env = dict(os.environ, PREFECT_HOME=str(prefect_home))
+        env.pop("PREFECT_API_URL", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentmesh._prefect_server", "--port", str(port)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        (prefect_home / _STATE).write_text(json.dumps({"url": url, "pid": process.pid, "port": port}))
+        if not _wait(url, process.pid, wait_s):
+            raise ConfigError(
+                f"the local Prefect server did not start (see {prefect_home / 'agentmesh-server.log'}); "
+                "set PREFECT_API_URL to a running server, or AGENTMESH_PREFECT=embedded"
+            )
+        return url
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A zombie (our own exited child) is not alive.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+def _wait(url: str, pid: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if _healthy(url):
+            return True
+        if not _alive(pid):
+            return False
+        time.sleep(0.1)
+    return False
+
+
+def stop_local_server(prefect_home: Path) -> bool:
+    """Stop this home's local Prefect server; True if one was running."""
+    import signal
+
+    state = local_server_state(prefect_home)
+    if not state or not _alive(state.get("pid")):
+        return False
+    os.kill(state["pid"], signal.SIGTERM)
+    for _ in range(50):
+        if not _alive(state["pid"]):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(state["pid"], signal.SIGKILL)
+    (prefect_home / _STATE).unlink(missing_ok=True)
+    return True

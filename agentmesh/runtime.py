@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import StateGraph
@@ -103,12 +105,12 @@ def _durable_node(name: str, spec: Any, retries: int | None) -> Any:
     async_task = task(run_async, **options)
     sync_task = task(run_sync, **options)
 
-    async def afunc(state: Any, config: Any) -> Any:
+    async def afunc(state: Any, config: RunnableConfig) -> Any:
         # quote(): Prefect must not walk the state and config looking for futures (the config holds the
         # checkpointer and callbacks); the task gets them as they are.
         return _unwrap(await async_task(quote(state), quote(config)))
 
-    def func(state: Any, config: Any) -> Any:
+    def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
         with SyncClientContext.get_or_create():  # ~4 ms a task instead of ~26 ms (a new client per task)
@@ -250,8 +252,11 @@ _invocation: ContextVar[dict[str, Any] | None] = ContextVar("agentmesh_invocatio
 
 async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings | None = None,
                     approvals: str | None = None, on_event: EventSink | None = None,
-                    deployment: str | None = None) -> dict[str, Any]:
-    """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.runs)."""
+                    deployment: str | None = None, chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+    """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.runs).
+
+    ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
+    """
     goal = (goal or "").strip()
     if not goal:
         raise UserError("the goal is empty: say what you want done, e.g. \"keep checkout-api p95 under 300 ms\"")
@@ -263,11 +268,11 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
 
     spec = get_graph(graph_name, settings.graphs_paths)
     return await _execute(settings, spec, goal=goal, run_id=None, approvals=approvals, on_event=on_event,
-                          deployment=deployment)
+                          deployment=deployment, chat_model=chat_model)
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
-                      on_event: EventSink | None = None) -> dict[str, Any]:
+                      on_event: EventSink | None = None, chat_model: BaseChatModel | None = None) -> dict[str, Any]:
     """Continue a run from its last checkpoint: after a crash, a pause for approval, or a failure."""
     settings = settings or get_settings()
     record = store.get_run(store.get_engine(settings.resolved_database_url), run_id)
@@ -277,7 +282,7 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
 
     spec = get_graph(record["graph"], settings.graphs_paths)
     return await _execute(settings, spec, goal=record["goal"], run_id=record["run_id"], approvals=approvals,
-                          on_event=on_event, deployment=record.get("deployment"))
+                          on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model)
 
 
 def run_goal(goal: str, **kwargs: Any) -> dict[str, Any]:
@@ -291,7 +296,8 @@ def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
 
 
 async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | None, approvals: str | None,
-                   on_event: EventSink | None, deployment: str | None) -> dict[str, Any]:
+                   on_event: EventSink | None, deployment: str | None,
+                   chat_model: BaseChatModel | None = None) -> dict[str, Any]:
     configure_prefect(settings)
     parts = components(settings)
     parts.world.ensure_initialised()
@@ -299,6 +305,7 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
     invocation = {
         "settings": settings, "parts": parts, "builder": builder, "on_event": on_event or (lambda e: None),
         "approvals": approvals or settings.approvals, "deployment": deployment, "run_id": run_id,
+        "chat_model": chat_model,
     }
     token = _invocation.set(invocation)
     try:
@@ -342,7 +349,7 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
     started = time.perf_counter()
     if resume_of is None:
         store.create_run(parts.engine, run_id=run_id, flow_run_id=flow_run_id, goal=goal, graph=graph,
-                         status="running", model=settings.model_name, offline=settings.offline,
+                         status="running", model=_model_label(settings, inv["chat_model"]), offline=settings.offline and inv["chat_model"] is None,
                          deployment=inv["deployment"], prefect_api_url=api_url())
     else:
         store.update_run(parts.engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
@@ -350,6 +357,8 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, world=parts.world, budget=budget,
                      approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"]))
+    if inv["chat_model"] is not None:
+        run.models[settings.model_name] = inv["chat_model"]
     run.emit({"type": "run_started", "run_id": run_id, "goal": goal, "graph": graph, "model": settings.model_name,
               "offline": settings.offline, "resumed": resume_of is not None})
     token = _run.set(run)
@@ -373,10 +382,16 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         _run.reset(token)
-        _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
+        await _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
     if status == "failed":
         return Failed(message=error or "failed")  # type: ignore[return-value]
     return status
+
+
+def _model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
+    if chat_model is None:
+        return settings.model_name
+    return getattr(chat_model, "model_name", None) or chat_model._llm_type
 
 
 def _budget(settings: Settings, engine: Any, run_id: str) -> Budget:
@@ -416,7 +431,7 @@ def _emitter(run_id: str, sink: EventSink) -> EventSink:
     return emit
 
 
-def _finish(run: RunContext, status: str, error: str | None, values: dict[str, Any], seconds: float) -> None:
+async def _finish(run: RunContext, status: str, error: str | None, values: dict[str, Any], seconds: float) -> None:
     from .runs import usage_of_run
 
     usage = usage_of_run(run.engine, run.run_id)
@@ -429,18 +444,20 @@ def _finish(run: RunContext, status: str, error: str | None, values: dict[str, A
         prompt_versions=run.prompt_versions or previous.get("prompt_versions"),
     )
     run.emit({"type": "run_finished", "status": status, "error": error})
-    with contextlib.suppress(Exception):
-        _artifacts(run, values)
+    try:
+        await _artifacts(run, values)
+    except Exception as exc:  # artifacts are a view; the run is already recorded
+        run.emit({"type": "warning", "message": f"could not create Prefect artifacts: {exc}"})
 
 
-def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+async def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
+    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
     from .audit import list_calls
 
     decision = values.get("decision")
     if decision:
-        create_markdown_artifact(
+        await acreate_markdown_artifact(
             key=f"decision-{run.run_id[:8]}",
             markdown=f"# Decision\n\n{decision['summary']}\n\n**Outcome:** {decision.get('outcome')} · "
             f"**confidence** {decision['confidence']}\n\n## Rationale\n\n{decision['rationale']}\n",
@@ -448,7 +465,7 @@ def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
         )
     calls = list_calls(run.engine, run.run_id)
     if calls:
-        create_table_artifact(
+        await acreate_table_artifact(
             key=f"tool-calls-{run.run_id[:8]}",
             table=[{"agent": c.agent, "tool": c.tool, "args": str(c.args)[:200], "status": c.status,
                     "reason": c.reason or ""} for c in calls],

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     """Extra or overriding prices per model name (see DEFAULT_PRICES)."""
 
+    prefect: Literal["local", "embedded"] = "local"
+    """Without PREFECT_API_URL: `local` starts (once) and reuses a Prefect server on 127.0.0.1 in the
+    background; `embedded` uses Prefect's ephemeral server inside each process (slow to start, no schedules)."""
+
     graph: str = "mesh"
     """The graph a goal runs on when none is named."""
     policy_file: Path | None = None

@@ -93,3 +93,12 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_local_prefect_server() -> Iterator[None]:
+    """The local Prefect server the runs of this test process started is stopped when the session ends."""
+    yield
+    from agentmesh._prefect import stop_local_server
+
+    stop_local_server(Path(os.environ["PREFECT_HOME"]))
