@@ -16,10 +16,13 @@ def dataset_of(conv: Conversation, goal: GoalReading) -> str | Call | None:
         if obs.ok and isinstance(obs.args.get("dataset"), str):
             return obs.args["dataset"]
     listing = conv.last_ok("list_datasets")
-    text = " ".join((conv.goal, conv.instruction, conv.sections.get("Findings so far", "")))
     if listing is not None:
         names = names_in(listing.result)
-        return best_match(names, text) or (names[0] if len(names) == 1 else None)
+        # The goal and the step name the dataset; earlier findings may mention every dataset listed.
+        for text in (f"{conv.goal} {conv.instruction}", conv.sections.get("Findings so far", "")):
+            if found := best_match(names, text):
+                return found
+        return names[0] if len(names) == 1 else None
     failed = {o.args.get("dataset") for o in conv.calls("profile_dataset")}
     # A file name in the goal ("orders.csv") names the dataset without its extension.
     candidates = [e.rsplit(".", 1)[0] if e.lower().endswith((".csv", ".parquet")) else e for e in goal.entities]

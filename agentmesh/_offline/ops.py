@@ -54,7 +54,8 @@ def service_of(conv: Conversation, goal: GoalReading) -> str | Call | None:
     listing = conv.last_ok("list_services")
     if listing is not None:
         names = names_in(listing.result)
-        match = best_match(names, _context(conv))
+        # The goal and the step name the service; earlier findings may mention every service listed.
+        match = best_match(names, f"{conv.goal} {conv.instruction}") or best_match(names, _context(conv))
         if match or len(names) != 1:
             return match or _worst(listing.result, goal)
         return names[0]
