@@ -356,7 +356,7 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
     budget = _budget(settings, parts.engine, run_id)
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, world=parts.world, budget=budget,
-                     approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"]))
+                     approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"], parts.engine))
     if inv["chat_model"] is not None:
         run.models[settings.model_name] = inv["chat_model"]
     run.emit({"type": "run_started", "run_id": run_id, "goal": goal, "graph": graph, "model": settings.model_name,
@@ -421,10 +421,15 @@ async def _input(compiled: CompiledStateGraph, config: dict[str, Any], goal: str
     return None if snapshot.next else {"goal": goal}
 
 
-def _emitter(run_id: str, sink: EventSink) -> EventSink:
+def _emitter(run_id: str, sink: EventSink, engine: Any) -> EventSink:
+    from .events import event_log
+
+    log = event_log(engine)
+
     def emit(event: dict[str, Any]) -> None:
         event.setdefault("run_id", run_id)
         event.setdefault("time", time.time())
+        log.append(run_id, event)
         with contextlib.suppress(Exception):  # a broken display must not break a run
             sink(event)
 

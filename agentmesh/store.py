@@ -146,6 +146,10 @@ def _create(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         except Exception as exc:  # a malformed URL or a missing driver
             raise ConfigError(f"cannot use database URL: {exc}") from None
+    # Every module that defines tables on `metadata` is imported first, so one create_all makes them all.
+    from . import audit, events  # noqa: F401
+    from .world import _tables  # noqa: F401
+
     try:
         metadata.create_all(engine)
     except Exception as exc:

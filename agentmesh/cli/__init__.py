@@ -245,16 +245,14 @@ def config(as_json: JsonFlag = False) -> None:
         out.print(f"[cyan]{key}[/] = {value}")
 
 
-def _register_world() -> None:
-    try:
-        from .world import policy_app, world_app
-    except ImportError:  # pragma: no cover - during development of the world commands
-        return
-    app.add_typer(world_app, name="world")
-    app.add_typer(policy_app, name="policy")
+def _register_subcommands() -> None:
+    # Each family of commands lives in its own module with a `register(app)`; add a line here for a new one.
+    from . import world
+
+    world.register(app)
 
 
-_register_world()
+_register_subcommands()
 
 
 def main() -> None:

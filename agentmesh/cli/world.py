@@ -164,3 +164,8 @@ def _print_snapshot(snap: dict[str, Any]) -> None:
                   f"refunded ${snap['refunds_total_usd']:.2f}; {snap['customers']} customers, {snap['orders']} orders")
     for n in snap["notifications"][:5]:
         console.print(f"notice [{n['severity']}] {n['message']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(world_app, name="world")
+    app.add_typer(policy_app, name="policy")

@@ -1,0 +1,84 @@
+"""Run events: one stream from the runtime feeds the CLI, the chat, the HTTP API's Server-Sent Events and
+the web page. Each event is stored with a per-run sequence number, so a client that reconnects resumes
+with ``Last-Event-ID`` and misses nothing; live subscribers in the same process are woken at once.
+
+Event types: run_started, plan, step_started, step_finished, model_call, tool_call, tool_result,
+approval_requested, finding, decision, warning, run_finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import JSON, Column, Engine, Float, Integer, String, Table, func, insert, select
+
+from .store import metadata
+
+__all__ = ["EventLog", "events"]
+
+events = Table(
+    "events",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+
+class EventLog:
+    """Appends a run's events to the database and wakes the in-process subscribers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(list)
+
+    def append(self, run_id: str, event: dict[str, Any]) -> int:
+        with self._lock:
+            seq = self._next.get(run_id)
+            if seq is None:
+                with self.engine.connect() as conn:
+                    seq = (conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id)).scalar() or 0) + 1
+            self._next[run_id] = seq + 1
+            event["seq"] = seq
+            with self.engine.begin() as conn:
+                conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
+                                                   time=float(event.get("time") or 0), data=event))
+            waiters = self._waiters.pop(run_id, [])
+        for loop, flag in waiters:
+            loop.call_soon_threadsafe(flag.set)
+        return seq
+
+    def read(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events.c.data).where(events.c.run_id == run_id, events.c.seq > after).order_by(events.c.seq)
+            ).all()
+        return [r[0] for r in rows]
+
+    async def wait(self, run_id: str, timeout: float) -> None:
+        """Return when the run has a new event, or after ``timeout`` seconds (another process may write)."""
+        flag = asyncio.Event()
+        with self._lock:
+            self._waiters[run_id].append((asyncio.get_running_loop(), flag))
+        try:
+            await asyncio.wait_for(flag.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+_logs: dict[int, EventLog] = {}
+
+
+def event_log(engine: Engine) -> EventLog:
+    """The process-wide event log of a database."""
+    log = _logs.get(id(engine))
+    if log is None:
+        log = _logs[id(engine)] = EventLog(engine)
+    return log
