@@ -252,10 +252,13 @@ _invocation: ContextVar[dict[str, Any] | None] = ContextVar("agentmesh_invocatio
 
 async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings | None = None,
                     approvals: str | None = None, on_event: EventSink | None = None,
-                    deployment: str | None = None, chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+                    deployment: str | None = None, chat_model: BaseChatModel | None = None,
+                    context: list[str] | None = None) -> dict[str, Any]:
     """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.runs).
 
     ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
+    ``context`` is earlier conversation (e.g. previous goals and decisions of a chat thread), shown to the
+    planner as data.
     """
     goal = (goal or "").strip()
     if not goal:
@@ -268,7 +271,7 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
 
     spec = get_graph(graph_name, settings.graphs_paths)
     return await _execute(settings, spec, goal=goal, run_id=None, approvals=approvals, on_event=on_event,
-                          deployment=deployment, chat_model=chat_model)
+                          deployment=deployment, chat_model=chat_model, context=context)
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
@@ -297,7 +300,7 @@ def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
 
 async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | None, approvals: str | None,
                    on_event: EventSink | None, deployment: str | None,
-                   chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+                   chat_model: BaseChatModel | None = None, context: list[str] | None = None) -> dict[str, Any]:
     configure_prefect(settings)
     parts = components(settings)
     parts.world.ensure_initialised()
@@ -305,7 +308,7 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
     invocation = {
         "settings": settings, "parts": parts, "builder": builder, "on_event": on_event or (lambda e: None),
         "approvals": approvals or settings.approvals, "deployment": deployment, "run_id": run_id,
-        "chat_model": chat_model,
+        "chat_model": chat_model, "context": context,
     }
     token = _invocation.set(invocation)
     try:
@@ -367,7 +370,7 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
         async with checkpointer(settings) as saver:
             compiled = durable_builder(inv["builder"], retries=settings.node_retries).compile(checkpointer=saver)
             config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
-            graph_input = await _input(compiled, config, goal, resume_of, parts.engine, run_id)
+            graph_input = await _input(compiled, config, goal, resume_of, inv["context"])
             values = await compiled.ainvoke(graph_input, config)
             snapshot = await compiled.aget_state(config)
         status = "waiting_approval" if snapshot.interrupts else "done"
@@ -411,9 +414,9 @@ def _budget(settings: Settings, engine: Any, run_id: str) -> Budget:
 
 
 async def _input(compiled: CompiledStateGraph, config: dict[str, Any], goal: str, resume_of: str | None,
-                 engine: Any, run_id: str) -> Any:
+                 context: list[str] | None) -> Any:
     if resume_of is None:
-        return {"goal": goal}
+        return {"goal": goal, "memory": context} if context else {"goal": goal}
     snapshot = await compiled.aget_state(config)
     if snapshot.interrupts:
         # Each pending approval's verdict is in the audit; the node re-reads it when it replays.
