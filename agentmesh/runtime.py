@@ -284,6 +284,7 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
     from .graphs import get_graph
 
     spec = get_graph(record["graph"], settings.graphs_paths)
+    expire_approvals(settings, record["run_id"])
     return await _execute(settings, spec, goal=record["goal"], run_id=record["run_id"], approvals=approvals,
                           on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model)
 
@@ -355,6 +356,9 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
                          status="running", model=_model_label(settings, inv["chat_model"]), offline=settings.offline and inv["chat_model"] is None,
                          deployment=inv["deployment"], prefect_api_url=api_url())
     else:
+        previous = store.get_run(parts.engine, run_id)
+        if previous["status"] == "running" and previous["flow_run_id"]:
+            await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
         store.update_run(parts.engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
     budget = _budget(settings, parts.engine, run_id)
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
@@ -362,6 +366,7 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
                      approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"], parts.engine))
     if inv["chat_model"] is not None:
         run.models[settings.model_name] = inv["chat_model"]
+    run._step_seq = max((s["seq"] for s in store.list_steps(parts.engine, run_id)), default=0)
     run.emit({"type": "run_started", "run_id": run_id, "goal": goal, "graph": graph, "model": settings.model_name,
               "offline": settings.offline, "resumed": resume_of is not None})
     token = _run.set(run)
@@ -371,7 +376,10 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
             compiled = durable_builder(inv["builder"], retries=settings.node_retries).compile(checkpointer=saver)
             config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
             graph_input = await _input(compiled, config, goal, resume_of, inv["context"])
-            values = await compiled.ainvoke(graph_input, config)
+            if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
+                values = (await compiled.aget_state(config)).values
+            else:
+                values = await compiled.ainvoke(graph_input, config)
             snapshot = await compiled.aget_state(config)
         status = "waiting_approval" if snapshot.interrupts else "done"
     except BudgetExceeded as exc:
@@ -389,6 +397,17 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
     if status == "failed":
         return Failed(message=error or "failed")  # type: ignore[return-value]
     return status
+
+
+async def _mark_crashed(flow_run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with contextlib.suppress(Exception):  # best effort: the agentmesh database is the record
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            if flow_run.state is not None and not flow_run.state.is_final():
+                await client.set_flow_run_state(flow_run_id, Crashed(message="process died; resumed"), force=True)
 
 
 def _model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
@@ -413,15 +432,22 @@ def _budget(settings: Settings, engine: Any, run_id: str) -> Budget:
     return budget
 
 
+_FINISHED = object()
+
+
 async def _input(compiled: CompiledStateGraph, config: dict[str, Any], goal: str, resume_of: str | None,
                  context: list[str] | None) -> Any:
+    """What to invoke the graph with: a new goal, a resume of its interrupts, or None to go on from the
+    last checkpoint (LangGraph re-runs the tasks that had not finished)."""
     if resume_of is None:
         return {"goal": goal, "memory": context} if context else {"goal": goal}
     snapshot = await compiled.aget_state(config)
     if snapshot.interrupts:
         # Each pending approval's verdict is in the audit; the node re-reads it when it replays.
         return Command(resume={i.id: {"approved": None} for i in snapshot.interrupts})
-    return None if snapshot.next else {"goal": goal}
+    if snapshot.next:
+        return None
+    return _FINISHED if snapshot.values else {"goal": goal}
 
 
 def _emitter(run_id: str, sink: EventSink, engine: Any) -> EventSink:
@@ -491,6 +517,10 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
     settings = settings or get_settings()
     engine = store.get_engine(settings.resolved_database_url)
     run_id = store.get_run(engine, run_id)["run_id"]
+    expired = expire_approvals(settings, run_id)
+    if call_id is not None and any(c.endswith(call_id) for c in expired):
+        raise UserError(f"the approval deadline of call {call_id} had passed; the policy's default outcome was "
+                        f"applied — `agentmesh runs resume {run_id}` continues the run")
     pending = audit.pending_approvals(engine, run_id)
     if call_id is not None:
         pending = [c for c in pending if c.tool_call_id == call_id or c.tool_call_id.endswith(call_id)]
@@ -503,3 +533,25 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
     if not resume:
         return run_result(engine, run_id)
     return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event)
+
+
+def expire_approvals(settings: Settings, run_id: str) -> list[str]:
+    """Apply the policy's default outcome to approvals past their deadline; returns their call ids."""
+    from datetime import timedelta
+
+    from . import audit
+
+    policy = components(settings).policy
+    if not policy.approval_timeout_s:
+        return []
+    engine = store.get_engine(settings.resolved_database_url)
+    deadline = store.utcnow() - timedelta(seconds=policy.approval_timeout_s)
+    expired = []
+    for call in audit.pending_approvals(engine, run_id):
+        started = call.started if call.started.tzinfo else call.started.replace(tzinfo=deadline.tzinfo)
+        if started < deadline:
+            audit.record_approval(engine, run_id, call.tool_call_id, approved=policy.approval_default == "approve",
+                                  approver="policy (approval deadline passed)",
+                                  reason=f"no verdict within {policy.approval_timeout_s:g} s")
+            expired.append(call.tool_call_id)
+    return expired

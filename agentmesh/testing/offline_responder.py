@@ -1,0 +1,41 @@
+"""The offline model behind the real OpenAI protocol: a responder for ``OpenAIServer``.
+
+    with OpenAIServer(responder=offline_responder, latency_s=0.2) as server:
+        ...  # agentmesh with OPENAI_BASE_URL=server.base_url drives the offline rules over HTTP
+
+Benchmarks use it to give model calls a known latency; crash tests use it to make a run slow enough to kill
+at a chosen point; both exercise the whole langchain-openai HTTP path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import convert_to_messages
+
+from ..offline import OfflineChatModel
+from .openai_server import Reply, ToolCall
+
+__all__ = ["offline_responder"]
+
+_model = OfflineChatModel()
+
+
+def offline_responder(request: dict[str, Any]) -> Reply:
+    messages = convert_to_messages(request.get("messages", []))
+    tools = request.get("tools") or []
+    kwargs: dict[str, Any] = {}
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict):
+        kwargs["tool_choice"] = choice.get("function", {}).get("name")
+    elif choice is not None:
+        kwargs["tool_choice"] = choice
+    reply = _model.bind_tools(tools, **kwargs).invoke(messages)
+    usage = reply.usage_metadata or {}
+    return Reply(
+        content=str(reply.content) or None,
+        tool_calls=[ToolCall(name=c["name"], arguments=json.dumps(c["args"]), id=c["id"]) for c in reply.tool_calls],
+        prompt_tokens=usage.get("input_tokens"),
+        completion_tokens=usage.get("output_tokens"),
+    )
