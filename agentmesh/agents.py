@@ -108,8 +108,11 @@ class Agent:
             reply = await _call_model(run, scope, key, seq, self.role, bound, messages)
             messages.append(reply)
             calls = reply.tool_calls
+            # Calls whose arguments were not JSON: each is answered (the endpoint expects a reply to every
+            # call id) and, unless it was the answer itself, audited by the gateway as `invalid`.
+            broken = reply.invalid_tool_calls
             answers = [c for c in calls if c["name"] == output_name]
-            if not calls:
+            if not calls and not broken:
                 output_retries += 1
                 _check_retries(self.role, output_retries, settings.max_output_retries, "replied without calling a tool")
                 messages.append(HumanMessage(f"Finish by calling `{output_name}` with your answer."))
@@ -119,6 +122,18 @@ class Agent:
                     continue
                 content = await call_tool(run, scope, self.role, c, offered=offered)
                 messages.append(ToolMessage(content, tool_call_id=c["id"], name=c["name"]))
+            for b in broken:
+                name, call_id = b.get("name") or "", b.get("id") or ""
+                error = f"arguments are not valid JSON ({b.get('error') or 'unparseable'}): {str(b.get('args'))[:200]}"
+                if name == output_name:
+                    content = tool_result("invalid", error=error)
+                    if not answers:
+                        output_retries += 1
+                        _check_retries(self.role, output_retries, settings.max_output_retries, error)
+                else:
+                    content = await call_tool(run, scope, self.role, {"id": call_id, "name": name, "args": None,
+                                                                      "error": error}, offered=offered)
+                messages.append(ToolMessage(content, tool_call_id=call_id, name=name))
             if answers:
                 try:
                     return self.output.model_validate(answers[0]["args"])

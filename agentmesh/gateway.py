@@ -55,7 +55,7 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: dict[st
         what = "no such tool" if tool is None else f"the {agent} is not offered {name!r}"
         return finish("refused", reason=f"{what}; your tools are: {known}")
     if not isinstance(args, dict):
-        return finish("invalid", reason="arguments must be a JSON object")
+        return finish("invalid", reason=str(call.get("error") or "arguments must be a JSON object"))
     try:
         parsed = tool.args_model.model_validate(args)
     except ValidationError as exc:

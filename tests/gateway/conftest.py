@@ -1,0 +1,39 @@
+"""Fixtures for the tool gateway tests (helpers in gateway_harness)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gateway_harness import GatewayHarness
+
+from agentmesh._context import Budget, RunContext, StepScope
+from agentmesh.runtime import components
+from agentmesh.settings import Settings
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    """Settings for a scripted run in the test's own home (its world is initialised on first use)."""
+    return Settings(model="offline", node_retries=0)
+
+
+@pytest.fixture
+def make_gateway(settings: Settings) -> Callable[..., GatewayHarness]:
+    """``make_gateway(run_id="r1", settings=..., approvals="auto")``: a harness over a real world."""
+    counter = itertools.count(1)
+
+    def make(*, run_id: str | None = None, settings: Settings = settings, approvals: str = "auto") -> GatewayHarness:
+        parts = components(settings)
+        parts.world.ensure_initialised()
+        run = RunContext(
+            run_id=run_id or f"run-{next(counter)}", goal="gateway test", graph="mesh", settings=settings,
+            engine=parts.engine, registry=parts.registry, policy=parts.policy, world=parts.world,
+            budget=Budget(max_model_calls=10, max_tokens=1000, max_cost_usd=1.0, max_seconds=60),
+            approvals=approvals,
+        )
+        return GatewayHarness(run=run, scope=StepScope(key="optimizer:test", node="optimizer", agent="optimizer"))
+
+    return make
