@@ -31,7 +31,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(graphs_app, name="graphs")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 Approvals = Annotated[
@@ -260,7 +260,9 @@ def main() -> None:
     from pydantic import ValidationError
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # not standalone, click returns an Exit's code instead of raising
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError, ValidationError) as exc:
