@@ -253,12 +253,13 @@ _invocation: ContextVar[dict[str, Any] | None] = ContextVar("agentmesh_invocatio
 async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings | None = None,
                     approvals: str | None = None, on_event: EventSink | None = None,
                     deployment: str | None = None, chat_model: BaseChatModel | None = None,
-                    context: list[str] | None = None) -> dict[str, Any]:
+                    context: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.runs).
 
     ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
     ``context`` is earlier conversation (e.g. previous goals and decisions of a chat thread), shown to the
-    planner as data.
+    planner as data. ``run_id`` pre-assigns the run id (e.g. a uuid4 the HTTP API returns before the flow
+    starts); by default the run id is the flow run's id.
     """
     goal = (goal or "").strip()
     if not goal:
@@ -271,7 +272,7 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
 
     spec = get_graph(graph_name, settings.graphs_paths)
     return await _execute(settings, spec, goal=goal, run_id=None, approvals=approvals, on_event=on_event,
-                          deployment=deployment, chat_model=chat_model, context=context)
+                          deployment=deployment, chat_model=chat_model, context=context, new_run_id=run_id)
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
@@ -301,7 +302,8 @@ def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
 
 async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | None, approvals: str | None,
                    on_event: EventSink | None, deployment: str | None,
-                   chat_model: BaseChatModel | None = None, context: list[str] | None = None) -> dict[str, Any]:
+                   chat_model: BaseChatModel | None = None, context: list[str] | None = None,
+                   new_run_id: str | None = None) -> dict[str, Any]:
     configure_prefect(settings)
     parts = components(settings)
     parts.world.ensure_initialised()
@@ -316,7 +318,7 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
         flow = _goal_flow()
         name = f"resume-{run_id[:8]}" if run_id else None
         runner = flow.with_options(flow_run_name=name) if name else flow
-        await runner(goal=goal, graph=spec.name, resume_of=run_id, return_state=True)
+        await runner(goal=goal, graph=spec.name, resume_of=run_id, run_id=new_run_id, return_state=True)
     finally:
         _invocation.reset(token)
     from .runs import run_result
@@ -338,8 +340,9 @@ def _goal_flow() -> Any:
     return _flow
 
 
-async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
-    """One goal: a flow run whose id is the run id; every graph node a task run under it."""
+async def _goal(goal: str, graph: str, resume_of: str | None = None, run_id: str | None = None) -> str:
+    """One goal: a flow run whose id is the run id (unless one was pre-assigned); every graph node a task
+    run under it."""
     from prefect.context import FlowRunContext
     from prefect.states import Failed
 
@@ -348,7 +351,7 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None) -> str:
     settings: Settings = inv["settings"]
     parts: _Components = inv["parts"]
     flow_run_id = str(FlowRunContext.get().flow_run.id)  # type: ignore[union-attr]
-    run_id = resume_of or flow_run_id
+    run_id = resume_of or run_id or flow_run_id
     inv["run_id"] = run_id
     started = time.perf_counter()
     if resume_of is None:
