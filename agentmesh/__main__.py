@@ -1,0 +1,5 @@
+"""`python -m agentmesh` is the `agentmesh` command."""
+
+from agentmesh.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Helpers for durability tests: agentmesh in real subprocesses, and reading their database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentmesh.testing import OpenAIServer
+
+AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
+
+
+def cli_env(home: Path, server: OpenAIServer | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, AGENTMESH_HOME=str(home), **extra)
+    if server is not None:
+        env.update(AGENTMESH_MODEL="gpt-4o-mini", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.base_url)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AGENTMESH, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def db(home: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{home / 'agentmesh.db'}")
+
+
+def query(home: Path, sql: str, **params: Any) -> list[Any]:
+    if not (home / "agentmesh.db").exists():
+        return []
+    try:
+        with db(home).connect() as conn:
+            return list(conn.execute(sa.text(sql), params))
+    except sa.exc.OperationalError:  # tables not created yet
+        return []
+
+
+def wait_for(condition: Any, *, timeout: float = 120, what: str = "condition") -> Any:
+    """Poll a condition of the database (another process's state) until it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def loads(stdout: str) -> dict[str, Any]:
+    return json.loads(stdout)
