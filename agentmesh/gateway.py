@@ -11,7 +11,10 @@ transaction as the change, so two goals cannot both pass a check and then both a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
+import threading
 from typing import Any
 
 from langgraph.types import interrupt
@@ -122,8 +125,30 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
 async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:
     if tool.is_async:
         return await tool.function(**kwargs)
-    # A hung sync tool keeps its thread, but the call still ends at the timeout and the run goes on.
-    return await asyncio.to_thread(tool.function, **kwargs)
+    # A sync tool runs in a daemon thread of its own, not the loop's default executor: a hung tool keeps its
+    # thread, but the call ends at the timeout and the run goes on — and `asyncio.run` does not wait for the
+    # thread at exit (it joins the default executor's threads, so a hang there would hold the run's return).
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Any, error: BaseException | None) -> None:
+        if not done.done():
+            if error is None:
+                done.set_result(outcome)
+            else:
+                done.set_exception(error)
+
+    def work() -> None:
+        try:
+            outcome, error = context.run(tool.function, **kwargs), None
+        except BaseException as exc:  # delivered to the awaiting call, whatever it is
+            outcome, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while the tool ran
+            loop.call_soon_threadsafe(settle, outcome, error)
+
+    threading.Thread(target=work, name=f"agentmesh-tool-{tool.name}", daemon=True).start()
+    return await done
 
 
 def _replay(recorded: audit.ToolCallRecord) -> str:
