@@ -82,13 +82,13 @@ class PromptTemplate:
         try:
             _, head, body = text.split("---", 2)
             meta = _FrontMatter.model_validate(yaml.safe_load(head) or {})
+        except ValidationError as exc:  # before ValueError, which it subclasses
+            first = exc.errors()[0]
+            raise ConfigError(f"prompt {where}: front matter {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         except ValueError:
             raise ConfigError(f"prompt {where}: front matter is not closed by `---`") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"prompt {where}: front matter is not YAML: {exc}".splitlines()[0]) from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"prompt {where}: front matter {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         tools = None if meta.tools == "auto" else list(meta.tools)
         return cls(
             role=meta.role,
