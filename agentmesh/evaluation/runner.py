@@ -1,0 +1,320 @@
+"""Running an eval: one Prefect flow per eval, each trial a task, trials concurrent within a bound.
+
+    from agentmesh.evaluation import load_scenarios, run_eval
+    report = run_eval(load_scenarios(["ops"]), trials=2)
+    report["summary"]["mean_reward"]
+
+Every trial runs in its own copy of the starting world (``agentmesh.evaluation.worlds``), with its own
+agentmesh home; the Prefect home stays the one of the caller's settings, so all trials share one Prefect
+server. Approvals run in ``auto`` mode (what policy allows is approved) so no trial waits for a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from .._prefect import configure_prefect
+from ..settings import Settings, get_settings
+from .judge import Judge
+from .scenario import Scenario
+from .scoring import ComponentResult, TrialObservation, TrialScore, aggregate, score_trial, summarise, usage_of
+from .worlds import WorldFactory, state_view
+
+__all__ = ["EvalOptions", "ProgressSink", "arun_eval", "run_eval"]
+
+ProgressSink = Callable[[dict[str, Any]], None]
+REPORT_VERSION = 1
+
+
+@dataclasses.dataclass(kw_only=True)
+class EvalOptions:
+    """How an eval runs."""
+
+    trials: int = 1
+    """Trials per scenario, unless the scenario sets its own."""
+    concurrency: int = 4
+    """Trials running at once."""
+    settings: Settings | None = None
+    """The base settings (model, limits); each trial gets a copy with its own home."""
+    chat_model: BaseChatModel | None = None
+    """Replaces the configured model for every agent (a test seam, or a benchmark's model)."""
+    judge: Judge | None = None
+    """The rubric judge; None leaves rubrics not evaluated."""
+    cassettes: Path | None = None
+    """A folder of vcrpy cassettes, one per trial, with ``record`` or ``replay``."""
+    cassette_mode: str | None = None
+    """``record`` saves the real model's HTTP exchanges; ``replay`` answers from them with no server."""
+    workdir: Path | None = None
+    """Where trial homes go (kept); None uses a temporary folder removed at the end."""
+    on_progress: ProgressSink | None = None
+    """Told after each trial: ``{"done", "total", "scenario", "trial", "reward"}``."""
+
+
+@dataclasses.dataclass(kw_only=True)
+class _TrialResult:
+    scenario: Scenario
+    index: int
+    observation: TrialObservation
+    score: TrialScore
+
+
+_invocation: ContextVar[dict[str, Any] | None] = ContextVar("agentmesh_eval_invocation", default=None)
+
+
+def run_eval(scenarios: list[Scenario], **options: Any) -> dict[str, Any]:
+    """Synchronous ``arun_eval``."""
+    return asyncio.run(arun_eval(scenarios, EvalOptions(**options)))
+
+
+async def arun_eval(scenarios: list[Scenario], options: EvalOptions | None = None) -> dict[str, Any]:
+    """Run every scenario's trials and return the report (see ``agentmesh.evaluation.report``)."""
+    options = options or EvalOptions()
+    settings = options.settings or get_settings()
+    configure_prefect(settings)  # before any trial home exists: one Prefect server for the whole eval
+    temporary = options.workdir is None
+    root = Path(options.workdir or tempfile.mkdtemp(prefix="agentmesh-eval-"))
+    root.mkdir(parents=True, exist_ok=True)
+    factory = WorldFactory(root, base=settings)
+    state: dict[str, Any] = {"scenarios": {s.id: s for s in scenarios}, "factory": factory, "options": options,
+                             "settings": settings, "results": []}
+    token = _invocation.set(state)
+    started = time.perf_counter()
+    try:
+        flow = _eval_flow()
+        await flow(scenario_ids=[s.id for s in scenarios], return_state=True)
+    finally:
+        _invocation.reset(token)
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+    if "error" in state:
+        raise state["error"]
+    return build_report(scenarios, state["results"], settings=settings, options=options,
+                        seconds=time.perf_counter() - started, flow_run_id=state.get("flow_run_id"))
+
+
+_flow: Any = None
+
+
+def _eval_flow() -> Any:
+    global _flow
+    if _flow is None:
+        from prefect import flow
+
+        _flow = flow(name="agentmesh-eval", log_prints=False, persist_result=False, validate_parameters=False)(_eval)
+    return _flow
+
+
+async def _eval(scenario_ids: list[str]) -> str:
+    """The eval: expected states first, then every trial as a task, at most ``concurrency`` at once."""
+    from prefect import task
+    from prefect.cache_policies import NONE
+    from prefect.context import FlowRunContext
+
+    state = _invocation.get()
+    assert state is not None, "the eval flow runs through agentmesh.evaluation.run_eval"
+    ctx = FlowRunContext.get()
+    state["flow_run_id"] = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    options: EvalOptions = state["options"]
+    factory: WorldFactory = state["factory"]
+    scenarios: dict[str, Scenario] = state["scenarios"]
+    try:
+        expected = {}
+        for sid in scenario_ids:
+            scenario = scenarios[sid]
+            if scenario.evaluation.state is None:
+                continue
+            try:
+                expected[sid] = (await asyncio.to_thread(factory.expected_state, scenario), None)
+            except Exception as exc:  # a reference action the world refuses: that scenario's state is not evaluated
+                expected[sid] = (None, f"{type(exc).__name__}: {exc}")
+        jobs = [(scenarios[sid], i) for sid in scenario_ids for i in range(scenarios[sid].trials or options.trials)]
+        recording = options.cassette_mode is not None
+        limit = asyncio.Semaphore(1 if recording else max(1, options.concurrency))
+        trial_task = task(_trial, name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
+                          retries=0)
+        done = 0
+
+        async def one(scenario: Scenario, index: int) -> None:
+            nonlocal done
+            async with limit:
+                want, why = expected.get(scenario.id, (None, None))
+                result = await trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")(
+                    scenario.id, index, want, why)
+            state["results"].append(result)
+            done += 1
+            if options.on_progress is not None:
+                with contextlib.suppress(Exception):
+                    options.on_progress({"done": done, "total": len(jobs), "scenario": scenario.id,
+                                         "trial": index + 1, "reward": result.score.reward})
+
+        await asyncio.gather(*(one(s, i) for s, i in jobs))
+        await _summary_artifact(scenario_ids, state)
+    except Exception as exc:
+        state["error"] = exc
+        raise
+    return "done"
+
+
+async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, expected_error: str | None) -> _TrialResult:
+    from ..runtime import arun_goal
+
+    state = _invocation.get()
+    assert state is not None
+    scenario: Scenario = state["scenarios"][scenario_id]
+    options: EvalOptions = state["options"]
+    factory: WorldFactory = state["factory"]
+    obs = TrialObservation(expected_state=expected, expected_error=expected_error or (
+        None if expected is not None or scenario.evaluation.state is None else "not computed"))
+    started = time.perf_counter()
+    try:
+        settings, world = await asyncio.to_thread(factory.fresh, scenario, f"{scenario.id}-{index + 1}")
+        context: list[str] = []
+        with _cassette(options, scenario, index):
+            for goal in scenario.goals:
+                run = await arun_goal(goal, graph=scenario.graph, settings=settings, approvals="auto",
+                                      chat_model=options.chat_model, context=list(context) or None)
+                obs.runs.append(run)
+                decision = run.get("decision") or {}
+                context += [f"user: {goal}", f"decision: {decision.get('summary', run.get('status'))}"]
+        obs.final_state = await asyncio.to_thread(state_view, world)
+    except Exception as exc:  # a crash is a scored failure of this trial, never the end of the eval
+        obs.error = f"{type(exc).__name__}: {exc}"[:500]
+    obs.seconds = round(sum((r.get("timings") or {}).get("wall_s", 0) for r in obs.runs)
+                        or time.perf_counter() - started, 3)
+    if scenario.evaluation.rubric and options.judge is not None and obs.decision:
+        try:
+            obs.judge = await options.judge.grade(scenario, obs)
+        except Exception as exc:
+            obs.judge = ComponentResult(status="not_evaluated", reason=f"the judge failed: {exc}"[:300])
+    return _TrialResult(scenario=scenario, index=index, observation=obs, score=score_trial(scenario, obs))
+
+
+@contextlib.contextmanager
+def _cassette(options: EvalOptions, scenario: Scenario, index: int):  # type: ignore[no-untyped-def]
+    if options.cassette_mode is None or options.cassettes is None:
+        yield
+        return
+    import vcr
+
+    recorder = vcr.VCR(
+        cassette_library_dir=str(options.cassettes), match_on=["method", "path"],
+        filter_headers=["authorization", "api-key", "openai-organization", "cookie"],
+        record_mode="all" if options.cassette_mode == "record" else "none", allow_playback_repeats=False,
+    )
+    with recorder.use_cassette(f"{scenario.id}-{index + 1}.yaml"):
+        yield
+
+
+async def _summary_artifact(scenario_ids: list[str], state: dict[str, Any]) -> None:
+    from prefect.artifacts import acreate_markdown_artifact
+
+    by: dict[str, list[_TrialResult]] = {}
+    for r in state["results"]:
+        by.setdefault(r.scenario.id, []).append(r)
+    rows = ["| scenario | reward | trials passed | failed components |", "|---|---|---|---|"]
+    total = 0.0
+    for sid in scenario_ids:
+        results = by.get(sid, [])
+        reward = sum(r.score.reward for r in results) / max(1, len(results))
+        total += reward
+        failed = sorted({f["component"] for r in results for f in r.score.failures})
+        rows.append(f"| {sid} | {reward:.2f} | {sum(r.score.success for r in results)}/{len(results)} | "
+                    f"{', '.join(failed) or '—'} |")
+    mean = total / max(1, len(scenario_ids))
+    with contextlib.suppress(Exception):  # the artifact is a view; the report is the record
+        await acreate_markdown_artifact(key="eval-summary", markdown=f"# Eval summary\n\n**Mean reward:** {mean:.3f} "
+                                        f"over {len(scenario_ids)} scenarios\n\n" + "\n".join(rows),
+                                        description="agentmesh eval: reward per scenario")
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+
+
+def _trajectory(run: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for step in run.get("steps") or []:
+        calls = [{"tool": c["tool"], "args": c.get("args"), "status": c.get("status"), "reason": c.get("reason")}
+                 for c in step.get("tool_calls") or []]
+        if calls or step.get("agent"):
+            out.append({"node": step.get("node"), "agent": step.get("agent"), "status": step.get("status"),
+                        "calls": calls})
+    return out
+
+
+def _trial_json(r: _TrialResult) -> dict[str, Any]:
+    obs = r.observation
+    decision = obs.decision or {}
+    return {
+        "trial": r.index + 1,
+        "reward": r.score.reward,
+        "success": r.score.success,
+        "components": {k: {"status": v.status, "reason": v.reason} for k, v in r.score.components.items()},
+        "failures": r.score.failures,
+        "error": obs.error,
+        "seconds": obs.seconds,
+        "usage": usage_of(obs.runs),
+        "runs": [{
+            "run_id": run.get("run_id"), "goal": run.get("goal"), "status": run.get("status"), "error": run.get("error"),
+            "model": (run.get("model") or {}).get("name"),
+            "decision": {k: decision_of(run).get(k) for k in ("summary", "outcome", "confidence", "open_risks")},
+            "trajectory": _trajectory(run),
+        } for run in obs.runs],
+        "outcome": decision.get("outcome"),
+    }
+
+
+def decision_of(run: dict[str, Any]) -> dict[str, Any]:
+    return run.get("decision") or {}
+
+
+def build_report(scenarios: list[Scenario], results: list[_TrialResult], *, settings: Settings,
+                 options: EvalOptions, seconds: float, flow_run_id: str | None = None) -> dict[str, Any]:
+    """The report JSON: ``scenarios`` (one entry each) and ``summary``."""
+    by: dict[str, list[_TrialResult]] = {}
+    for r in results:
+        by.setdefault(r.scenario.id, []).append(r)
+    entries = []
+    for s in scenarios:
+        trials = sorted(by.get(s.id, []), key=lambda r: r.index)
+        agg = aggregate([r.score for r in trials])
+        usage = usage_of([run for r in trials for run in r.observation.runs])
+        entries.append({
+            "id": s.id, "suite": s.suite, "purpose": s.purpose, "tags": s.tags, "graph": s.graph,
+            "goal": s.goal or " → ".join(s.turns), "source": s.source, "reward_basis": s.evaluation.basis(),
+            **agg,
+            "failures": [{"trial": r.index + 1, **f} for r in trials for f in r.score.failures],
+            "usage": usage, "seconds": round(sum(r.observation.seconds for r in trials), 3),
+            "trial_results": [_trial_json(r) for r in trials],
+        })
+    summary = summarise(entries)
+    usage = usage_of([run for r in results for run in r.observation.runs])
+    model = getattr(options.chat_model, "model_name", None) if options.chat_model is not None else settings.model_name
+    summary.update({
+        "input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"],
+        "tokens": usage["input_tokens"] + usage["output_tokens"], "model_calls": usage["model_calls"],
+        "cost_usd": usage["cost_usd"], "seconds": round(seconds, 2),
+        "suites": sorted({s.suite for s in scenarios}),
+    })
+    return {
+        "version": REPORT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model,
+        "offline": model == "offline",
+        "judge": options.judge.name if options.judge else None,
+        "trials": options.trials,
+        "prefect_flow_run_id": flow_run_id,
+        "summary": summary,
+        "scenarios": entries,
+    }
