@@ -247,9 +247,11 @@ def config(as_json: JsonFlag = False) -> None:
 
 def _register_subcommands() -> None:
     # Each family of commands lives in its own module with a `register(app)`; add a line here for a new one.
-    from . import world
+    from . import chat, serve, world
 
     world.register(app)
+    serve.register(app)
+    chat.register(app)
 
 
 _register_subcommands()

@@ -1,0 +1,286 @@
+"""Goals run in the background of a long-lived process (the HTTP server), and the one event stream they
+feed.
+
+``GoalService`` starts each goal as an asyncio task around ``agentmesh.runtime.arun_goal`` with a run id
+assigned up front (a client gets it before the flow starts), resumes runs after approvals, cancels them,
+and follows a run's stored events (``agentmesh.events``) for Server-Sent Events and streamed chat replies.
+Nothing here executes a goal another way: the runtime does, and records every event it emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import store
+from ..events import event_log, events
+from ..exceptions import ConfigError, NotFoundError, UserError
+from ..settings import OFFLINE, Settings
+
+__all__ = ["TERMINAL", "GoalService"]
+
+log = logging.getLogger("agentmesh.interfaces")
+
+TERMINAL = frozenset({"done", "failed", "budget_exceeded", "cancelled"})
+"""Run statuses after which nothing more happens (``waiting_approval`` is a pause, not an end)."""
+
+MAX_CONTEXT_ITEMS = 50
+
+
+@dataclass(kw_only=True)
+class _Submission:
+    """A goal this process started, known before the runtime has recorded it."""
+
+    run_id: str
+    """The pre-assigned run id."""
+    goal: str
+    """The goal as submitted."""
+    graph: str
+    """The graph it runs on."""
+    model: str
+    """The model name the run uses."""
+    created: float = field(default_factory=time.time)
+    """When it was submitted (epoch seconds)."""
+    task: asyncio.Task[Any] | None = None
+    """The task running (or resuming) it; None once nothing runs."""
+
+
+class GoalService:
+    """Runs goals in background tasks of the current event loop and reads their events back."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = store.get_engine(settings.resolved_database_url)
+        self.log = event_log(self.engine)
+        self._submissions: dict[str, _Submission] = {}
+        self._model_settings: dict[str, Settings] = {}
+
+    # -- validation --------------------------------------------------------------------------------
+
+    def graph_names(self) -> list[str]:
+        from ..graphs import list_graphs
+
+        return sorted(list_graphs(self.settings.graphs_paths))
+
+    def check_graph(self, name: str | None) -> str:
+        from ..graphs import get_graph
+
+        name = name or self.settings.graph
+        try:
+            get_graph(name, self.settings.graphs_paths)
+        except NotFoundError as exc:
+            raise UserError(str(exc)) from None  # a bad field of the request, not a missing resource
+        return name
+
+    def settings_for(self, model: str | None) -> Settings:
+        """The server's settings, or a copy running another model (one copy per model, reused)."""
+        if not model or model == self.settings.model_name:
+            return self.settings
+        if model != OFFLINE and not self.settings.openai_api_key:
+            raise ConfigError(f"model {model!r} needs an API key on the server (OPENAI_API_KEY); "
+                              "use \"offline\" or leave the model out")
+        found = self._model_settings.get(model)
+        if found is None:
+            found = self._model_settings[model] = self.settings.model_copy(update={"model": model})
+        return found
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def submit(self, goal: str, *, graph: str | None = None, model: str | None = None,
+               approvals: str | None = None, context: list[str] | None = None) -> str:
+        """Start a goal in the background; returns its run id at once."""
+        from ..runtime import MAX_GOAL_CHARS, arun_goal
+
+        text = (goal or "").strip()
+        if not text:
+            raise UserError("the goal is empty: say what you want done, e.g. \"keep checkout-api p95 under 300 ms\"")
+        if len(text) > MAX_GOAL_CHARS:
+            raise UserError(f"the goal is {len(text)} characters; keep it under {MAX_GOAL_CHARS}")
+        graph_name = self.check_graph(graph)
+        settings = self.settings_for(model)
+        run_id = str(uuid.uuid4())
+        sub = _Submission(run_id=run_id, goal=text, graph=graph_name, model=settings.model_name)
+        self._submissions[run_id] = sub
+        coro = arun_goal(text, graph=graph_name, settings=settings, approvals=approvals,
+                         context=(context or [])[-MAX_CONTEXT_ITEMS:] or None, run_id=run_id)
+        sub.task = asyncio.create_task(self._guard(sub, coro), name=f"agentmesh-goal-{run_id[:8]}")
+        return run_id
+
+    async def _guard(self, sub: _Submission, coro: Any) -> dict[str, Any] | None:
+        """Await a run; a failure the runtime could not record (it never started) is recorded here."""
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            self._record_unstarted(sub, "cancelled", "cancelled by the user before the run started")
+            raise
+        except Exception as exc:
+            log.exception("goal %s failed outside the runtime", sub.run_id)
+            self._record_unstarted(sub, "failed", f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            if sub.task is asyncio.current_task():
+                sub.task = None
+
+    def _record_unstarted(self, sub: _Submission, status: str, error: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            store.get_run(self.engine, sub.run_id)
+            return  # the runtime recorded it (and its run_finished event)
+        store.create_run(self.engine, run_id=sub.run_id, flow_run_id=None, goal=sub.goal, graph=sub.graph,
+                         status=status, error=error, model=sub.model, offline=sub.model == OFFLINE)
+        self.log.append(sub.run_id, {"type": "run_finished", "status": status, "error": error,
+                                     "run_id": sub.run_id, "time": time.time()})
+
+    def active(self, run_id: str) -> bool:
+        sub = self._submissions.get(run_id)
+        return bool(sub and sub.task and not sub.task.done())
+
+    def resolve(self, run_id: str) -> str:
+        """The full run id of an id or unique prefix; NotFoundError if unknown."""
+        if run_id in self._submissions:
+            return run_id
+        return str(store.get_run(self.engine, run_id)["run_id"])
+
+    def status(self, run_id: str) -> str:
+        try:
+            return str(store.get_run(self.engine, run_id)["status"])
+        except NotFoundError:
+            if run_id in self._submissions:
+                return "queued"
+            raise
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The run's JSON (agentmesh.runs); a goal not yet recorded by the runtime shows as ``queued``."""
+        from ..runs import run_result
+
+        try:
+            result = run_result(self.engine, run_id)
+        except NotFoundError:
+            sub = self._submissions.get(run_id)
+            if sub is None:
+                raise
+            result = {"run_id": sub.run_id, "flow_run_id": None, "goal": sub.goal, "graph": sub.graph,
+                      "status": "queued", "error": None, "model": {"name": sub.model, "offline": sub.model == OFFLINE},
+                      "plan": None, "decision": None, "steps": [], "pending_approvals": [], "usage": {},
+                      "timings": {}, "created": None, "updated": None}
+        return {"id": result["run_id"], **result}
+
+    async def wait(self, run_id: str) -> dict[str, Any]:
+        """Wait for the background task of a run (if any), then return the run JSON."""
+        sub = self._submissions.get(run_id)
+        task = sub.task if sub else None
+        if task is not None:
+            await asyncio.wait([task])
+        return self.get(run_id)
+
+    async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
+                      reason: str | None = None) -> dict[str, Any]:
+        """Record a verdict on pending calls (one, or all) and resume the run in the background."""
+        from ..runtime import aapprove
+
+        run_id = self.resolve(run_id)
+        if self.active(run_id):
+            raise UserError(f"run {run_id} is still running; approve once it is waiting_approval")
+        await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,
+                       settings=self.settings, resume=False)
+        self._resume(run_id)
+        return self.get(run_id)
+
+    def _resume(self, run_id: str) -> None:
+        from ..runtime import aresume_run
+
+        record = store.get_run(self.engine, run_id)
+        sub = self._submissions.get(run_id)
+        if sub is None:
+            sub = self._submissions[run_id] = _Submission(run_id=run_id, goal=record["goal"], graph=record["graph"],
+                                                          model=record["model"])
+        settings = self.settings_for(record["model"] if record["model"] in (OFFLINE, self.settings.model_name)
+                                     or self.settings.openai_api_key else None)
+        sub.task = asyncio.create_task(self._guard(sub, aresume_run(run_id, settings=settings)),
+                                       name=f"agentmesh-resume-{run_id[:8]}")
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run: its task is cancelled (the runtime records ``cancelled``), or a paused run is closed."""
+        run_id = self.resolve(run_id)
+        sub = self._submissions.get(run_id)
+        if sub and sub.task and not sub.task.done():
+            sub.task.cancel()
+            await asyncio.wait([sub.task], timeout=30)
+            return self.get(run_id)
+        status = self.status(run_id)
+        if status in TERMINAL:
+            raise UserError(f"run {run_id} is already {status}; there is nothing to cancel")
+        if status == "running":
+            raise UserError(f"run {run_id} is running in another process; cancel it there")
+        store.update_run(self.engine, run_id, status="cancelled", error="cancelled by the user")
+        self.log.append(run_id, {"type": "run_finished", "status": "cancelled", "error": "cancelled by the user",
+                                 "run_id": run_id, "time": time.time()})
+        return self.get(run_id)
+
+    def cancel_soon(self, run_id: str) -> None:
+        """Cancel a run's task if it is still going, without waiting (the runtime records ``cancelled``)."""
+        sub = self._submissions.get(run_id)
+        if sub and sub.task and not sub.task.done():
+            sub.task.cancel()
+
+    async def shutdown(self) -> None:
+        """Cancel the runs still going (each is recorded ``cancelled``)."""
+        tasks = [s.task for s in self._submissions.values() if s.task and not s.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def _last_boundary(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest run_started or run_finished event."""
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(events.c.data)
+                               .where(events.c.run_id == run_id, events.c.type.in_(("run_started", "run_finished")))
+                               .order_by(events.c.seq.desc()).limit(1)).first()
+        return row[0] if row else None
+
+    async def follow(self, run_id: str, *, after: int = 0, stop_on_pause: bool = False,
+                     idle_timeout: float = 1.0) -> AsyncIterator[dict[str, Any] | None]:
+        """The run's events after ``after``, live; ends once a ``run_finished`` of a terminal status (or of
+        any status with ``stop_on_pause``) has been passed and the run's task is over. Yields None when
+        nothing happened for ``idle_timeout`` seconds (a heartbeat)."""
+        def ends(event: dict[str, Any] | None) -> bool:
+            return bool(event) and event.get("type") == "run_finished" and (  # type: ignore[union-attr]
+                stop_on_pause or event.get("status") in TERMINAL)  # type: ignore[union-attr]
+
+        boundary = self._last_boundary(run_id)
+        finished = ends(boundary) and int(boundary.get("seq") or 0) <= after  # type: ignore[union-attr]
+        if boundary is None and run_id not in self._submissions and self.status(run_id) in TERMINAL:
+            return  # recorded without events (by an older version): nothing will come
+        while True:
+            batch = self.log.read(run_id, after=after)
+            for event in batch:
+                after = int(event.get("seq") or after)
+                yield event
+                if event.get("type") == "run_started":
+                    finished = False
+                elif ends(event):
+                    finished = True
+            sub = self._submissions.get(run_id)
+            task = sub.task if sub else None
+            if finished and (task is None or task.done()):
+                if not batch:
+                    return
+                continue  # one more read: whatever the run wrote after run_finished
+            if batch:
+                continue
+            if finished and task is not None:
+                await asyncio.wait([task], timeout=idle_timeout)
+            else:
+                # Another process may write (a CLI approval): the timeout makes this a poll as well.
+                await self.log.wait(run_id, idle_timeout)
+            yield None
