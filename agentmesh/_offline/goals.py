@@ -98,12 +98,21 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text)
 
 
+# A snake_case word is a column or dataset name ("customer_id", "sensor_readings"), and a noun followed by
+# "dataset", "csv", "table"… names a dataset ("the customers dataset"): both speak of data, whatever the noun.
+_SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+_NAMED_DATA = re.compile(r"\b[a-z][a-z0-9_-]*\s+(?:dataset|data ?set|csv|table|export|file)\b")
+
+
 def domain_scores(text: str) -> dict[str, int]:
     lowered = text.lower()
-    words = _words(lowered)
+    snake = _SNAKE.findall(lowered)
+    named = _NAMED_DATA.findall(lowered)
+    words = _words(_NAMED_DATA.sub(" ", _SNAKE.sub(" ", lowered)))
     scores = {
         "ops": sum(w in _OPS for w in words) + 2 * len(_OPS_NAME.findall(lowered)),
-        "data": sum(w in _DATA for w in words) + 2 * len(re.findall(r"\.(?:csv|parquet)\b", lowered)),
+        "data": sum(w in _DATA for w in words) + 2 * len(re.findall(r"\.(?:csv|parquet)\b", lowered))
+        + len(snake) + 2 * len(named),
         "support": sum(w in _SUPPORT for w in words) + 2 * len(re.findall(r"\bt-\d+\b", lowered)),
     }
     if _LATENCY.search(lowered):

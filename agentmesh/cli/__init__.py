@@ -250,6 +250,9 @@ def _register_subcommands() -> None:
     from . import chat, serve, world
 
     world.register(app)
+    from . import eval as eval_commands
+
+    eval_commands.register(app)
     serve.register(app)
     chat.register(app)
 
