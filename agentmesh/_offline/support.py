@@ -29,6 +29,7 @@ _LEGAL = re.compile(r"\b(lawyer|attorney|lawsuit|legal action|sue|suing|court|so
 _ABUSE = re.compile(r"\b(idiots?|stupid|morons?|fuck\w*|shit\w*|kill|threat\w*|hate you)\b", re.I)
 _SECURITY = re.compile(r"\b(fraud\w*|hacked|breach|stolen|unauthori[sz]ed|phishing|identity theft)\b", re.I)
 _REFUND = re.compile(r"\b(refund|money back|reimburse|charged twice|double charged|overcharged|compensat)", re.I)
+_NAMED_ID = re.compile(r"\b[A-Z]{1,4}-\d{2,}\b")
 _AMOUNT = re.compile(r"(?:\$|usd\s?)(\d+(?:,\d{3})*(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s?(?:usd|dollars)\b", re.I)
 
 
@@ -52,6 +53,12 @@ def _targets(conv: Conversation, optimizer: bool) -> list[str]:
     named = [i for i in items if _ticket_id(i) in conv.goal]
     if named:
         items = named
+    else:
+        # A ticket the goal names by id may be past the listing's first page: it is read directly.
+        unlisted = [t for t in dict.fromkeys(_NAMED_ID.findall(conv.goal))
+                    if not any(_ticket_id(i) == t for i in items_in(listing.result))]
+        if unlisted:
+            return unlisted[: MAX_TICKETS if optimizer else 3]
     ranked = sorted(items, key=_priority)  # stable: the listing's order breaks ties
     if optimizer:
         urgent = [i for i in ranked if _priority(i) <= 1]
