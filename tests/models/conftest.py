@@ -30,11 +30,18 @@ def record_mode() -> str:
     return "once" if os.environ.get("AGENTMESH_RECORD") == "1" else "none"
 
 
+def _model_requests_only(request: Any) -> Any:
+    # A whole goal also talks to the local Prefect server over httpx: those requests are neither recorded nor
+    # replayed (None lets them through), so a cassette holds the model's conversation only.
+    return request if request.path.rstrip("/").endswith(("/chat/completions", "/models")) else None
+
+
 def make_vcr(directory: Path = CASSETTES, *, mode: str | None = None) -> vcr.VCR:
     return vcr.VCR(
         cassette_library_dir=str(directory),
         record_mode=mode or record_mode(),
         filter_headers=FILTER_HEADERS,
+        before_record_request=_model_requests_only,
         match_on=["method", "path", "query"],
         decode_compressed_response=True,
     )
