@@ -95,10 +95,14 @@ def postgres_url(postgres_server: str) -> str:
     return f"{postgres_server}/{name}"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _stop_local_prefect_server() -> Iterator[None]:
-    """The local Prefect server the runs of this test process started is stopped when the session ends."""
-    yield
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The local Prefect server the runs of this test session started is stopped when the session ends.
+
+    With pytest-xdist the workers inherit the controller's PREFECT_HOME and share one server; only the
+    controller stops it, or a worker that finishes first would kill it under the others.
+    """
+    if hasattr(session.config, "workerinput"):
+        return
     from agentmesh._prefect import stop_local_server
 
     stop_local_server(Path(os.environ["PREFECT_HOME"]))
