@@ -1,0 +1,32 @@
+"""The CI gate: every bundled suite with the offline model, 2 trials, against the committed baseline.
+
+The same check as ``agentmesh eval run ops data support safety --trials 2 --baseline evals/baseline.json
+--fail-under 0.9``; it runs in-process so ``make test`` is the whole of CI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentmesh._resources import bundled
+from agentmesh.evaluation import EvalOptions, arun_eval, gate, load_scenarios
+from agentmesh.evaluation.report import compare, load_report
+from agentmesh.settings import Settings
+
+FAIL_UNDER = 0.9
+
+
+@pytest.mark.slow
+async def test_every_suite_passes_the_gate_against_the_committed_baseline(tmp_path: Path) -> None:
+    scenarios = load_scenarios(["ops", "data", "support", "safety"])
+    options = EvalOptions(trials=2, concurrency=4, settings=Settings(home=tmp_path / "home", model="offline"))
+    report = await arun_eval(scenarios, options)
+    baseline = load_report(bundled("evals") / "baseline.json")
+    passed, reasons = gate(report, baseline=baseline, fail_under=FAIL_UNDER)
+    regressed = [r for r in compare(baseline, report)["scenarios"] if r["change"] in ("regressed", "removed")]
+    assert passed, reasons
+    assert not regressed, regressed
+    assert report["summary"]["trials"] == 2 * len(scenarios)
+    assert set(report["summary"]["pass_hat_k"]) == {"1", "2"}
