@@ -66,13 +66,16 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: dict[st
     if agent not in run.policy.allowed_roles(tool):
         return finish("refused", reason=f"policy does not let the {agent} call {name}")
 
-    if run.policy.needs_approval(tool):
+    needs_approval = run.policy.needs_approval(tool)
+    if run.settings.dry_run and tool.risk != "read":
+        # Before the approval: a dry run never waits for a person to approve what it will not do.
+        reason = "dry run: not executed" + (" (it would need approval)" if needs_approval else "")
+        return finish("dry_run", reason=reason, result={"would_call": name, "args": args})
+
+    if needs_approval:
         verdict = _approval(run, call_id, name, parsed.model_dump(mode="json"), agent, recorded)
         if verdict is not None:
             return finish("rejected", reason=verdict)
-
-    if run.settings.dry_run and tool.risk != "read":
-        return finish("dry_run", reason="dry run: not executed", result={"would_call": name, "args": args})
 
     context = ToolContext(run_id=run.run_id, tool_call_id=call_id, agent=agent, settings=run.settings,
                           policy=run.policy, world=run.world)
@@ -113,13 +116,17 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
     run.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
     # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
     # from the journal and reaches this call again, now with a recorded verdict.
-    answer = interrupt({"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
-    latest = audit.get_call(run.engine, run.run_id, call_id)
-    if latest is not None and latest.approval in ("approved", "rejected"):
-        return _approval(run, call_id, name, args, agent, latest)
-    approved = bool(answer.get("approved")) if isinstance(answer, dict) else bool(answer)
-    audit.record_approval(run.engine, run.run_id, call_id, approved=approved, approver="resume")
-    return None if approved else "rejected"
+    while True:
+        answer = interrupt({"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
+        latest = audit.get_call(run.engine, run.run_id, call_id)
+        if latest is not None and latest.approval in ("approved", "rejected"):
+            return _approval(run, call_id, name, args, agent, latest)
+        approved = answer.get("approved") if isinstance(answer, dict) else answer
+        if approved is not None:
+            audit.record_approval(run.engine, run.run_id, call_id, approved=bool(approved), approver="resume")
+            return None if approved else "rejected"
+        # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
+        # the call keeps waiting — the next interrupt() pauses the run again.
 
 
 async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:

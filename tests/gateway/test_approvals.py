@@ -157,3 +157,36 @@ def test_approving_twice_is_refused(home: Path, approval_policy: Path, script: M
         asyncio.run(aapprove(paused["run_id"], approved=True, approver="mallory", settings=settings))
     assert checkout_replicas(settings) == 6
     assert effects_of(settings, paused["run_id"]) == 1
+
+
+def test_a_dry_run_does_not_wait_for_approval(home: Path, approval_policy: Path, script: MeshScript) -> None:
+    settings = Settings(model="offline", node_retries=0, dry_run=True)
+
+    result = agentmesh.run_goal("Scale checkout-api to 6 replicas", settings=settings, approvals="wait")
+
+    assert result["status"] == "done", result["error"]
+    assert checkout_replicas(settings) == 4
+    (record,) = scale_records(settings, result["run_id"])
+    assert (record.status, record.approval) == ("dry_run", None)
+    assert record.reason == "dry run: not executed (it would need approval)"
+
+
+async def test_resuming_without_a_verdict_keeps_waiting(home: Path, approval_policy: Path, script: MeshScript) -> None:
+    # `agentmesh runs resume` on a run that waits for a person must not decide for that person.
+    settings = Settings(model="offline", node_retries=0)
+    paused = await start_paused(settings, script)
+
+    resumed = await agentmesh.aresume_run(paused["run_id"], settings=settings, approvals="wait")
+
+    assert resumed["status"] == "waiting_approval", resumed["status"]
+    (record,) = scale_records(settings, paused["run_id"])
+    assert (record.status, record.approval) == ("pending_approval", "pending")
+    assert checkout_replicas(settings) == 4
+
+    done = await aapprove(paused["run_id"], approved=True, approver="alice", settings=settings)
+
+    assert done["status"] == "done", done["error"]
+    assert checkout_replicas(settings) == 6
+    (record,) = scale_records(settings, paused["run_id"])
+    assert (record.status, record.approver) == ("ok", "alice")
+    assert effects_of(settings, paused["run_id"]) == 1

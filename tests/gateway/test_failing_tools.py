@@ -14,7 +14,9 @@ import agentmesh
 from agentmesh import audit
 from agentmesh.settings import Settings
 
-HANG_S = 20.0
+HANG_S = 60.0
+SLACK_S = 10.0
+"""Room for a loaded machine; still far below the hang."""
 TIMEOUT_S = 1.0
 
 USER_TOOLS = f'''
@@ -86,9 +88,10 @@ def test_raising_and_hanging_tools_fail_cleanly_and_the_run_decides(home: Path, 
     # thread does (Prefect's own start-up is outside what is measured).
     started = {e["tool_call_id"]: t for t, e in events if e["type"] == "tool_call"}
     took = {e["tool"]: t - started[e["tool_call_id"]] for t, e in events if e["type"] == "tool_result"}
-    assert took["query_slow_backend"] < TIMEOUT_S + 1.5 and took["query_slow_async_backend"] < TIMEOUT_S + 1.5
+    for hung in ("query_slow_backend", "query_slow_async_backend"):
+        assert TIMEOUT_S <= took[hung] < TIMEOUT_S + SLACK_S, took
     finished = next(t for t, e in events if e["type"] == "run_finished")
-    assert returned - finished < HANG_S / 4, f"run_goal returned {returned - finished:.1f} s after the run ended"
+    assert returned - finished < 2 * SLACK_S, f"run_goal returned {returned - finished:.1f} s after the run ended"
     seen = script.seen["analyst"]
     assert [r["status"] for r in seen] == ["failed", "failed", "failed", "ok"]
     assert seen[0]["error"] == "read_disk_stats raised OSError: volume data-1 is unreadable: input/output error"
@@ -102,7 +105,7 @@ def test_raising_and_hanging_tools_fail_cleanly_and_the_run_decides(home: Path, 
     ]
     for r in records[1:3]:
         assert r.ended is not None
-        assert (r.ended - r.started).total_seconds() < TIMEOUT_S + 2
+        assert (r.ended - r.started).total_seconds() < TIMEOUT_S + SLACK_S
 
 
 def test_a_tool_timeout_of_its_own_wins_over_the_setting(home: Path, tmp_path: Path) -> None:
