@@ -184,14 +184,13 @@ class GoalService:
         from ..runtime import aapprove
 
         run_id = self.resolve(run_id)
-        if self.active(run_id):
-            raise UserError(f"run {run_id} is still running; approve once it is waiting_approval")
         await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,
                        settings=self.settings, resume=False)
         self._resume(run_id)
         return self.get(run_id)
 
     def _resume(self, run_id: str) -> None:
+        """Resume the run in the background, after the task still finishing it (if any) is over."""
         from ..runtime import aresume_run
 
         record = store.get_run(self.engine, run_id)
@@ -199,24 +198,36 @@ class GoalService:
         if sub is None:
             sub = self._submissions[run_id] = _Submission(run_id=run_id, goal=record["goal"], graph=record["graph"],
                                                           model=record["model"])
-        settings = self.settings_for(record["model"] if record["model"] in (OFFLINE, self.settings.model_name)
-                                     or self.settings.openai_api_key else None)
-        sub.task = asyncio.create_task(self._guard(sub, aresume_run(run_id, settings=settings)),
-                                       name=f"agentmesh-resume-{run_id[:8]}")
+        known = record["model"] in (OFFLINE, self.settings.model_name) or self.settings.openai_api_key
+        settings = self.settings_for(record["model"] if known else None)
+        previous = sub.task
+
+        async def resume() -> dict[str, Any] | None:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # a run that just paused is still writing its artifacts
+            if self.status(run_id) != "waiting_approval":
+                return None  # another verdict's resume got here first
+            return await aresume_run(run_id, settings=settings)
+
+        sub.task = asyncio.create_task(self._guard(sub, resume()), name=f"agentmesh-resume-{run_id[:8]}")
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run: its task is cancelled (the runtime records ``cancelled``), or a paused run is closed."""
         run_id = self.resolve(run_id)
         sub = self._submissions.get(run_id)
+        stopped = False
         if sub and sub.task and not sub.task.done():
             sub.task.cancel()
             await asyncio.wait([sub.task], timeout=30)
-            return self.get(run_id)
+            stopped = True
         status = self.status(run_id)
         if status in TERMINAL:
+            if stopped:
+                return self.get(run_id)
             raise UserError(f"run {run_id} is already {status}; there is nothing to cancel")
-        if status == "running":
+        if status == "running" and not stopped:
             raise UserError(f"run {run_id} is running in another process; cancel it there")
+        # Paused for approval (or stopped between its pause and its end): nothing runs, close it here.
         store.update_run(self.engine, run_id, status="cancelled", error="cancelled by the user")
         self.log.append(run_id, {"type": "run_finished", "status": "cancelled", "error": "cancelled by the user",
                                  "run_id": run_id, "time": time.time()})
