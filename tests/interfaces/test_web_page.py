@@ -1,0 +1,76 @@
+"""The web page in headless Chromium (Debian's chromium + chromedriver, driven by Selenium): submit a goal,
+see live events, approve the pending call, see the decision; screenshots go to tests/interfaces/artifacts/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from serve_harness import ARTIFACTS, Server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download a browser or a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    wait = WebDriverWait(browser, 90)
+    browser.get(server.url + "/")
+    # The server wants a token: the page asks for it and keeps it in the browser.
+    wait.until(ec.visibility_of_element_located((By.ID, "token-input"))).send_keys(server.token)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button[value=save]").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#graph-select option[value=mesh]")))
+
+    goal = "checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cost"
+    browser.find_element(By.ID, "goal-input").send_keys(goal)
+    browser.find_element(By.ID, "submit-goal").click()
+
+    wait.until(ec.text_to_be_present_in_element((By.ID, "run-goal"), goal))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#timeline .event[data-type=tool_call]")))
+    approve = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval button.approve")))
+    assert "scale_service" in browser.find_element(By.ID, "approvals").text
+    assert "waiting approval" in browser.find_element(By.ID, "run-status").text
+    browser.save_screenshot(str(ARTIFACTS / "web-waiting-approval.png"))
+    approve.click()
+
+    wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "done"))
+    decision = wait.until(ec.visibility_of_element_located((By.ID, "decision")))
+    assert "scale_service" in decision.text and "Actions taken" in decision.text
+    types = [e.get_attribute("data-type") for e in browser.find_elements(By.CSS_SELECTOR, "#timeline .event")]
+    assert types.count("run_started") == 2, "the timeline followed the run live through its resume"
+    assert types[-1] == "run_finished"
+    browser.save_screenshot(str(ARTIFACTS / "web-decision.png"))
+
+    browser.find_element(By.CSS_SELECTOR, ".tab[data-tab=audit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "audit-body"), "approved"))
+    assert "scale_service" in browser.find_element(By.ID, "audit-body").text
+    runs = browser.find_elements(By.CSS_SELECTOR, "#runs li[data-run]")
+    assert runs and goal in runs[0].text
+    browser.save_screenshot(str(ARTIFACTS / "web-audit.png"))
