@@ -29,7 +29,15 @@ from .._prefect import configure_prefect
 from ..settings import Settings, get_settings
 from .judge import Judge
 from .scenario import Scenario
-from .scoring import ComponentResult, TrialObservation, TrialScore, aggregate, score_trial, summarise, usage_of
+from .scoring import (
+    ComponentResult,
+    TrialObservation,
+    TrialScore,
+    aggregate,
+    score_trial,
+    summarise,
+    usage_of,
+)
 from .worlds import WorldFactory, state_view
 
 __all__ = ["EvalOptions", "ProgressSink", "arun_eval", "run_eval"]
