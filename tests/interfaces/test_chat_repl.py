@@ -1,0 +1,140 @@
+"""`agentmesh chat` driven through a pseudo-terminal: goal → decision with an inline approval, follow-ups
+in the same thread, Ctrl-C during a run, commands, history, /exit — and never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serve_harness import AGENTMESH, child_env, make_home
+
+from agentmesh.testing import OpenAIServer, error, slow
+
+pexpect = pytest.importorskip("pexpect")
+pytestmark = pytest.mark.slow
+
+PROMPT = "agentmesh> "
+
+
+def spawn(home: Path, cwd: Path, **env: str) -> Any:
+    # TERM=dumb: Rich prints no colour codes, so the expected text is the text on screen.
+    child = pexpect.spawn(AGENTMESH[0], AGENTMESH[1:] + ["chat"], cwd=str(cwd), env=child_env(home, TERM="dumb", **env),
+                          encoding="utf-8", timeout=120, dimensions=(50, 160))
+    child.expect_exact("agentmesh chat")
+    child.expect_exact(PROMPT)
+    return child
+
+
+def finish(child: Any) -> str:
+    child.sendline("/exit")
+    child.expect_exact("bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    return child.before or ""
+
+
+def test_goal_approval_decision_follow_up_and_commands(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+    child = spawn(home, tmp_path)
+    transcript = []
+
+    child.sendline("checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cost")
+    child.expect_exact("plan")
+    child.expect_exact("optimizer → scale_service")
+    child.expect_exact("approval needed for scale_service")
+    child.expect(r"approve scale_service \{.*\} \(agent optimizer\)\? \[y/n\] ")
+    child.sendline("maybe")
+    child.expect_exact("answer y (approve) or n (reject)")
+    child.sendline("y")
+    child.expect_exact("approved scale_service")
+    child.expect_exact("resuming")
+    child.expect_exact("Actions taken")
+    child.expect(r"done · run ([0-9a-f-]{36})")
+    first_run = child.match.group(1)
+    child.expect_exact(PROMPT)
+    transcript.append(child.before)
+
+    child.sendline("What is the p95 latency of payments-api right now?")  # a follow-up in the same thread
+    child.expect(r"done · run ([0-9a-f-]{36})")
+    assert child.match.group(1) != first_run
+    child.expect_exact(PROMPT)
+
+    child.sendline("/runs")
+    child.expect_exact(first_run[:12])
+    child.expect_exact(PROMPT)
+    child.sendline(f"/show {first_run[:8]}")
+    child.expect_exact("optimizer (optimizer) done")
+    child.expect_exact(PROMPT)
+    child.sendline("/approve")
+    child.expect_exact("has nothing waiting for approval")
+    child.expect_exact(PROMPT)
+    child.sendline("/graph nope")
+    child.expect_exact("error: no graph 'nope'")
+    child.expect_exact(PROMPT)
+    child.sendline("/model gpt-4o")
+    child.expect_exact("error:")
+    child.expect_exact(PROMPT)
+    child.sendline("/bogus")
+    child.expect_exact("unknown command /bogus")
+    child.expect_exact(PROMPT)
+    child.sendline("/help")
+    child.expect_exact("/approve [ID]")
+    child.expect_exact(PROMPT)
+    child.sendline("/new")
+    child.expect_exact("new thread")
+    child.expect_exact(PROMPT)
+    transcript.append(finish(child))
+    assert "Traceback" not in "".join(transcript)
+    history = (home / "chat_history").read_text()
+    assert "checkout-api p95 is at 900 ms" in history and "/runs" in history
+
+
+def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_session(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+
+    def responder(body: dict[str, Any]) -> Any:
+        text = json.dumps(body["messages"])
+        if "hold-on-please" in text:
+            return slow(60, "too late")  # the run is interrupted long before this answers
+        return error(400, body={"error": {"message": "scripted refusal", "type": "invalid_request_error"}})
+
+    with OpenAIServer(responder=responder) as model:
+        child = spawn(home, tmp_path, OPENAI_API_KEY="test", OPENAI_BASE_URL=model.base_url)
+
+        child.sendline("first goal: payments-api looks slow")
+        child.expect(r"failed · run [0-9a-f-]{36}")
+        child.expect_exact(PROMPT)
+        child.sendline("second goal: check it again")
+        child.expect(r"failed · run [0-9a-f-]{36}")
+        child.expect_exact(PROMPT)
+        follow_up = json.dumps(model.requests[-1]["messages"])
+        assert "second goal: check it again" in follow_up
+        assert "first goal: payments-api looks slow" in follow_up, "the follow-up's planner saw the thread"
+
+        child.sendline("/new")
+        child.expect_exact(PROMPT)
+        child.sendline("hold-on-please: scale checkout-api")
+        child.expect_exact("plan (strategist)")
+        while not any("hold-on-please" in json.dumps(r["messages"]) for r in model.requests):
+            child.expect(pexpect.TIMEOUT, timeout=0.05)  # the model request is in flight: now interrupt it
+        child.sendintr()
+        child.expect(r"cancelled run ([0-9a-f-]{36})")
+        cancelled = child.match.group(1)
+        child.expect_exact("recorded as cancelled")
+        child.expect_exact(PROMPT)
+        assert "first goal" not in json.dumps(model.requests[-1]["messages"]), "/new forgot the thread"
+
+        child.sendline("/runs")
+        child.expect_exact(cancelled[:12])
+        child.expect_exact(PROMPT)
+        output = finish(child)
+    assert "Traceback" not in output
+
+    from agentmesh import store
+    from agentmesh.settings import Settings
+
+    record = store.get_run(store.get_engine(Settings(home=home).resolved_database_url), cancelled)
+    assert record["status"] == "cancelled"
