@@ -265,11 +265,12 @@ class GoalService:
         any status with ``stop_on_pause``) has been passed and the run's task is over. Yields None when
         nothing happened for ``idle_timeout`` seconds (a heartbeat)."""
         def ends(event: dict[str, Any] | None) -> bool:
-            return bool(event) and event.get("type") == "run_finished" and (  # type: ignore[union-attr]
-                stop_on_pause or event.get("status") in TERMINAL)  # type: ignore[union-attr]
+            if not event or event.get("type") != "run_finished":
+                return False
+            return stop_on_pause or event.get("status") in TERMINAL
 
         boundary = self._last_boundary(run_id)
-        finished = ends(boundary) and int(boundary.get("seq") or 0) <= after  # type: ignore[union-attr]
+        finished = boundary is not None and ends(boundary) and int(boundary.get("seq") or 0) <= after
         if boundary is None and run_id not in self._submissions and self.status(run_id) in TERMINAL:
             return  # recorded without events (by an older version): nothing will come
         while True:

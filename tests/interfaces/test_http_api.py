@@ -7,7 +7,6 @@ import subprocess
 
 import httpx
 import pytest
-
 from serve_harness import AGENTMESH, Server, child_env, free_port, iter_sse, make_home, read_events
 
 pytestmark = pytest.mark.slow
