@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import json
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.types import interrupt
@@ -31,7 +32,7 @@ __all__ = ["call_tool"]
 _MAX_RESULT_CHARS = 12_000
 
 
-async def call_tool(run: RunContext, scope: StepScope, agent: str, call: dict[str, Any], *, offered: set[str]) -> str:
+async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping[str, Any], *, offered: set[str]) -> str:
     """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
     call_id = str(call.get("id") or "")
     name = str(call.get("name") or "")
