@@ -46,6 +46,14 @@ def configure_prefect(settings: Settings) -> None:
     _configured = True
 
 
+def ensure_configured() -> None:
+    """Configure Prefect from the environment's settings, unless a run already configured it."""
+    if not _configured:
+        from .settings import get_settings
+
+        configure_prefect(get_settings())
+
+
 def api_url() -> str | None:
     """The Prefect API runs are recorded in; None for the embedded (ephemeral) server."""
     return os.environ.get("PREFECT_API_URL") or None

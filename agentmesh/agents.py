@@ -13,6 +13,7 @@ recorded replies — and so reaches the same tool call ids — instead of asking
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,11 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
         raise
     if not isinstance(reply, AIMessage):
         raise ModelError(f"the model returned {type(reply).__name__}, not a chat reply")
+    # Some OpenAI-compatible servers omit tool call ids; the id is half of the idempotency key, so give each
+    # a stable one (journalled with the reply, so a replay reuses it).
+    for index, call in enumerate([*reply.tool_calls, *reply.invalid_tool_calls]):
+        if not call.get("id"):
+            call["id"] = "call_" + hashlib.sha256(f"{run.run_id}|{key}|{seq}|{index}".encode()).hexdigest()[:20]
     input_tokens, output_tokens = usage_of(reply)
     name = reply.response_metadata.get("model_name") or run.settings.model_name
     cost = cost_usd(run.settings, name, input_tokens, output_tokens)

@@ -131,15 +131,16 @@ def _default_retries() -> int:
 
 
 def _should_retry(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed node unless retrying cannot help: budgets, policy, bad input, exhausted re-asks, or the
+    model transport, whose own retry layer already ran (retries must not multiply)."""
     from .models import is_transport_failure
 
-    try:
-        state.result(raise_on_failure=True)
-    except (UserError, RunError):
-        return False  # budgets, policy, validation exhausted, model transport: retrying cannot help
-    except Exception as exc:
-        return not is_transport_failure(exc)
-    return False
+    # The task engine wraps the exception as the Failed state's data (reading `state.result()` here would
+    # return a coroutine in an async task).
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is None:
+        return True
+    return not isinstance(error, (UserError, RunError)) and not is_transport_failure(error)
 
 
 @contextlib.contextmanager
@@ -328,26 +329,33 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
     return run_result(parts.engine, invocation["run_id"])
 
 
-_flow: Any = None
-
-
 def _goal_flow() -> Any:
-    global _flow
-    if _flow is None:
-        from prefect import flow
+    from .deployments import goal_flow
 
-        _flow = flow(name="agentmesh-goal", log_prints=False, persist_result=False, validate_parameters=False)(_goal)
-    return _flow
+    return goal_flow
 
 
-async def _goal(goal: str, graph: str, resume_of: str | None = None, run_id: str | None = None) -> str:
+def _deployed_invocation(graph: str) -> dict[str, Any]:
+    """A flow run started by Prefect (a schedule, `agentmesh deploy run`, a worker): settings from the env."""
+    from prefect.runtime import deployment
+
+    from .graphs import get_graph
+
+    settings = get_settings()
+    parts = components(settings)
+    parts.world.ensure_initialised()
+    return {"settings": settings, "parts": parts, "builder": get_graph(graph, settings.graphs_paths).builder,
+            "on_event": lambda e: None, "approvals": settings.approvals, "deployment": deployment.name,
+            "run_id": None, "chat_model": None, "context": None}
+
+
+async def _goal(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None) -> str:
     """One goal: a flow run whose id is the run id (unless one was pre-assigned); every graph node a task
     run under it."""
     from prefect.context import FlowRunContext
     from prefect.states import Failed
 
-    inv = _invocation.get()
-    assert inv is not None, "the goal flow runs through agentmesh.run_goal"
+    inv = _invocation.get() or _deployed_invocation(graph)
     settings: Settings = inv["settings"]
     parts: _Components = inv["parts"]
     flow_run_id = str(FlowRunContext.get().flow_run.id)  # type: ignore[union-attr]
@@ -363,18 +371,20 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None, run_id: str
         if previous["status"] == "running" and previous["flow_run_id"]:
             await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
         store.update_run(parts.engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
-    budget = _budget(settings, parts.engine, run_id)
-    run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
-                     registry=parts.registry, policy=parts.policy, world=parts.world, budget=budget,
-                     approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"], parts.engine))
-    if inv["chat_model"] is not None:
-        run.models[settings.model_name] = inv["chat_model"]
-    run._step_seq = max((s["seq"] for s in store.list_steps(parts.engine, run_id)), default=0)
-    run.emit({"type": "run_started", "run_id": run_id, "goal": goal, "graph": graph, "model": settings.model_name,
-              "offline": settings.offline, "resumed": resume_of is not None})
-    token = _run.set(run)
     status, error, values = "failed", None, {}
+    run: RunContext | None = None
+    token = None
     try:
+        budget = _budget(settings, parts.engine, run_id)
+        run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
+                         registry=parts.registry, policy=parts.policy, world=parts.world, budget=budget,
+                         approvals=inv["approvals"], emit=_emitter(run_id, inv["on_event"], parts.engine))
+        if inv["chat_model"] is not None:
+            run.models[settings.model_name] = inv["chat_model"]
+        run._step_seq = max((s["seq"] for s in store.list_steps(parts.engine, run_id)), default=0)
+        run.emit({"type": "run_started", "run_id": run_id, "goal": goal, "graph": graph, "model": settings.model_name,
+                  "offline": settings.offline, "resumed": resume_of is not None})
+        token = _run.set(run)
         async with checkpointer(settings) as saver:
             compiled = durable_builder(inv["builder"], retries=settings.node_retries).compile(checkpointer=saver)
             config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
@@ -395,8 +405,12 @@ async def _goal(goal: str, graph: str, resume_of: str | None = None, run_id: str
     except Exception as exc:  # a bug in a user's node: recorded, reported in one line, the process survives
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
-        _run.reset(token)
-        await _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
+        if token is not None:
+            _run.reset(token)
+        if run is not None:
+            await _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
+        else:  # it failed before it could start: still recorded, never left "running"
+            store.update_run(parts.engine, run_id, status=status, error=error)
     if status == "failed":
         return Failed(message=error or "failed")  # type: ignore[return-value]
     return status
@@ -512,7 +526,8 @@ async def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
 
 async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = True, approver: str,
                    reason: str | None = None, settings: Settings | None = None, resume: bool = True,
-                   approvals: str | None = None, on_event: EventSink | None = None) -> dict[str, Any]:
+                   approvals: str | None = None, on_event: EventSink | None = None,
+                   chat_model: BaseChatModel | None = None) -> dict[str, Any]:
     """Record a verdict on a run's pending calls (one, or all), then resume the run from any process."""
     from . import audit
     from .runs import run_result
@@ -535,7 +550,7 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
         audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
     if not resume:
         return run_result(engine, run_id)
-    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event)
+    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model)
 
 
 def expire_approvals(settings: Settings, run_id: str) -> list[str]:

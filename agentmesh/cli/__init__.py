@@ -247,14 +247,15 @@ def config(as_json: JsonFlag = False) -> None:
 
 def _register_subcommands() -> None:
     # Each family of commands lives in its own module with a `register(app)`; add a line here for a new one.
-    from . import chat, serve, world
+    from . import chat, deploy, serve, world
 
     world.register(app)
+    deploy.register(app)
+    serve.register(app)
+    chat.register(app)
     from . import eval as eval_commands
 
     eval_commands.register(app)
-    serve.register(app)
-    chat.register(app)
 
 
 _register_subcommands()

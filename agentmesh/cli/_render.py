@@ -81,11 +81,11 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
-    for col in ("run", "status", "graph", "created", "goal"):
-        table.add_column(col)
+    for col in ("run", "status", "graph", "deployment", "created", "goal"):
+        table.add_column(col, no_wrap=col == "run")
     for r in rows:
-        table.add_row(r["run_id"][:12], f"[{RUN_STYLE.get(r['status'], 'white')}]{r['status']}[/]", r["graph"],
-                      (r["created"] or "")[:19], escape(r["goal"][:70]))
+        table.add_row(r["run_id"], f"[{RUN_STYLE.get(r['status'], 'white')}]{r['status']}[/]", r["graph"],
+                      r.get("deployment") or "", (r["created"] or "")[:19], escape(r["goal"][:60]))
     return table
 
 

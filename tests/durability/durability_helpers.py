@@ -42,7 +42,7 @@ def query(home: Path, sql: str, **params: Any) -> list[Any]:
         return []
 
 
-def wait_for(condition: Any, *, timeout: float = 120, what: str = "condition") -> Any:
+def wait_for(condition: Any, *, timeout: float = 120, what: str = "condition", log: Path | None = None) -> Any:
     """Poll a condition of the database (another process's state) until it holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,8 +50,25 @@ def wait_for(condition: Any, *, timeout: float = 120, what: str = "condition") -
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    tail = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
 def loads(stdout: str) -> dict[str, Any]:
     return json.loads(stdout)
+
+
+def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Stop a background process and its children (it was started in a new session)."""
+    import signal
+
+    for sig, grace in ((signal.SIGINT, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue

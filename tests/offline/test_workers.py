@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -303,21 +302,6 @@ async def test_async_matches_sync() -> None:
     assert (await model.ainvoke(messages)).tool_calls == model.invoke(messages).tool_calls
 
 
-def test_the_rules_take_well_under_a_millisecond() -> None:
-    from agentmesh.offline import respond
-
-    messages = step_messages(GOAL, role="optimizer", instruction="Scale checkout-api")
-    observe(messages, reply(messages, OPS_TOOLS), "ok", metrics(4, 943.5, 95.5))
-    tools = OPS_TOOLS + [output_schema("submit_finding")]
-    respond(messages, tools, "auto", "offline")
-    start = time.perf_counter()
-    for _ in range(200):
-        respond(messages, tools, "auto", "offline")
-    per_call = (time.perf_counter() - start) / 200
-    assert per_call < 0.001, f"{per_call * 1000:.2f} ms per call"
-
-
-@pytest.mark.parametrize("content", ["not json", json.dumps({"weird": True}), json.dumps({"status": "ok"}), "[]"])
 def test_malformed_tool_results_never_crash_the_step(content: str) -> None:
     messages = step_messages(GOAL, role="optimizer", instruction="Scale checkout-api")
     first = reply(messages, OPS_TOOLS)

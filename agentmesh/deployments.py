@@ -1,0 +1,146 @@
+"""Scheduled goals: Prefect deployments of the goal flow.
+
+``goal_flow`` is the flow every goal runs as (``agentmesh run`` calls it directly); a deployment names it by
+module path (``agentmesh.deployments:goal_flow``), so a worker or ``agentmesh deploy --serve`` on any machine
+with agentmesh installed can run it. Prefect's embedded (ephemeral) server never runs schedules: deploying
+needs a running server — agentmesh's local one (the default) or ``PREFECT_API_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._prefect import ensure_configured
+from .exceptions import NotFoundError, UserError
+from .settings import get_settings
+
+ensure_configured()
+
+from prefect import flow  # noqa: E402  (Prefect reads its settings at import)
+
+from .runtime import _goal  # noqa: E402
+
+__all__ = ["create_deployment", "goal_flow", "list_deployments"]
+
+FLOW_NAME = "agentmesh-goal"
+
+@flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
+async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None) -> Any:
+    """One goal: a flow run whose id is the run id; every graph node a task run under it."""
+    return await _goal(goal, graph, resume_of, run_id)
+
+
+def _require_server() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError(
+            "Prefect's embedded server never runs schedules: start one (`prefect server start`) and set "
+            "PREFECT_API_URL, or leave AGENTMESH_PREFECT=local so agentmesh runs its own"
+        )
+
+
+def _deployment_options(name: str, *, goal: str, graph: str, cron: str | None, interval: float | None) -> dict[str, Any]:
+    from prefect.deployments.runner import EntrypointType
+
+    if not goal.strip():
+        raise UserError("--goal is empty: say what the scheduled run should do")
+    if (cron is None) == (interval is None):
+        raise UserError("give exactly one of --cron EXPR or --interval SECONDS")
+    if interval is not None and interval < 1:
+        raise UserError("--interval must be at least 1 second")
+    if cron is not None:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=cron)
+        except ValueError as exc:
+            raise UserError(f"--cron {cron!r} is not a cron expression: {str(exc).splitlines()[-1]}") from None
+    return dict(
+        name=name, cron=cron, interval=interval, parameters={"goal": goal, "graph": graph},
+        entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", f"graph:{graph}"],
+        description=f"agentmesh goal on graph {graph}: {goal[:200]}",
+    )
+
+
+async def create_deployment(name: str, *, goal: str, graph: str, cron: str | None = None,
+                            interval: float | None = None, work_pool: str | None = None) -> str:
+    """Create (or update) a deployment; returns its id. Without a work pool, `agentmesh deploy --serve` runs it."""
+    _require_server()
+    from .graphs import get_graph
+
+    get_graph(graph, get_settings().graphs_paths)
+    deployment = await goal_flow.ato_deployment(
+        **_deployment_options(name, goal=goal, graph=graph, cron=cron, interval=interval))
+    if work_pool:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            try:
+                await client.read_work_pool(work_pool)
+            except Exception:
+                raise NotFoundError(f"no work pool {work_pool!r}: `prefect work-pool create {work_pool} --type process`") from None
+        deployment.work_pool_name = work_pool
+    return str(await deployment.apply())
+
+
+def serve(names: list[str] | None = None, *, limit: int | None = 2) -> None:
+    """Serve the agentmesh deployments (all, or the named ones) from this process until interrupted, running
+    at most ``limit`` goals at once (a laptop's two cores are not a cluster)."""
+    import asyncio
+
+    from prefect import serve as prefect_serve
+
+    _require_server()
+    rows = asyncio.run(list_deployments())
+    chosen = [r for r in rows if not r["work_pool"] and (not names or r["name"] in names)]
+    if not chosen:
+        raise UserError("no deployments to serve: create one with `agentmesh deploy NAME --goal ... --interval 3600`")
+    deployments = [
+        goal_flow.to_deployment(**_deployment_options(
+            r["name"], goal=r["parameters"]["goal"], graph=r["parameters"].get("graph", "mesh"),
+            cron=r["cron"], interval=r["interval"]))
+        for r in chosen
+    ]
+    prefect_serve(*deployments, print_starting_message=True, limit=limit)
+
+
+async def list_deployments() -> list[dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    _require_server()
+    async with get_client() as client:
+        found = await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])))
+    rows = []
+    for d in found:
+        schedule = d.schedules[0].schedule if d.schedules else None
+        rows.append({
+            "id": str(d.id), "name": d.name, "paused": d.paused, "work_pool": d.work_pool_name,
+            "parameters": d.parameters, "cron": getattr(schedule, "cron", None),
+            "interval": schedule.interval.total_seconds() if getattr(schedule, "interval", None) else None,
+        })
+    return rows
+
+
+async def _find(name: str) -> dict[str, Any]:
+    for row in await list_deployments():
+        if row["name"] == name:
+            return row
+    raise NotFoundError(f"no deployment {name!r}; `agentmesh deploy list` shows them")
+
+
+async def set_paused(name: str, paused: bool) -> None:
+    from prefect.client.orchestration import get_client
+
+    row = await _find(name)
+    async with get_client() as client:
+        await (client.pause_deployment if paused else client.resume_deployment)(row["id"])
+
+
+async def run_now(name: str) -> str:
+    """Start a run of a deployment now (a worker or `deploy --serve` executes it); returns the flow run id."""
+    from prefect.deployments import run_deployment
+
+    await _find(name)
+    flow_run = await run_deployment(f"{FLOW_NAME}/{name}", timeout=0)
+    return str(flow_run.id)
