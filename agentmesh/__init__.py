@@ -17,7 +17,9 @@ from .exceptions import (
     ToolError,
     UserError,
 )
+from .memory import DecisionMemory
 from .mesh import Mesh, MeshState
+from .nodes import actions_taken, record_event, use_tool
 from .runtime import aresume_run, arun_goal, compile, resume_run, run_goal
 from .schemas import Decision, Finding, Plan, PlanStep, Review
 from .settings import Settings, get_settings
@@ -31,6 +33,11 @@ __all__ = [
     "Mesh",
     "MeshState",
     "compile",
+    # graph nodes
+    "DecisionMemory",
+    "actions_taken",
+    "record_event",
+    "use_tool",
     # tools
     "Tool",
     "ToolContext",

@@ -147,7 +147,7 @@ def _create(url: str) -> Engine:
         except Exception as exc:  # a malformed URL or a missing driver
             raise ConfigError(f"cannot use database URL: {exc}") from None
     # Every module that defines tables on `metadata` is imported first, so one create_all makes them all.
-    from . import audit, events  # noqa: F401
+    from . import audit, events, memory  # noqa: F401
     from .world import _tables  # noqa: F401
 
     try:

@@ -11,6 +11,11 @@ EXPECTED = [
     "Mesh",
     "MeshState",
     "compile",
+    # graph nodes
+    "DecisionMemory",
+    "actions_taken",
+    "record_event",
+    "use_tool",
     # tools
     "Tool",
     "ToolContext",

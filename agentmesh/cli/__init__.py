@@ -247,9 +247,10 @@ def config(as_json: JsonFlag = False) -> None:
 
 def _register_subcommands() -> None:
     # Each family of commands lives in its own module with a `register(app)`; add a line here for a new one.
-    from . import chat, deploy, serve, world
+    from . import chat, deploy, feedback, serve, world
 
     world.register(app)
+    feedback.register(app)
     deploy.register(app)
     serve.register(app)
     chat.register(app)

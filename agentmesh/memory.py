@@ -1,0 +1,170 @@
+"""Decision memory: past goals, their decisions and outcomes, and operator feedback, recalled for similar goals.
+
+Operators score a finished run (``agentmesh runs feedback RUN_ID --score 1 --note "…"``); a sample world may
+carry lessons too. For a new goal, ``DecisionMemory`` ranks past runs and feedback by a plain, explainable
+similarity — IDF-weighted word overlap (a word shared by few past goals counts more than one shared by
+all) — and returns the closest as lines the strategist sees under "# Similar past decisions":
+
+    from agentmesh import DecisionMemory, Mesh
+    graph = Mesh(strategist=..., workers=[...], memory=DecisionMemory()).build()
+
+Each line says why it was recalled (its score and the shared words).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, insert, select
+
+from .exceptions import UserError
+from .store import get_run, metadata, runs, utcnow
+
+__all__ = ["DecisionMemory", "Recollection", "add_feedback", "list_feedback", "recall"]
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64)),  # None for a lesson that belongs to no run (a sample world's)
+    Column("score", Integer, nullable=False),  # 1 (bad) .. 5 (good)
+    Column("note", Text, nullable=False),
+    Column("goal", Text),  # the run's goal, copied so a lesson is recalled even if the run is pruned
+    Column("source", String(32), nullable=False),  # operator, sample
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+MIN_SCORE, MAX_SCORE = 1, 5
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_STOP = {
+    "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "is", "are", "it", "its", "be", "by", "with",
+    "at", "as", "that", "this", "was", "we", "our", "please", "can", "you", "get", "keep", "make", "so", "from",
+}
+
+
+def add_feedback(engine: Engine, *, run_id: str | None, score: int, note: str, source: str = "operator",
+                 goal: str | None = None) -> dict[str, Any]:
+    """Record feedback on a run (its goal is copied from the run) or, with no run, a standalone lesson."""
+    if not MIN_SCORE <= score <= MAX_SCORE:
+        raise UserError(f"--score must be between {MIN_SCORE} (bad) and {MAX_SCORE} (good), got {score}")
+    note = (note or "").strip()
+    if not note:
+        raise UserError("--note is empty: say what happened, e.g. \"scaling payments-api above 6 exhausted DB connections\"")
+    if run_id is not None:
+        record = get_run(engine, run_id)
+        run_id, goal = record["run_id"], record["goal"]
+    row = {"run_id": run_id, "score": score, "note": note[:2000], "goal": goal, "source": source, "created": utcnow()}
+    with engine.begin() as conn:
+        row["id"] = conn.execute(insert(feedback).values(**row)).inserted_primary_key[0]
+    return row
+
+
+def list_feedback(engine: Engine, run_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(feedback).order_by(feedback.c.id)
+    if run_id is not None:
+        query = query.where(feedback.c.run_id == run_id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def replace_sample_lessons(engine: Engine, lessons: list[dict[str, Any]]) -> None:
+    """A sample world's lessons replace the previous sample's (``agentmesh world reset`` stays idempotent)."""
+    with engine.begin() as conn:
+        conn.execute(delete(feedback).where(feedback.c.source == "sample"))
+    for lesson in lessons:
+        add_feedback(engine, run_id=None, score=int(lesson.get("score", MIN_SCORE)), note=str(lesson["note"]),
+                     goal=lesson.get("goal"), source="sample")
+
+
+@dataclass(kw_only=True, frozen=True)
+class Recollection:
+    """One past decision or lesson recalled for a goal."""
+
+    similarity: float
+    """IDF-weighted share of the new goal's words found in it, 0..1."""
+    shared: tuple[str, ...]
+    """The words it shares with the new goal (why it was recalled)."""
+    text: str
+    """What the strategist is shown."""
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall((text or "").lower()) if w not in _STOP and len(w) > 1}
+
+
+def _documents(engine: Engine, limit: int) -> list[str]:
+    with engine.connect() as conn:
+        notes = conn.execute(select(feedback).order_by(feedback.c.id.desc()).limit(limit)).mappings().all()
+        past = conn.execute(select(runs.c.run_id, runs.c.goal, runs.c.decision).where(runs.c.status == "done")
+                            .order_by(runs.c.created.desc()).limit(limit)).mappings().all()
+    by_run: dict[str, list[Any]] = {}
+    docs = []
+    for n in notes:
+        if n["run_id"]:
+            by_run.setdefault(n["run_id"], []).append(n)
+        else:
+            docs.append(f"lesson (score {n['score']}/{MAX_SCORE}): {n['note']}"
+                        + (f" — about: {n['goal']}" if n["goal"] else ""))
+    seen = set()
+    for r in past:
+        seen.add(r["run_id"])
+        decision = r["decision"] or {}
+        text = f"goal: {r['goal']}"
+        if decision:
+            text += f" → decided: {str(decision.get('summary', ''))[:300]} (outcome: {decision.get('outcome')})"
+        for n in by_run.get(r["run_id"], []):
+            text += f"; operator feedback (score {n['score']}/{MAX_SCORE}): {n['note']}"
+        docs.append(text)
+    for run_id, ns in by_run.items():  # feedback on runs not (or no longer) listed as done
+        if run_id not in seen:
+            docs.append(f"goal: {ns[0]['goal']}; " + "; ".join(
+                f"operator feedback (score {n['score']}/{MAX_SCORE}): {n['note']}" for n in ns))
+    return docs
+
+
+def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.15,
+           limit: int = 500) -> list[Recollection]:
+    """The ``k`` past decisions and lessons most similar to ``goal`` (at least ``min_similarity``)."""
+    docs = _documents(engine, limit)
+    query = _words(goal)
+    if not docs or not query:
+        return []
+    bags = [_words(d) for d in docs]
+    df = Counter(w for bag in bags for w in bag)
+    idf = {w: math.log((1 + len(docs)) / (1 + df[w])) + 1 for w in query}
+    total = sum(idf.values())
+    found = []
+    for doc, bag in zip(docs, bags, strict=True):
+        shared = sorted(query & bag, key=lambda w: -idf[w])
+        similarity = sum(idf[w] for w in shared) / total
+        if similarity >= min_similarity:
+            found.append(Recollection(similarity=round(similarity, 3), shared=tuple(shared), text=doc))
+    found.sort(key=lambda r: -r.similarity)
+    return found[:k]
+
+
+@dataclass(kw_only=True)
+class DecisionMemory:
+    """A ``Mesh`` memory: callable with a goal, returns the similar past decisions as lines for the planner.
+
+    Reads the agentmesh database of the running goal (so it works in any graph run by ``run_goal``).
+    """
+
+    k: int = 3
+    """How many past decisions and lessons to show at most."""
+    min_similarity: float = 0.15
+    """Below this, a past decision is not similar enough to shape the plan."""
+
+    def __call__(self, goal: str) -> list[str]:
+        from ._context import current_run
+
+        run = current_run()
+        found = recall(run.engine, goal, k=self.k, min_similarity=self.min_similarity)
+        lines = [f"[similarity {r.similarity:.2f}; shared words: {', '.join(r.shared[:6])}] {r.text}" for r in found]
+        run.emit({"type": "memory_recalled", "count": len(lines),
+                  "items": [{"similarity": r.similarity, "shared": list(r.shared[:6])} for r in found]})
+        return lines
