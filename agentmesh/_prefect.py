@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -40,10 +41,31 @@ def configure_prefect(settings: Settings) -> None:
     # Prefect's console logs go to stderr at WARNING so `--json` stdout stays one document; the run
     # logger still sends everything to the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    _quiet_expected_failures()
     if not os.environ.get("PREFECT_API_URL") and settings.prefect == "local":
         os.environ["PREFECT_API_URL"] = ensure_local_server(Path(os.environ["PREFECT_HOME"]))
         os.environ["AGENTMESH_LOCAL_PREFECT"] = "1"
     _configured = True
+
+
+class _NoTracebackForRunErrors(logging.Filter):
+    """Prefect logs a failed task's traceback; for agentmesh's own run failures (a model that kept failing, a
+    budget, an answer that never validated) the one-line message is the whole story, and a traceback on the
+    CLI's stderr would read as a crash. A user's node raising anything else keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .exceptions import AgentmeshError
+
+        if record.exc_info and isinstance(record.exc_info[1], AgentmeshError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_expected_failures() -> None:
+    task_runs = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _NoTracebackForRunErrors) for f in task_runs.filters):
+        task_runs.addFilter(_NoTracebackForRunErrors())
 
 
 def ensure_configured() -> None:
