@@ -4,7 +4,7 @@ The run JSON (other tools and tests rely on it): ``run_id``, ``flow_run_id``, ``
 ``graph``, ``status``, ``error``, ``model`` {``name``, ``offline``}, ``decision`` {``summary``, ``rationale``,
 ``confidence``, ``outcome``, ``open_risks``, ``actions``}, ``plan``, ``steps`` [{``node``, ``agent``, ``started``,
 ``ended``, ``prefect_task_run_id``, ``tool_calls`` [{``id``, ``tool``, ``args``, ``status``, ``result``,
-``reason``}]}], ``usage`` {``input_tokens``, ``output_tokens``, ``model_calls``, ``cost_usd``}, ``timings``.
+``reason``}]}], ``findings`` (the workers' findings, kept when a run stops early), ``usage`` {``input_tokens``, ``output_tokens``, ``model_calls``, ``cost_usd``}, ``timings``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         "plan": run["plan"],
         "decision": decision,
         "steps": steps,
+        "findings": _findings(engine, run["run_id"]),
         "pending_approvals": [_call_json(c) for c in calls if c.approval == "pending"],
         "usage": run["usage"] or usage_of_run(engine, run["run_id"]),
         "timings": run["timings"] or {},
@@ -81,6 +82,12 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         "created": _iso(run["created"]),
         "updated": _iso(run["updated"]),
     }
+
+
+def _findings(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    from .events import event_log
+
+    return [e["finding"] for e in event_log(engine).read(run_id) if e.get("type") == "finding" and "finding" in e]
 
 
 def runs_listing(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:

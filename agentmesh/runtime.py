@@ -389,10 +389,16 @@ async def _goal(goal: str, graph: str = "mesh", resume_of: str | None = None, ru
             compiled = durable_builder(inv["builder"], retries=settings.node_retries).compile(checkpointer=saver)
             config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
             graph_input = await _input(compiled, config, goal, resume_of, inv["context"])
-            if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
-                values = (await compiled.aget_state(config)).values
-            else:
-                values = await compiled.ainvoke(graph_input, config)
+            try:
+                if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
+                    values = (await compiled.aget_state(config)).values
+                else:
+                    values = await compiled.ainvoke(graph_input, config)
+            except Exception:
+                # Partial results: what the graph had checkpointed (the plan, the findings so far) is kept.
+                with contextlib.suppress(Exception):
+                    values = (await compiled.aget_state(config)).values
+                raise
             snapshot = await compiled.aget_state(config)
         status = "waiting_approval" if snapshot.interrupts else "done"
     except BudgetExceeded as exc:

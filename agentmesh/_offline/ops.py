@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from .conversation import Call, Conversation, best_match, find_number, items_in, names_in
-from .goals import GoalReading
+from .goals import _OPS_NAME, GoalReading, read_goal
 
 __all__ = ["ops_finding", "ops_next", "service_of"]
 
@@ -60,7 +60,9 @@ def service_of(conv: Conversation, goal: GoalReading) -> str | Call | None:
             return match or _worst(listing.result, goal)
         return names[0]
     failed = {o.args.get("service") for o in conv.calls("get_service_metrics")}
-    candidates = [e for e in goal.entities if e not in failed]
+    # The goal's names first; a step's instruction may name the service when the goal does not.
+    named = goal.entities or tuple(_OPS_NAME.findall(conv.instruction.lower()))
+    candidates = [e for e in named if e not in failed]
     if candidates and conv.offered("get_service_metrics"):
         return candidates[0]
     if conv.offered("list_services") and not conv.calls("list_services"):
@@ -104,6 +106,10 @@ def _bounds(conv: Conversation, goal: GoalReading, m: dict[str, float | None], s
     if m["step"]:
         low, high = max(low, current - int(m["step"])), min(high, current + int(m["step"]))
     ceiling = goal.replica_ceiling(current)
+    # A constraint the plan put in the step ("at most 6 replicas", e.g. from a past decision) binds as well.
+    step_cap = read_goal(conv.instruction).max_replicas if conv.instruction else None
+    if step_cap is not None:
+        ceiling = step_cap if ceiling is None else min(ceiling, step_cap)
     if ceiling is not None:
         high = min(high, ceiling)
     texts = [o.error for o in conv.calls("scale_service") if not o.ok]

@@ -26,6 +26,7 @@ _DOMAIN_TOOLS = {
 _RULES = {"ops": (ops_next, ops_finding), "data": (data_next, data_finding), "support": (support_next, support_finding)}
 _VERIFY = re.compile(r"\b(verif\w*|confirm\w*|re-?check\w*|re-?measure\w*|re-?read|validate\w*|check (?:again|after|"
                      r"whether|that|if))\b", re.I)
+_ESCALATE = re.compile(r"\b(escalat\w*|fail\w*|could not|cannot)\b", re.I)
 _WRITE_TOOLS = ("scale_service", "clean_dataset", "resolve_ticket", "escalate_ticket")
 
 
@@ -65,10 +66,15 @@ def next_call(conv: Conversation) -> Call | None:
                      if conv.offered(t) and not conv.calls(t)), None)
     else:
         call = _RULES[domain][0](conv, goal, role, verify)
-        if call is None and goal.notify and role == "optimizer" and conv.offered("notify_operations") \
+        # The goal or the step itself may ask to tell operations (an escalation step does).
+        notify = goal.notify or (bool(conv.instruction) and read_goal(conv.instruction).notify)
+        if call is None and notify and role == "optimizer" and conv.offered("notify_operations") \
                 and not conv.calls("notify_operations") and conv.observations:
             summary, _, _ = _RULES[domain][1](conv, goal, role, verify)
-            call = conv.call("notify_operations", message=summary[:500], severity="info")
+            severity = "warning" if _ESCALATE.search(conv.instruction) else "info"
+            message = f"Needs a person (the automated repair did not succeed): {summary}" if severity == "warning" \
+                else summary
+            call = conv.call("notify_operations", message=message[:500], severity=severity)
     # A call not offered, or one already made with the same arguments, ends the step instead of looping.
     if call is None or not conv.offered(call.name) or conv.made(call):
         return None
