@@ -29,6 +29,7 @@ from langchain_core.messages import (
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select
 
+from . import remote
 from ._context import RunContext, StepScope, current_run, current_step
 from ._messages import render_step_input, tool_result
 from .exceptions import ModelError
@@ -62,9 +63,12 @@ class Agent:
     def template(self, run: RunContext | None = None) -> PromptTemplate:
         if isinstance(self.prompt, PromptTemplate):
             return self.prompt
+        if run is not None:
+            # Not cached on the agent: a graph's agents live as long as the process, and a promotion or a
+            # rollback (or another run's prompts folder) must reach the next step.
+            return load_prompt(self.prompt or self.role, folder=run.settings.prompts_path, engine=run.engine)
         if self._template is None:
-            folder = run.settings.prompts_path if run else None
-            self._template = load_prompt(self.prompt or self.role, folder=folder)
+            self._template = load_prompt(self.prompt or self.role)
         return self._template
 
     def offered_tools(self, run: RunContext) -> list[Tool]:
@@ -80,6 +84,8 @@ class Agent:
         ``findings``, ``actions``, ``round_info``, ``memory``); ``variables`` go to the prompt template.
         """
         run = current_run()
+        if remote.is_remote(self.role, run):  # this role's steps run on a task worker (agentmesh.remote)
+            return await remote.run_step(self, goal=goal, variables=variables, sections=sections)
         scope = current_step()
         scope.agent_runs += 1
         key = f"{scope.key}#{scope.agent_runs}"

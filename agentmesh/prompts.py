@@ -112,8 +112,15 @@ def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
     )
 
 
-def load_prompt(role: str, *, folder: Path | None = None) -> PromptTemplate:
-    """The prompt of a role: ``folder/<role>.md`` if present, else the bundled one."""
+def load_prompt(role: str, *, folder: Path | None = None, engine: Any = None) -> PromptTemplate:
+    """The prompt of a role: the version promoted in the database of ``engine`` (``agentmesh.evolution``), else
+    ``folder/<role>.md`` if present, else the bundled one."""
+    if engine is not None:
+        from .evolution.versions import active_template
+
+        promoted = active_template(engine, role)
+        if promoted is not None:
+            return promoted
     for base in (folder, bundled("prompts")):
         if base is not None and (base / f"{role}.md").is_file():
             path = base / f"{role}.md"

@@ -148,6 +148,7 @@ def _create(url: str) -> Engine:
             raise ConfigError(f"cannot use database URL: {exc}") from None
     # Every module that defines tables on `metadata` is imported first, so one create_all makes them all.
     from . import audit, events, memory  # noqa: F401
+    from .evolution import _tables as _evolution_tables  # noqa: F401
     from .world import _tables  # noqa: F401
 
     try:

@@ -257,6 +257,10 @@ def _register_subcommands() -> None:
     from . import eval as eval_commands
 
     eval_commands.register(app)
+    from . import evolve, prompts
+
+    evolve.register(app)
+    prompts.register(app)
 
 
 _register_subcommands()

@@ -1,0 +1,27 @@
+"""Self-evolving prompts: versioned prompts in the database, an evolution graph that proposes candidate changes
+from eval failures and promotes one only on evidence, and promotion / rollback with an audit trail.
+
+Modules: ``versions`` (the prompt store: history, active version, promote, rollback), ``statistics`` (the
+train / held-out split and the paired sign test), ``proposals`` (rule-based and model proposals), ``graph``
+(the evolution StateGraph), ``flow`` (the ``agentmesh-evolve`` Prefect flow and its deployment), ``report``
+(HTML, Prefect artifacts, the rounds table). Importing this package stays light: ``agentmesh.store`` imports
+``_tables`` for every engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EvolutionOptions", "aevolve", "evolve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EvolutionOptions":
+        from .graph import EvolutionOptions
+
+        return EvolutionOptions
+    if name in ("aevolve", "evolve"):
+        from . import flow
+
+        return getattr(flow, name)
+    raise AttributeError(name)

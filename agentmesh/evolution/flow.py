@@ -1,0 +1,122 @@
+"""The ``agentmesh-evolve`` Prefect flow: one evolution (one or more rounds) per flow run, runnable in-process
+(`agentmesh evolve`) or as a scheduled deployment (`agentmesh evolve --schedule CRON`).
+
+    from agentmesh.evolution import EvolutionOptions, evolve
+    rounds = evolve(["evals/support"], EvolutionOptions(role="optimizer", candidates=2, trials=2))
+    rounds[-1]["outcome"]          # promoted | pending_approval | kept
+
+A scheduled run never promotes without the same evidence, and with ``require_approval`` only records a
+pending promotion that `agentmesh prompts promote ROLE VERSION` approves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from contextvars import ContextVar
+from dataclasses import asdict, replace
+from typing import Any
+
+from .._prefect import configure_prefect
+from ..evaluation import load_scenarios
+from ..exceptions import UserError
+from ..settings import get_settings
+from .graph import EvolutionOptions, build_graph, make_context
+
+__all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve", "evolve_flow"]
+
+FLOW_NAME = "agentmesh-evolve"
+_PLAIN = ("role", "rounds", "candidates", "trials", "concurrency", "held_out", "alpha", "min_delta",
+          "held_out_tolerance", "require_approval", "actor")
+
+# Options that are not plain data (settings, a chat model, a proposer) reach the flow through this, as in
+# agentmesh.runtime; a deployed run has none and reads the environment.
+_invocation: ContextVar[EvolutionOptions | None] = ContextVar("agentmesh_evolve_invocation", default=None)
+
+
+async def _evolve(suite: list[str], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    from ..runtime import durable_builder
+
+    given = _invocation.get()
+    opts = replace(given) if given is not None else EvolutionOptions(**(options or {}))
+    settings = opts.settings or get_settings()
+    scenarios = load_scenarios(list(suite))
+    if not scenarios:
+        raise UserError(f"no scenarios under {', '.join(suite)}")
+    ctx = make_context(scenarios, ", ".join(suite), opts, settings)
+    graph = durable_builder(build_graph(ctx), retries=0).compile()
+    state = await graph.ainvoke({"role": opts.role} if opts.role else {}, {"recursion_limit": 50 * max(1, opts.rounds)})
+    return state.get("reports", [])
+
+
+_flow: Any = None
+
+
+def _get_flow() -> Any:
+    global _flow
+    if _flow is None:
+        from prefect import flow
+
+        _flow = flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)(_evolve)
+    return _flow
+
+
+def __getattr__(name: str) -> Any:  # `agentmesh.evolution.flow:evolve_flow` is the deployment's entrypoint
+    if name == "evolve_flow":
+        return _get_flow()
+    raise AttributeError(name)
+
+
+def _validate(options: EvolutionOptions) -> None:
+    if options.rounds < 1 or options.candidates < 1 or options.trials < 1:
+        raise UserError("--rounds, --candidates and --trials must be at least 1")
+    if not 0 <= options.held_out < 1:
+        raise UserError("--held-out must be a fraction in [0, 1)")
+    if not 0 < options.alpha < 1:
+        raise UserError("--alpha must be in (0, 1)")
+
+
+async def aevolve(suite: list[str], options: EvolutionOptions | None = None) -> list[dict[str, Any]]:
+    """Run an evolution in this process as one ``agentmesh-evolve`` flow run; returns the rounds' reports."""
+    options = options or EvolutionOptions()
+    _validate(options)
+    settings = options.settings or get_settings()
+    configure_prefect(settings)
+    load_scenarios(list(suite))  # a bad suite is a one-line error before Prefect starts
+    token = _invocation.set(replace(options, settings=settings))
+    try:
+        state = await _get_flow()(suite=list(suite), return_state=True)
+    finally:
+        _invocation.reset(token)
+    return await state.result()
+
+
+def evolve(suite: list[str], options: EvolutionOptions | None = None) -> list[dict[str, Any]]:
+    """Synchronous ``aevolve``."""
+    return asyncio.run(aevolve(suite, options))
+
+
+async def create_deployment(name: str, *, suite: list[str], cron: str, options: EvolutionOptions,
+                            work_pool: str | None = None) -> str:
+    """A scheduled evolution (e.g. nightly against the latest suite); `agentmesh deploy --serve` or a worker
+    runs it. Returns the deployment id."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.deployments.runner import EntrypointType
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("scheduling needs a Prefect server: leave AGENTMESH_PREFECT=local or set PREFECT_API_URL")
+    _validate(options)
+    try:
+        CronSchedule(cron=cron)
+    except ValueError as exc:
+        raise UserError(f"--schedule {cron!r} is not a cron expression: {str(exc).splitlines()[-1]}") from None
+    load_scenarios(list(suite))
+    plain = {k: v for k, v in asdict(replace(options, settings=None, chat_model=None, proposer=None)).items()
+             if k in _PLAIN}
+    deployment = await _get_flow().ato_deployment(
+        name=name, cron=cron, parameters={"suite": [str(s) for s in suite], "options": plain},
+        entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", "evolve"],
+        description=f"agentmesh evolve {' '.join(map(str, suite))} ({options.role or 'role from failures'})")
+    if work_pool:
+        deployment.work_pool_name = work_pool
+    return str(await deployment.apply())
