@@ -26,6 +26,9 @@ def dataset_of(conv: Conversation, goal: GoalReading) -> str | Call | None:
     failed = {o.args.get("dataset") for o in conv.calls("profile_dataset")}
     # A file name in the goal ("orders.csv") names the dataset without its extension.
     candidates = [e.rsplit(".", 1)[0] if e.lower().endswith((".csv", ".parquet")) else e for e in goal.entities]
+    # A step about one of several datasets names it ("Clean the orders dataset"): that one comes first.
+    in_step = re.findall(r"\bthe ([a-z][a-z0-9_-]*) (?:dataset|data ?set|csv|table)\b", conv.instruction.lower())
+    candidates = list(dict.fromkeys([*in_step, *sorted(candidates, key=lambda c: c not in conv.instruction)]))
     candidates = [c for c in candidates if c not in failed]
     if conv.offered("list_datasets") and not conv.calls("list_datasets"):
         if candidates and conv.offered("profile_dataset"):
