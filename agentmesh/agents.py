@@ -200,6 +200,10 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
     run.emit({"type": "model_call", "agent": role, "node": scope.node})
     try:
         reply = await bound.ainvoke(messages)
+    except ValidationError as exc:
+        # LangChain could not build a message from the reply, e.g. tool arguments that are JSON but not an
+        # object: an unusable answer (one line, no node retry), not a bug of the run.
+        raise ModelError(f"the model's reply could not be read: {_short_errors(exc)}") from None
     except Exception as exc:
         mapped = model_error(exc)
         if mapped is not None:
