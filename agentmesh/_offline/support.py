@@ -50,12 +50,14 @@ def _targets(conv: Conversation, optimizer: bool) -> list[str]:
         return []
     items = [i for i in items_in(listing.result) if _ticket_id(i)]
     items = [i for i in items if not isinstance(i, dict) or str(i.get("status", "open")).lower() == "open"]
-    named = [i for i in items if _ticket_id(i) in conv.goal]
+    # A step that names tickets by id (one branch of a fan-out) works on those; else the goal's names count.
+    scope = conv.instruction if _NAMED_ID.search(conv.instruction) else conv.goal
+    named = [i for i in items if _ticket_id(i) in scope]
     if named:
         items = named
     else:
         # A ticket the goal names by id may be past the listing's first page: it is read directly.
-        unlisted = [t for t in dict.fromkeys(_NAMED_ID.findall(conv.goal))
+        unlisted = [t for t in dict.fromkeys(_NAMED_ID.findall(scope))
                     if not any(_ticket_id(i) == t for i in items_in(listing.result))]
         if unlisted:
             return unlisted[: MAX_TICKETS if optimizer else 3]
