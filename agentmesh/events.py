@@ -14,6 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Float, Integer, String, Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from .store import metadata
 
@@ -42,14 +43,23 @@ class EventLog:
     def append(self, run_id: str, event: dict[str, Any]) -> int:
         with self._lock:
             seq = self._next.get(run_id)
-            if seq is None:
-                with self.engine.connect() as conn:
-                    seq = (conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id)).scalar() or 0) + 1
+            for attempt in range(20):
+                if seq is None:
+                    with self.engine.connect() as conn:
+                        seq = (conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id))
+                               .scalar() or 0) + 1
+                event["seq"] = seq
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
+                                                           time=float(event.get("time") or 0), data=event))
+                    break
+                except IntegrityError:  # another process (a task worker, agentmesh.remote) took this number
+                    if attempt == 19:
+                        raise
+                    seq = None
+            assert seq is not None
             self._next[run_id] = seq + 1
-            event["seq"] = seq
-            with self.engine.begin() as conn:
-                conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
-                                                   time=float(event.get("time") or 0), data=event))
             waiters = self._waiters.pop(run_id, [])
         for loop, flag in waiters:
             loop.call_soon_threadsafe(flag.set)

@@ -118,7 +118,10 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
     # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
     # from the journal and reaches this call again, now with a recorded verdict.
     while True:
-        answer = interrupt({"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
+        payload = {"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent}
+        if pause_by_raising.get():
+            raise ApprovalPause(payload)
+        answer = interrupt(payload)
         latest = audit.get_call(run.engine, run.run_id, call_id)
         if latest is not None and latest.approval in ("approved", "rejected"):
             return _approval(run, call_id, name, args, agent, latest)
@@ -128,6 +131,19 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
             return None if approved else "rejected"
         # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
         # the call keeps waiting — the next interrupt() pauses the run again.
+
+
+# A step on a task worker (agentmesh.remote) has no LangGraph context to interrupt(): the pause is raised
+# instead, and the node that sent the step pauses for it.
+pause_by_raising: contextvars.ContextVar[bool] = contextvars.ContextVar("agentmesh_pause_by_raising", default=False)
+
+
+class ApprovalPause(Exception):  # noqa: N818  (a control-flow signal, not an error)
+    """A call waits for approval in a step that cannot interrupt() itself; ``payload`` is the interrupt's."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload["tool_call_id"])
+        self.payload = payload
 
 
 async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     """What a call that needs approval does: wait for a person, approve when policy allows, or reject."""
     dry_run: bool = False
     """Plan and validate every tool call but execute none."""
+    remote_roles: list[str] = Field(default_factory=list)
+    """Roles whose agent steps run on task workers (`agentmesh worker --role ROLE`), not in the goal's process."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

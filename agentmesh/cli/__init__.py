@@ -261,6 +261,9 @@ def _register_subcommands() -> None:
 
     evolve.register(app)
     prompts.register(app)
+    from . import worker
+
+    worker.register(app)
 
 
 _register_subcommands()
