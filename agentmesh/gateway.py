@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextlib
 import contextvars
 import json
 import threading
@@ -85,7 +86,8 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
         kwargs[tool.context_param] = context
     timeout = tool.timeout_s or run.settings.tool_timeout_s
     try:
-        result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
+        async with await _slot(run, name):  # waiting for a slot is not the tool's time
+            result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
     except TimeoutError:
         return finish("failed", reason=f"{name} did not finish within {timeout:g} s")
     except PolicyViolation as exc:
@@ -131,6 +133,28 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
             return None if approved else "rejected"
         # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
         # the call keeps waiting — the next interrupt() pauses the run again.
+
+
+_limits_ready: set[tuple[str, int]] = set()
+
+
+async def _slot(run: RunContext, name: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A slot of the tool's Prefect global concurrency limit, when the policy sets one."""
+    limit = run.policy.concurrency.get(name)
+    if not limit:
+        return contextlib.nullcontext()
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.asyncio import concurrency
+
+    key = f"agentmesh-tool-{name}"
+    if (key, limit) not in _limits_ready:
+        from prefect.exceptions import ObjectAlreadyExists
+
+        async with get_client() as client:
+            with contextlib.suppress(ObjectAlreadyExists):  # another goal created it a moment ago
+                await client.upsert_global_concurrency_limit_by_name(key, limit)
+        _limits_ready.add((key, limit))
+    return concurrency(key, occupy=1, strict=True)
 
 
 # A step on a task worker (agentmesh.remote) has no LangGraph context to interrupt(): the pause is raised

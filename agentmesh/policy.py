@@ -66,6 +66,9 @@ class Policy(_Strict):
     """Tool names that pause for a person before running (in addition to tools that ask for it themselves)."""
     roles: dict[str, list[str]] = Field(default_factory=dict)
     """Role -> tool names it may call; a tool absent from every list falls back to the tool's own `roles`."""
+    concurrency: dict[str, int] = Field(default_factory=dict)
+    """Tool name -> the most calls of it running at once across every goal, process and machine (enforced
+    with a Prefect global concurrency limit named `agentmesh-tool-<name>`)."""
     approval_timeout_s: float | None = Field(default=None, gt=0)
     """Seconds an approval may wait; None waits forever."""
     approval_default: Literal["reject", "approve"] = "reject"

@@ -235,12 +235,17 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]
             await saver.setup()
             yield saver
     else:
+        import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         path = settings.resolved_home / "checkpoints.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            yield saver
+        # Concurrent goals each hold a connection: WAL and a busy timeout make their writers queue instead of
+        # failing with "database is locked" (the saver's own from_conn_string keeps SQLite's 5 s default).
+        async with aiosqlite.connect(str(path), timeout=60) as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            yield AsyncSqliteSaver(conn)
 
 
 # -- running a goal ---------------------------------------------------------------------------------------

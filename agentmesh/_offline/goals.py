@@ -27,8 +27,9 @@ _SUPPORT = {
 _OPS_NAME = re.compile(r"\b[a-z0-9]+(?:-[a-z0-9]+)*-(?:api|svc|service|worker|gateway|web|db|server|backend)\b")
 _ACT = re.compile(
     r"\b(fix|reduce|cut|lower|improve|scale|bring|keep|make|clean|cleanse|dedupe|de-?duplicate|remove|drop|"
-    r"resolve|handle|process|refund|answer|close|clear|optimi[sz]e|speed|decrease|increase|add|shrink|"
-    r"right-?size|save|trim|repair|address|sort out|deal with|respond|reply|impute|normali[sz]e|restore|"
+    r"resolve|handle|process|refunds?|answer|close|clear|optimi[sz]e|speed|decrease|increase|add|shrink|"
+    r"right-?size|save|trim|repair|address|sort (?:\w+ )?out|deal with|respond|reply|impute|normali[sz]e|restore|"
+    r"escalate|"
     r"mitigate|get (?:it|them|this|p95|latency|cost)|work through|take care|tidy|purge|shed)\b"
 )
 _NO_ACT = re.compile(
