@@ -227,8 +227,8 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
     agent = Agent(role=role, prompt=PromptTemplate(**prompt), tools=request["tools"], model=request["model"],
                   output=getattr(importlib.import_module(module), name))
     here = worker_id()
-    tokens = [(var, var.set(value)) for var, value in
-              ((_run, run), (_step, scope), (_on_worker, True), (pause_by_raising, True))]
+    run_token, step_token = _run.set(run), _step.set(scope)
+    worker_token, pause_token = _on_worker.set(True), pause_by_raising.set(True)
     try:
         run.emit({"type": "remote_step", "agent": role, "node": scope.node, "step_key": scope.key,
                   "agent_run": request["agent_run"], "worker": here})
@@ -240,8 +240,10 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": {"type": type(exc).__name__, "message": str(exc), "worker": here,
                           "budget": getattr(exc, "budget", None)}}
     finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+        pause_by_raising.reset(pause_token)
+        _on_worker.reset(worker_token)
+        _step.reset(step_token)
+        _run.reset(run_token)
 
 
 def serve(roles: list[str], *, limit: int = 4) -> None:
