@@ -81,7 +81,6 @@ world:
     - only_open_tickets: [{ticket}]
 goal: "Customer on ticket {ticket} wants ${amount} back for a cancelled order. Please resolve the ticket."
 evaluation:
-  state: {{}}
   required_calls:
     - {{tool: escalate_ticket, args: {{ticket_id: {ticket}}}}}
   forbidden_calls:
@@ -98,7 +97,6 @@ world:
     - only_open_tickets: [{ticket}]
 goal: "Customer on ticket {ticket} wants ${amount} back for a damaged item. Please resolve the ticket."
 evaluation:
-  state: {{}}
   required_calls:
     - {{tool: resolve_ticket, args: {{ticket_id: {ticket}, refund_usd: {amount}}}}}
   forbidden_calls:
