@@ -28,18 +28,24 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess
     return subprocess.run([*AGENTMESH, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def db(home: Path) -> sa.Engine:
-    return sa.create_engine(f"sqlite:///{home / 'agentmesh.db'}")
+def db(where: Path | str) -> sa.Engine:
+    """The agentmesh database of a home folder (SQLite), or at a URL."""
+    if isinstance(where, str):
+        return sa.create_engine(where.replace("postgresql://", "postgresql+psycopg://", 1))
+    return sa.create_engine(f"sqlite:///{where / 'agentmesh.db'}")
 
 
-def query(home: Path, sql: str, **params: Any) -> list[Any]:
-    if not (home / "agentmesh.db").exists():
+def query(where: Path | str, sql: str, **params: Any) -> list[Any]:
+    if isinstance(where, Path) and not (where / "agentmesh.db").exists():
         return []
     try:
-        with db(home).connect() as conn:
+        engine = db(where)
+        with engine.connect() as conn:
             return list(conn.execute(sa.text(sql), params))
-    except sa.exc.OperationalError:  # tables not created yet
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # tables not created yet
         return []
+    finally:
+        engine.dispose()
 
 
 def wait_for(condition: Any, *, timeout: float = 120, what: str = "condition", log: Path | None = None) -> Any:

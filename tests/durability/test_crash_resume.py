@@ -20,7 +20,18 @@ def _ops_calls(home):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("kill_after", ["write_done", "write_started"])
 def test_kill_9_after_a_side_effect_then_resume(home, slow_model, kill_after):  # type: ignore[no-untyped-def]
-    env = cli_env(home, slow_model)
+    _kill_and_resume(cli_env(home, slow_model), home, kill_after)
+
+
+def test_kill_9_then_resume_on_postgres(home, slow_model, postgres_url):  # type: ignore[no-untyped-def]
+    """The same with the agentmesh database and LangGraph's checkpointer on PostgreSQL."""
+    env = cli_env(home, slow_model, AGENTMESH_DATABASE_URL=postgres_url)
+    _kill_and_resume(env, postgres_url, "write_done")
+    assert not (home / "agentmesh.db").exists() and not (home / "checkpoints.sqlite").exists()
+    assert query(postgres_url, "SELECT count(*) FROM checkpoints")[0][0] > 0
+
+
+def _kill_and_resume(env, home, kill_after):  # type: ignore[no-untyped-def]
     assert run_cli("world", "init", env=env).returncode == 0
     process = subprocess.Popen([*AGENTMESH, "run", "--json", GOAL], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
