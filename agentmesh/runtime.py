@@ -321,7 +321,7 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
     }
     token = _invocation.set(invocation)
     try:
-        flow = _goal_flow()
+        flow = _goal_flow(settings)
         name = f"resume-{run_id[:8]}" if run_id else None
         runner = flow.with_options(flow_run_name=name) if name else flow
         await runner(goal=goal, graph=spec.name, resume_of=run_id, run_id=new_run_id, return_state=True)
@@ -334,9 +334,11 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
     return run_result(parts.engine, invocation["run_id"])
 
 
-def _goal_flow() -> Any:
+def _goal_flow(settings: Settings) -> Any:
     from .deployments import goal_flow
 
+    if settings.flow_retries:
+        return goal_flow.with_options(retries=settings.flow_retries, retry_delay_seconds=1)
     return goal_flow
 
 
@@ -367,6 +369,8 @@ async def _goal(goal: str, graph: str = "mesh", resume_of: str | None = None, ru
     run_id = resume_of or run_id or flow_run_id
     inv["run_id"] = run_id
     started = time.perf_counter()
+    if resume_of is None and store.find_run(parts.engine, run_id) is not None:
+        resume_of = run_id  # a Prefect flow retry: go on from the checkpoint, reusing finished work
     if resume_of is None:
         store.create_run(parts.engine, run_id=run_id, flow_run_id=flow_run_id, goal=goal, graph=graph,
                          status="running", model=_model_label(settings, inv["chat_model"]), offline=settings.offline and inv["chat_model"] is None,

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     """Wall time per goal."""
     node_retries: int = Field(default=1, ge=0, le=5)
     """Prefect task retries for a node that fails for a reason other than the model transport or policy."""
+    flow_retries: int = Field(default=0, ge=0, le=5)
+    """Prefect retries of a goal's flow run; a retry resumes from the checkpoint and repeats no finished work."""
     tool_timeout_s: float = Field(default=30.0, gt=0)
     """Seconds a tool may run before its call is failed and the model told so."""
     approvals: Literal["wait", "auto", "deny"] = "wait"

@@ -174,6 +174,12 @@ def update_run(engine: Engine, run_id: str, **values: Any) -> None:
         conn.execute(update(runs).where(runs.c.run_id == run_id).values(updated=utcnow(), **values))
 
 
+def find_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
 def get_run(engine: Engine, run_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
