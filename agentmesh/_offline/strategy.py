@@ -51,10 +51,35 @@ def plan(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
         s1 = add("analyst", f"Triage {subject}: list open tickets by priority and read the most urgent ones.")
     if goal.act:
         verb = {"ops": "Scale", "data": "Clean", "support": "Resolve or escalate"}[goal.domain]
-        s3 = add("optimizer", f"{verb} {subject} within policy to meet the goal: {text[:500]}", [s1])
+        lessons = _lessons(conv, goal)
+        s3 = add("optimizer", f"{verb} {subject} within policy to meet the goal: {text[:500]}"
+                 + (f" Past decisions bind this step: {'; '.join(lessons)}." if lessons else ""), [s1])
         if goal.domain in ("ops", "data"):
             add("analyst", f"Verify after the change: re-read {subject} and report whether the target is met.", [s3])
     return {"objective": objective, "steps": steps}
+
+
+# A past decision that went wrong above a count: "scaling payments-api above 6 caused DB connection exhaustion",
+# "never run search-api on more than 4 replicas".
+_LIMIT = re.compile(r"\b(?:above|more than|over|beyond|past|exceeding)\s+(\d+)(?:\s+replicas?)?", re.I)
+_HARM = re.compile(r"\b(caus\w*|exhaust\w*|fail\w*|broke|break\w*|outage|incident|never|do not|don't|avoid|"
+                   r"crash\w*|degrad\w*|overload\w*|errors?)\b", re.I)
+
+
+def _lessons(conv: Conversation, goal: GoalReading) -> list[str]:
+    """Replica ceilings that "# Similar past decisions" impose on the entities this goal names."""
+    found: dict[str, int] = {}
+    for line in conv.sections.get("Similar past decisions", "").splitlines():
+        if not _HARM.search(line):
+            continue
+        for entity in goal.entities:
+            for m in _LIMIT.finditer(line):
+                # The count must follow a mention of the entity in the same sentence of the lesson.
+                before = line[: m.start()]
+                sentence = re.split(r"[.;!?](?:\s|$)", before)[-1]
+                if entity.lower() in sentence.lower():
+                    found[entity] = min(found.get(entity, 10**6), int(m.group(1)))
+    return [f"keep {e} at most {n} replicas (a past decision above {n} went wrong)" for e, n in found.items()]
 
 
 def _findings(conv: Conversation) -> list[tuple[str, str, str]]:
@@ -110,10 +135,13 @@ def review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
     act_id = next(f"r{number}s{i}" for i in range(1, 99) if f"r{number}s{i}" not in taken)
     check_id = next(f"r{number}s{i}" for i in range(2, 99) if f"r{number}s{i}" not in taken | {act_id})
     why = missed or f"the action {failed[0]} failed"
+    # Constraints the plan put on its steps (from past decisions) bind the steps a replan adds, too.
+    bound = re.search(r"Past decisions bind this step: [^\"]*?\.(?=\"|$)", conv.sections.get("Plan", ""))
+    carried = f" {bound.group(0)}" if bound else ""
     steps = [
         {"id": act_id, "role": "optimizer", "depends_on": [],
          "instruction": f"Act again toward the goal, starting from the current state: {conv.goal[:400]} "
-                        f"(last round: {why[:300]})"},
+                        f"(last round: {why[:300]}){carried}"},
         {"id": check_id, "role": "analyst", "depends_on": [act_id],
          "instruction": "Verify after the change: re-read the current state and report whether the target is met."},
     ]
