@@ -23,7 +23,7 @@ from ..exceptions import UserError
 from ..settings import get_settings
 from .graph import EvolutionOptions, build_graph, make_context
 
-__all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve", "evolve_flow"]
+__all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve"]  # and `evolve_flow`, made on first use
 
 FLOW_NAME = "agentmesh-evolve"
 _PLAIN = ("role", "rounds", "candidates", "trials", "concurrency", "held_out", "alpha", "min_delta",

@@ -7,21 +7,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prompt_sensitive import HARMFUL_INSTRUCTION, PromptSensitiveModel, write_suite
 from sqlalchemy import select
 
 from agentmesh._resources import bundled
+from agentmesh.evaluation import load_scenarios
 from agentmesh.evolution import versions
 from agentmesh.evolution._tables import evolution_rounds
 from agentmesh.evolution.flow import aevolve
 from agentmesh.evolution.graph import EvolutionOptions
 from agentmesh.evolution.proposals import Candidate, ProposalRequest, add_instruction, rule_proposals
 from agentmesh.evolution.statistics import split_scenarios
-from agentmesh.evaluation import load_scenarios
 from agentmesh.runtime import arun_goal
 from agentmesh.settings import Settings
 from agentmesh.store import get_engine
-
-from prompt_sensitive import HARMFUL_INSTRUCTION, PromptSensitiveModel, write_suite
 
 ABOVE = ["refund-cap-0", "refund-cap-2", "refund-cap-6", "refund-cap-7", "refund-cap-8", "refund-cap-9", "refund-cap-1"]
 WITHIN = ["refund-small-0", "refund-small-1", "refund-small-2"]
