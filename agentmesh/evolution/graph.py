@@ -27,7 +27,15 @@ from ..prompts import list_roles
 from ..settings import Settings
 from ..store import get_engine
 from . import versions
-from .proposals import Candidate, ProposalRequest, Proposer, failures_of, model_proposals, pick_role, rule_proposals
+from .proposals import (
+    Candidate,
+    ProposalRequest,
+    Proposer,
+    failures_of,
+    model_proposals,
+    pick_role,
+    rule_proposals,
+)
 from .statistics import compare_paired, scenario_scores, split_scenarios
 
 __all__ = ["EvolutionOptions", "EvolutionState", "build_graph"]
