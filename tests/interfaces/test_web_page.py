@@ -36,12 +36,27 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 def test_submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    try:
+        _submit_watch_approve_and_see_the_decision(server, browser)
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "web-failure.png"))
+        with server.client() as client:
+            runs = client.get("/v1/runs").json()["data"]
+        print("runs on the server:", runs, "\nserver log:\n", server.log.read_text()[-3000:])
+        raise
+
+
+def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     ARTIFACTS.mkdir(exist_ok=True)
-    wait = WebDriverWait(browser, 90)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # The page re-renders parts of itself as events arrive: a lookup that goes stale is simply retried.
+    wait = WebDriverWait(browser, 180, ignored_exceptions=[StaleElementReferenceException])
     browser.get(server.url + "/")
     # The server wants a token: the page asks for it and keeps it in the browser.
     wait.until(ec.visibility_of_element_located((By.ID, "token-input"))).send_keys(server.token)
@@ -54,11 +69,11 @@ def test_submit_watch_approve_and_see_the_decision(server: Server, browser) -> N
 
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-goal"), goal))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#timeline .event[data-type=tool_call]")))
-    approve = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval button.approve")))
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval button.approve")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "waiting approval"))
     assert "scale_service" in browser.find_element(By.ID, "approvals").text
-    assert "waiting approval" in browser.find_element(By.ID, "run-status").text
     browser.save_screenshot(str(ARTIFACTS / "web-waiting-approval.png"))
-    approve.click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".approval button.approve").click() or True)
 
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "done"))
     decision = wait.until(ec.visibility_of_element_located((By.ID, "decision")))

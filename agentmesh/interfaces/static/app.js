@@ -151,6 +151,10 @@ function renderPlan(plan) {
 function renderApprovals(run) {
   const box = $("#approvals");
   const pending = run.status === "waiting_approval" ? run.pending_approvals || [] : [];
+  // Rebuilt only when the pending calls change: a refresh must not wipe a reason being typed.
+  const key = `${run.run_id}:${pending.map((c) => c.id).join(",")}`;
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
   box.replaceChildren(...pending.map((call) => {
     const reason = el("input", { type: "text", placeholder: "reason (optional, recorded in the audit)", maxlength: "2000" });
     const decide = async (approved, buttons) => {
