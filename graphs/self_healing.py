@@ -57,7 +57,7 @@ async def monitor(state: HealthState) -> dict[str, Any]:
     checks = [f"monitor: {name} is {s['status']} (p95 {s['p95_ms']} ms, CPU {s['cpu_pct']}%, errors "
               f"{s['error_rate']:.1%})" for name, s in degraded.items()]
     if not degraded:
-        checks.append(f"monitor: all {len(watched)} watched services are healthy")
+        checks.append(f"monitor: all {len(watched)} watched services are healthy; no action needed")
     record_event("health_check", degraded=sorted(degraded), watched=len(watched))
     return {"degraded": degraded, "attempt": 0, "healed": [], "checks": checks}
 

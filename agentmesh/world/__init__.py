@@ -87,6 +87,10 @@ class World(ServicesMixin, DatasetsMixin, TicketsMixin):
             for d in data["datasets"]:
                 self._add_dataset(conn, folder / "datasets" / d["file"], name=d["name"],
                                   description=d.get("description", ""), key_column=d.get("key_column"))
+        # A sample may carry lessons for decision memory (operator feedback from before the sample's "now").
+        from ..memory import replace_sample_lessons
+
+        replace_sample_lessons(self.engine, list(data.get("lessons") or []))
         return {"sample": sample, "home": str(self.home), **self.counts()}
 
     def ensure_initialised(self) -> None:
