@@ -42,7 +42,16 @@ class Budget:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check(self) -> None:
-        """Raise BudgetExceeded if the next model call would break a limit."""
+        """Raise BudgetExceeded if the next model call would break a limit; otherwise count that call.
+
+        Checking and counting are one step under the lock: parallel workers that checked before either had
+        counted would otherwise both pass, and a goal would make more model calls than its budget.
+        """
+        with self._lock:
+            self._check()
+            self.model_calls += 1
+
+    def _check(self) -> None:
         if self.model_calls >= self.max_model_calls:
             raise BudgetExceeded(f"model-call budget of {self.max_model_calls} used up", budget="model_calls")
         if self.input_tokens + self.output_tokens >= self.max_tokens:
@@ -54,7 +63,6 @@ class Budget:
 
     def add(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
         with self._lock:
-            self.model_calls += 1
             self.input_tokens += input_tokens
             self.output_tokens += output_tokens
             self.cost_usd += cost or 0.0
