@@ -80,7 +80,7 @@ async def create_deployment(name: str, *, goal: str, graph: str, cron: str | Non
             except Exception:
                 raise NotFoundError(f"no work pool {work_pool!r}: `prefect work-pool create {work_pool} --type process`") from None
         deployment.work_pool_name = work_pool
-    return str(await deployment.apply())
+    return str(await deployment.apply())  # type: ignore[misc]  # Prefect's sync/async dispatch
 
 
 def serve(names: list[str] | None = None, *, limit: int | None = 2) -> None:
@@ -101,7 +101,7 @@ def serve(names: list[str] | None = None, *, limit: int | None = 2) -> None:
             cron=r["cron"], interval=r["interval"]))
         for r in chosen
     ]
-    prefect_serve(*deployments, print_starting_message=True, limit=limit)
+    prefect_serve(*deployments, print_starting_message=True, limit=limit)  # type: ignore[arg-type]
 
 
 async def list_deployments() -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ async def list_deployments() -> list[dict[str, Any]]:
         found = await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])))
     rows = []
     for d in found:
-        schedule = d.schedules[0].schedule if d.schedules else None
+        schedule: Any = d.schedules[0].schedule if d.schedules else None
         rows.append({
             "id": str(d.id), "name": d.name, "paused": d.paused, "work_pool": d.work_pool_name,
             "parameters": d.parameters, "cron": getattr(schedule, "cron", None),
@@ -142,5 +142,5 @@ async def run_now(name: str) -> str:
     from prefect.deployments import run_deployment
 
     await _find(name)
-    flow_run = await run_deployment(f"{FLOW_NAME}/{name}", timeout=0)
+    flow_run = await run_deployment(f"{FLOW_NAME}/{name}", timeout=0)  # type: ignore[misc]
     return str(flow_run.id)

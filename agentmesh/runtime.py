@@ -19,6 +19,7 @@ import contextlib
 import copy
 import dataclasses
 import time
+from uuid import UUID
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -380,7 +381,8 @@ async def _goal(goal: str, graph: str = "mesh", resume_of: str | None = None, ru
         if previous["status"] == "running" and previous["flow_run_id"]:
             await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
         store.update_run(parts.engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
-    status, error, values = "failed", None, {}
+    status, error = "failed", None
+    values: dict[str, Any] = {}
     run: RunContext | None = None
     token = None
     try:
@@ -396,7 +398,7 @@ async def _goal(goal: str, graph: str = "mesh", resume_of: str | None = None, ru
         token = _run.set(run)
         async with checkpointer(settings) as saver:
             compiled = durable_builder(inv["builder"], retries=settings.node_retries).compile(checkpointer=saver)
-            config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
+            config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
             graph_input = await _input(compiled, config, goal, resume_of, inv["context"])
             try:
                 if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
@@ -437,9 +439,9 @@ async def _mark_crashed(flow_run_id: str) -> None:
 
     with contextlib.suppress(Exception):  # best effort: the agentmesh database is the record
         async with get_client() as client:
-            flow_run = await client.read_flow_run(flow_run_id)
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
             if flow_run.state is not None and not flow_run.state.is_final():
-                await client.set_flow_run_state(flow_run_id, Crashed(message="process died; resumed"), force=True)
+                await client.set_flow_run_state(UUID(flow_run_id), Crashed(message="process died; resumed"), force=True)
 
 
 def _model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
@@ -467,7 +469,7 @@ def _budget(settings: Settings, engine: Any, run_id: str) -> Budget:
 _FINISHED = object()
 
 
-async def _input(compiled: CompiledStateGraph, config: dict[str, Any], goal: str, resume_of: str | None,
+async def _input(compiled: CompiledStateGraph, config: RunnableConfig, goal: str, resume_of: str | None,
                  context: list[str] | None) -> Any:
     """What to invoke the graph with: a new goal, a resume of its interrupts, or None to go on from the
     last checkpoint (LangGraph re-runs the tasks that had not finished)."""
