@@ -257,6 +257,9 @@ def _register_subcommands() -> None:
     from . import eval as eval_commands
 
     eval_commands.register(app)
+    from . import doctor
+
+    doctor.register(app)
     from . import evolve, prompts
 
     evolve.register(app)
