@@ -119,7 +119,7 @@ async def test_learning_respects_operator_feedback_that_the_plain_mesh_ignores(h
     # Without memory: the mesh scales payments-api to 7 replicas, the count an operator said exhausts the DB.
     plain_home = tmp_path / "plain"
     plain_world = _busy_payments(plain_home)
-    plain = await arun_goal(LESSON_GOAL, graph="mesh", settings=Settings(home=plain_home), approvals="auto")
+    await arun_goal(LESSON_GOAL, graph="mesh", settings=Settings(home=plain_home), approvals="auto")
     assert _service(plain_world, "payments-api")["replicas"] > 6
 
     world = _busy_payments(home)
