@@ -255,6 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        state = self.server_state
+        if state.api_key and self.headers.get("Authorization") != f"Bearer {state.api_key}":
+            self._json(401, _error_body("Incorrect API key provided.", "invalid_api_key"))
+            return
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             names = self.server_state.models or ["gpt-4o-mini"]
             self._json(
