@@ -19,11 +19,27 @@ from .openai_server import Reply, ToolCall
 
 __all__ = ["offline_responder"]
 
+
+def _readable(message: dict[str, Any]) -> dict[str, Any]:
+    """An earlier assistant turn whose tool arguments were not JSON (a fault under test) still converts: the rules
+    read the tool results that answered it, not its arguments."""
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    fixed = []
+    for call in calls:
+        try:
+            json.loads(call.get("function", {}).get("arguments") or "{}")
+            fixed.append(call)
+        except ValueError:
+            fixed.append({**call, "function": {**call["function"], "arguments": "{}"}})
+    return {**message, "tool_calls": fixed}
+
 _model = OfflineChatModel()
 
 
 def offline_responder(request: dict[str, Any]) -> Reply:
-    messages = convert_to_messages(request.get("messages", []))
+    messages = convert_to_messages([_readable(m) for m in request.get("messages", [])])
     tools = request.get("tools") or []
     kwargs: dict[str, Any] = {}
     choice = request.get("tool_choice")
