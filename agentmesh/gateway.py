@@ -85,21 +85,35 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
     if tool.context_param:
         kwargs[tool.context_param] = context
     timeout = tool.timeout_s or run.settings.tool_timeout_s
+    async def attempt() -> tuple[str, str | None, Any]:
+        try:
+            async with await _slot(run, name):  # waiting for a slot is not the tool's time
+                result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
+        except TimeoutError:
+            return "failed", f"{name} did not finish within {timeout:g} s", None
+        except PolicyViolation as exc:
+            return "refused", str(exc), None
+        except (NotFoundError, ValueError, AgentmeshError) as exc:
+            return "failed", _one_line(exc), None
+        except Exception as exc:  # a user's tool may raise anything; the model hears about it, the run goes on
+            return "failed", f"{name} raised {type(exc).__name__}: {_one_line(exc)}", None
+        try:
+            return "ok", None, _compact(result)
+        except ToolError as exc:
+            return "failed", str(exc), None
+
+    outcome = asyncio.ensure_future(attempt())
     try:
-        async with await _slot(run, name):  # waiting for a slot is not the tool's time
-            result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
-    except TimeoutError:
-        return finish("failed", reason=f"{name} did not finish within {timeout:g} s")
-    except PolicyViolation as exc:
-        return finish("refused", reason=str(exc))
-    except (NotFoundError, ValueError, AgentmeshError) as exc:
-        return finish("failed", reason=_one_line(exc))
-    except Exception as exc:  # a user's tool may raise anything; the model hears about it, the run goes on
-        return finish("failed", reason=f"{name} raised {type(exc).__name__}: {_one_line(exc)}")
-    try:
-        return finish("ok", result=_compact(result))
-    except ToolError as exc:
-        return finish("failed", reason=str(exc))
+        status, reason, result = await asyncio.shield(outcome)
+    except asyncio.CancelledError:
+        # The step was cancelled while the tool ran (a parallel step failed, the goal ran out of budget). The tool
+        # goes on in its thread regardless, so let it end — within its timeout — and audit what it did: a record
+        # left `running` would say the call never finished.
+        with contextlib.suppress(BaseException):
+            status, reason, result = await outcome
+            finish(status, reason=reason, result=result)
+        raise
+    return finish(status, reason=reason, result=result)
 
 
 def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], agent: str,

@@ -85,7 +85,7 @@ class Recollection:
     """One past decision or lesson recalled for a goal."""
 
     similarity: float
-    """IDF-weighted share of the new goal's words found in it, 0..1."""
+    """IDF-weighted share of the new goal's words (those any past decision uses) found in it, 0..1."""
     shared: tuple[str, ...]
     """The words it shares with the new goal (why it was recalled)."""
     text: str
@@ -126,7 +126,7 @@ def _documents(engine: Engine, limit: int) -> list[str]:
     return docs
 
 
-def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.15,
+def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.25,
            limit: int = 500) -> list[Recollection]:
     """The ``k`` past decisions and lessons most similar to ``goal`` (at least ``min_similarity``)."""
     docs = _documents(engine, limit)
@@ -135,8 +135,12 @@ def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.1
         return []
     bags = [_words(d) for d in docs]
     df = Counter(w for bag in bags for w in bag)
-    idf = {w: math.log((1 + len(docs)) / (1 + df[w])) + 1 for w in query}
+    # Only words some past decision uses can tell past decisions apart; the goal's other words are left out
+    # of the denominator, so a small memory is not diluted by words it has never seen.
+    idf = {w: math.log((1 + len(docs)) / (1 + df[w])) + 1 for w in query if df[w]}
     total = sum(idf.values())
+    if not total:
+        return []
     found = []
     for doc, bag in zip(docs, bags, strict=True):
         shared = sorted(query & bag, key=lambda w: -idf[w])
@@ -156,7 +160,7 @@ class DecisionMemory:
 
     k: int = 3
     """How many past decisions and lessons to show at most."""
-    min_similarity: float = 0.15
+    min_similarity: float = 0.25
     """Below this, a past decision is not similar enough to shape the plan."""
 
     def __call__(self, goal: str) -> list[str]:
