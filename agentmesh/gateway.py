@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextlib
 import contextvars
 import json
 import threading
@@ -107,11 +106,15 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
         status, reason, result = await asyncio.shield(outcome)
     except asyncio.CancelledError:
         # The step was cancelled while the tool ran (a parallel step failed, the goal ran out of budget). The tool
-        # goes on in its thread regardless, so let it end — within its timeout — and audit what it did: a record
-        # left `running` would say the call never finished.
-        with contextlib.suppress(BaseException):
-            status, reason, result = await outcome
-            finish(status, reason=reason, result=result)
+        # goes on in its thread regardless; when it ends — within its timeout — its outcome is audited, or the
+        # record would stay `running` as if the call never finished. A callback, not an await: a cancelled
+        # scope would cancel the await too.
+        def audit_outcome(done: asyncio.Future[tuple[str, str | None, Any]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                status, reason, result = done.result()
+                finish(status, reason=reason, result=result)
+
+        outcome.add_done_callback(audit_outcome)
         raise
     return finish(status, reason=reason, result=result)
 
