@@ -21,9 +21,11 @@ user's own folders.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
+import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -109,11 +111,7 @@ class Tool:
 
     def parameters_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments, as models and `agentmesh tools --json` see it."""
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return schema
+        return json.loads(_parameters_schema(self.args_model))
 
     def openai_schema(self) -> dict[str, Any]:
         """The OpenAI function-calling definition; `BaseChatModel.bind_tools` accepts it as is."""
@@ -272,3 +270,14 @@ def _tools_in(file: Path) -> list[Tool]:
             del sys.modules[module_name]
             raise ConfigError(f"tools file {file} failed to import: {type(exc).__name__}: {exc}") from None
     return [value for value in vars(module).values() if isinstance(value, Tool)]
+
+
+@functools.cache
+def _parameters_schema(args_model: type[BaseModel]) -> str:
+    # Every agent step offers its tools' schemas; pydantic rebuilds one in milliseconds, so build each once
+    # (as JSON text: every caller gets its own copy to change).
+    schema = args_model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return json.dumps(schema)

@@ -74,6 +74,8 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a goal end to end and print the decision."""
+    # The first progress line, before LangGraph, LangChain and Prefect are imported (a second or more).
+    err.print("[dim]agentmesh: starting the run…[/]", highlight=False)
     from ..runtime import arun_goal
 
     _check_approvals(approvals)
