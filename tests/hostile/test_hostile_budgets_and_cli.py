@@ -63,12 +63,14 @@ def test_each_budget_ends_the_goal_budget_exceeded_with_partial_results(home: Pa
     assert 2 <= result["usage"]["model_calls"] <= requests
     assert_audit_complete(components(settings).engine, result)
     usage = result["usage"]
+    # Model calls never pass their budget, even from parallel workers (a call cancelled in flight is not journalled).
     if "max_model_calls" in overrides:
-        assert usage["model_calls"] == overrides["max_model_calls"]
-    if "max_tokens" in overrides:  # the call that crossed the line is the last one made
-        assert usage["input_tokens"] + usage["output_tokens"] - 2_100 < overrides["max_tokens"]
+        assert overrides["max_model_calls"] - 3 <= usage["model_calls"] <= overrides["max_model_calls"]
+    # Tokens and cost are known only after a call: at most the calls in flight at once (3 workers) pass the line.
+    if "max_tokens" in overrides:
+        assert usage["input_tokens"] + usage["output_tokens"] - 3 * 2_100 < overrides["max_tokens"]
     if "max_cost_usd" in overrides:
-        assert usage["cost_usd"] - (2_000 * 1.0 + 100 * 2.0) / 1e6 < overrides["max_cost_usd"]
+        assert usage["cost_usd"] - 3 * (2_000 * 1.0 + 100 * 2.0) / 1e6 < overrides["max_cost_usd"]
 
 
 def test_a_budget_spent_partly_by_workers_keeps_their_findings_and_calls(home: Path) -> None:
