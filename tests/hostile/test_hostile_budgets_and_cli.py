@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_faults import FaultyTeam, assert_audit_complete, assert_ended, call_ids, output_tool, tool_messages
+from hostile_faults import (
+    FaultyTeam,
+    assert_audit_complete,
+    assert_ended,
+    call_ids,
+    output_tool,
+    tool_messages,
+)
 
 import agentmesh
 from agentmesh.runtime import components
