@@ -350,7 +350,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
     async def healthz() -> dict[str, Any]:
         """Liveness: always open, no token needed."""
         return {"status": "ok", "version": __version__, "model": settings.model_name, "offline": settings.offline,
-                "auth": token is not None}
+                "graph": settings.graph, "auth": token is not None}
 
     static = resources.files("agentmesh.interfaces") / "static"
 

@@ -68,6 +68,7 @@ def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:
     browser.find_element(By.ID, "submit-goal").click()
 
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-goal"), goal))
+    assert browser.find_element(By.ID, "run-graph").text == "graph mesh", "the server's default graph is preselected"
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#timeline .event[data-type=tool_call]")))
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval button.approve")))
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "waiting approval"))
@@ -78,14 +79,14 @@ def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "done"))
     decision = wait.until(ec.visibility_of_element_located((By.ID, "decision")))
     assert "scale_service" in decision.text and "Actions taken" in decision.text
-    types = [e.get_attribute("data-type") for e in browser.find_elements(By.CSS_SELECTOR, "#timeline .event")]
+    types = browser.execute_script(
+        "return [...document.querySelectorAll('#timeline .event')].map((e) => e.dataset.type)")
     assert types.count("run_started") == 2, "the timeline followed the run live through its resume"
     assert types[-1] == "run_finished"
     browser.save_screenshot(str(ARTIFACTS / "web-decision.png"))
 
     browser.find_element(By.CSS_SELECTOR, ".tab[data-tab=audit]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "audit-body"), "approved"))
-    assert "scale_service" in browser.find_element(By.ID, "audit-body").text
-    runs = browser.find_elements(By.CSS_SELECTOR, "#runs li[data-run]")
-    assert runs and goal in runs[0].text
+    wait.until(ec.text_to_be_present_in_element((By.ID, "audit-body"), "scale_service"))
+    wait.until(lambda d: goal in d.find_element(By.CSS_SELECTOR, "#runs li[data-run]").text)
     browser.save_screenshot(str(ARTIFACTS / "web-audit.png"))

@@ -366,6 +366,7 @@ async function health() {
     $("#health-text").textContent = "connected";
     $("#server-model").textContent = `model ${data.model}${data.offline ? " · offline" : ""}`;
     $("#token-button").classList.toggle("hidden", !data.auth);
+    state.defaultGraph = data.graph;
     return data;
   } catch {
     node.className = "health down";
@@ -377,7 +378,9 @@ async function health() {
 async function loadGraphs() {
   try {
     const data = await api("/v1/models");
-    $("#graph-select").replaceChildren(...data.data.map((m) => el("option", { value: m.id, title: m.description || "" }, m.id)));
+    const select = $("#graph-select");
+    select.replaceChildren(...data.data.map((m) => el("option", { value: m.id, title: m.description || "" }, m.id)));
+    if (state.defaultGraph && data.data.some((m) => m.id === state.defaultGraph)) select.value = state.defaultGraph;
   } catch { /* shown by the health indicator or the token dialog */ }
 }
 
