@@ -302,6 +302,7 @@ async def test_async_matches_sync() -> None:
     assert (await model.ainvoke(messages)).tool_calls == model.invoke(messages).tool_calls
 
 
+@pytest.mark.parametrize("content", ["not json", json.dumps({"weird": True}), json.dumps({"status": "ok"}), "[]"])
 def test_malformed_tool_results_never_crash_the_step(content: str) -> None:
     messages = step_messages(GOAL, role="optimizer", instruction="Scale checkout-api")
     first = reply(messages, OPS_TOOLS)
