@@ -13,16 +13,26 @@ schemathesis = pytest.importorskip("schemathesis")
 
 
 def _app() -> Any:
+    import contextlib
     import tempfile
 
     from agentmesh.interfaces.http import create_app
     from agentmesh.settings import Settings
 
-    home = tempfile.mkdtemp(prefix="agentmesh-fuzz-")
-    return create_app(Settings(home=home, model="offline"), token=None)
+    app = create_app(Settings(home=tempfile.mkdtemp(prefix="agentmesh-fuzz-"), model="offline"), token=None)
+
+    @contextlib.asynccontextmanager
+    async def no_warm_up(app: Any) -> Any:
+        yield  # no goal runs here: neither the Prefect server nor the world is needed (nor started at collection)
+
+    app.router.lifespan_context = no_warm_up
+    return app
 
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+# From the app's own schema, without a request: loading it must not start anything at collection time.
+_APP = _app()
+schema = schemathesis.openapi.from_dict(_APP.openapi())
+schema.app = _APP
 
 
 @pytest.fixture(autouse=True)
