@@ -16,12 +16,13 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from langgraph.graph import StateGraph
+from typing import TYPE_CHECKING, Any
 
 from ._resources import bundled
 from .exceptions import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from langgraph.graph import StateGraph
 
 __all__ = ["GraphSpec", "list_graphs", "get_graph"]
 
@@ -57,6 +58,8 @@ class GraphSpec:
 
     @cached_property
     def builder(self) -> StateGraph:
+        from langgraph.graph import StateGraph
+
         value = getattr(self.module, self.attribute, None)
         if value is None:
             raise ConfigError(f"graph {self.name!r}: {self.path} has no attribute {self.attribute!r}")

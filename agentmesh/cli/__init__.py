@@ -59,7 +59,7 @@ def _finish_run(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _emit_json(result)
     else:
-        print_result(err if False else out, result)
+        print_result(out, result)
     if result["status"] in ("failed", "budget_exceeded", "cancelled"):
         raise typer.Exit(1)
 
@@ -74,12 +74,17 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a goal end to end and print the decision."""
-    # The first progress line, before LangGraph, LangChain and Prefect are imported (a second or more).
+    from ..graphs import get_graph
+
+    if not goal.strip():
+        raise UserError("the goal is empty: say what you want done, e.g. \"keep checkout-api p95 under 300 ms\"")
+    _check_approvals(approvals)
+    settings = _settings(model=model, dry_run=dry_run or None)
+    get_graph(graph or settings.graph, settings.graphs_paths)
+    # Input is valid: the first progress line, before LangGraph, LangChain and Prefect load (a second or more).
     err.print("[dim]agentmesh: starting the run…[/]", highlight=False)
     from ..runtime import arun_goal
 
-    _check_approvals(approvals)
-    settings = _settings(model=model, dry_run=dry_run or None)
     quiet = Console(stderr=True, quiet=False)
     result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals,
                                    on_event=EventPrinter(quiet)))
