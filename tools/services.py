@@ -1,4 +1,4 @@
-"""Built-in service tools: read metrics, try a replica count, scale within policy."""
+"""Built-in service tools: read metrics, try a replica count, scale within policy, restart, roll back."""
 
 from typing import Annotated
 
@@ -50,3 +50,28 @@ def scale_service(service: ServiceName, replicas: Replicas, ctx: ToolContext) ->
         replicas: The new replica count.
     """
     return ctx.world.scale_service(service, replicas, key=ctx.idempotency_key)
+
+
+@tool(risk="write")
+def restart_service(service: ServiceName, ctx: ToolContext) -> dict:
+    """Restart every replica of a service. Clears a transient fault such as a memory leak (memory near 100%,
+    latency and errors high at any load); does not change the release, the load or the replica count, so it
+    does not fix an overload or a bad release. The result shows the metrics before and after.
+
+    Args:
+        service: Name of the service, e.g. "auth-api".
+    """
+    return ctx.world.restart_service(service, key=ctx.idempotency_key)
+
+
+@tool(risk="write")
+def rollback_service(service: ServiceName, ctx: ToolContext) -> dict:
+    """Roll a service back to the release before the one deployed (one release per call). Fixes errors or
+    latency a bad release brought (compare the metrics' release_error_rate with previous_release_error_rate,
+    and release_base_p95_ms with previous_release_base_p95_ms); replicas are unchanged. The result shows the
+    versions and the metrics before and after.
+
+    Args:
+        service: Name of the service, e.g. "search-api".
+    """
+    return ctx.world.rollback_service(service, key=ctx.idempotency_key)

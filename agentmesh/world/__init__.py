@@ -77,7 +77,8 @@ class World(ServicesMixin, DatasetsMixin, TicketsMixin):
             conn.execute(insert(t.meta), [{"name": d, "value": None, "version": 1} for d in DOMAINS]
                          + [{"name": "sample", "value": {"name": sample, "created": now.isoformat()}, "version": 1}])
             if data["services"]:
-                conn.execute(insert(t.services), [{**s, "version": 1, "updated": now} for s in data["services"]])
+                conn.execute(insert(t.services), [{"releases": [], "fault": None, **s, "version": 1, "updated": now}
+                                                  for s in data["services"]])
             if data["customers"]:
                 conn.execute(insert(t.customers), data["customers"])
             if data["orders"]:

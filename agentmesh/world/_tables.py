@@ -60,6 +60,9 @@ services = Table(
     Column("base_error_rate", Float, nullable=False),  # errors a bug causes whatever the load
     Column("cost_per_replica_hour", Float, nullable=False),
     Column("deployed_version", String(32), nullable=False),
+    # Earlier releases, oldest first: [{version, base_latency_ms, base_error_rate}]; a rollback pops the last.
+    Column("releases", JSON, nullable=False, default=list),
+    Column("fault", String(32)),  # a transient fault a restart clears (services.FAULTS), or None
     Column("version", Integer, nullable=False, default=1),
     _ts("updated", nullable=False),
 )

@@ -1,7 +1,21 @@
-"""Services: replicas, load and cost, read through the queueing model and scaled within policy."""
+"""Services: replicas, load and cost, read through the queueing model; scaled, restarted and rolled back.
+
+Three failure modes, each fixed by one repair and not by the others:
+
+- **overload**: arrivals near or above capacity; more replicas (``scale_service``) fix it.
+- **transient fault** (``FAULTS``, e.g. a memory leak): extra latency and errors at any load, memory near
+  full; ``restart_service`` clears it.
+- **bad release**: the deployed version's own error rate (or latency) is worse than the release before it;
+  ``rollback_service`` returns to that release. Restarting or scaling leaves a bug's errors as they are.
+
+A rollback redeploys every replica, so it clears a transient fault too; it still changes the version, which
+is why a restart is the right repair for a leak.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -15,8 +29,22 @@ from ._tables import services
 if TYPE_CHECKING:
     from ..policy import Policy
 
-__all__ = ["ServicesMixin"]
+__all__ = ["FAULTS", "Fault", "ServicesMixin"]
 
+
+@dataclass(kw_only=True, frozen=True)
+class Fault:
+    """A transient fault: it adds latency and errors whatever the load, until a restart."""
+
+    extra_latency_ms: float
+    """Added to the p95 of every request."""
+    extra_error_rate: float
+    """Added to the error rate (e.g. requests lost when a process runs out of memory)."""
+    memory_pct: float
+    """Memory use it shows (the operator's clue)."""
+
+
+FAULTS = {"memory_leak": Fault(extra_latency_ms=400.0, extra_error_rate=0.05, memory_pct=97.0)}
 
 def _status(m: queueing.Load) -> str:
     if m.utilisation >= 1:
@@ -31,26 +59,40 @@ def _status(m: queueing.Load) -> str:
 
 
 def _load(row: Any, replicas: int | None = None) -> queueing.Load:
+    fault = FAULTS.get(row.fault or "")
     return queueing.load(
         arrival_rps=row.arrival_rate_rps,
         service_rps=row.service_rate_rps,
         replicas=row.replicas if replicas is None else replicas,
-        base_latency_ms=row.base_latency_ms,
-        base_error_rate=row.base_error_rate,
+        base_latency_ms=row.base_latency_ms + (fault.extra_latency_ms if fault else 0.0),
+        base_error_rate=row.base_error_rate + (fault.extra_error_rate if fault else 0.0),
     )
 
 
 def _at(row: Any, replicas: int) -> dict[str, Any]:
     m = _load(row, replicas)
+    fault = FAULTS.get(row.fault or "")
     return {
         "replicas": replicas,
         "cpu_pct": m.cpu_pct,
         "p95_ms": m.p95_ms,
         "error_rate": m.error_rate,
         "utilisation": m.utilisation,
+        "memory_pct": fault.memory_pct if fault else round(30 + 30 * min(m.utilisation, 1.0), 1),
         "hourly_cost": round(replicas * row.cost_per_replica_hour, 2),
         "status": _status(m),
     }
+
+
+def _with(row: Any, **changes: Any) -> Any:
+    """The row as it would be after ``changes`` (for metrics after a restart or a rollback)."""
+    return SimpleNamespace(**{**row._mapping, **changes})
+
+
+def _release(row: Any, release: dict[str, Any]) -> Any:
+    """The row running an earlier ``release`` (a fresh deploy: no transient fault)."""
+    return _with(row, deployed_version=release["version"], base_latency_ms=release["base_latency_ms"],
+                 base_error_rate=release["base_error_rate"], fault=None)
 
 
 class ServicesMixin:
@@ -81,7 +123,20 @@ class ServicesMixin:
             "capacity_per_replica_rps": row.service_rate_rps,
             "cost_per_replica_hour": row.cost_per_replica_hour,
             "deployed_version": row.deployed_version,
+            **self._previous_release(row),
             "version": row.version,
+        }
+
+    def _previous_release(self, row: Any) -> dict[str, Any]:
+        """The deployed and the previous release's own p95 and error rate (no load, no fault): the clue that a
+        release, not load or a fault, brought the errors. ``previous_*`` are None when nothing is earlier."""
+        previous = row.releases[-1] if row.releases else {}
+        return {
+            "release_error_rate": row.base_error_rate,
+            "release_base_p95_ms": row.base_latency_ms,
+            "previous_version": previous.get("version"),
+            "previous_release_error_rate": previous.get("base_error_rate"),
+            "previous_release_base_p95_ms": previous.get("base_latency_ms"),
         }
 
     def list_services(self) -> dict[str, Any]:
@@ -170,3 +225,55 @@ class ServicesMixin:
             }
 
         return atomic(self.engine, domain="services", method="scale_service", key=key, apply=apply)
+
+    def restart_service(self, service: str, *, key: str | None = None) -> dict[str, Any]:
+        """Restart every replica: a transient fault (a memory leak) is cleared; load and release are unchanged."""
+
+        def apply(conn: Connection) -> dict[str, Any]:
+            row = self._service(conn, service, lock=True)
+            conn.execute(
+                update(services)
+                .where(services.c.name == row.name)
+                .values(fault=None, version=services.c.version + 1, updated=utcnow())
+            )
+            after = _at(_with(row, fault=None), row.replicas)
+            return {
+                "service": row.name,
+                "restarted_replicas": row.replicas,
+                "cleared_fault": row.fault,
+                "note": f"cleared a transient fault ({row.fault})" if row.fault else
+                "no transient fault was present: the restart changed no metric",
+                "before": _at(row, row.replicas),
+                "after": after,
+                "version": row.version + 1,
+            }
+
+        return atomic(self.engine, domain="services", method="restart_service", key=key, apply=apply)
+
+    def rollback_service(self, service: str, *, key: str | None = None) -> dict[str, Any]:
+        """Redeploy the release before the current one (one step back per call); replicas are unchanged."""
+
+        def apply(conn: Connection) -> dict[str, Any]:
+            row = self._service(conn, service, lock=True)
+            releases = list(row.releases or [])
+            if not releases:
+                raise ValueError(f"{row.name} has no earlier release to roll back to (deployed: {row.deployed_version})")
+            previous = releases.pop()
+            conn.execute(
+                update(services)
+                .where(services.c.name == row.name)
+                .values(deployed_version=previous["version"], base_latency_ms=previous["base_latency_ms"],
+                        base_error_rate=previous["base_error_rate"], releases=releases, fault=None,
+                        version=services.c.version + 1, updated=utcnow())
+            )
+            return {
+                "service": row.name,
+                "previous_version": row.deployed_version,
+                "deployed_version": previous["version"],
+                "before": _at(row, row.replicas),
+                "after": _at(_release(row, previous), row.replicas),
+                "earlier_releases_left": len(releases),
+                "version": row.version + 1,
+            }
+
+        return atomic(self.engine, domain="services", method="rollback_service", key=key, apply=apply)

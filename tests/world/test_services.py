@@ -79,3 +79,57 @@ def test_queueing_model_is_monotone_and_saturates() -> None:
     assert p95[0] == SATURATED_P95_MS
     assert p95 == sorted(p95, reverse=True)
     assert load(replicas=4, **args).error_rate > load(replicas=6, **args).error_rate
+
+
+def _leak(world: World, service: str) -> None:
+    from sqlalchemy import update
+
+    from agentmesh.world import _tables as t
+
+    with world.engine.begin() as conn:
+        conn.execute(update(t.services).where(t.services.c.name == service).values(fault="memory_leak"))
+
+
+def test_a_memory_leak_is_fixed_by_a_restart_not_by_replicas(call, world: World) -> None:
+    _leak(world, "auth-api")
+    leaking = call("get_service_metrics", service="auth-api")
+    assert leaking["status"] == "erroring" and leaking["memory_pct"] >= 90 and leaking["p95_ms"] > 400
+    # The release is not the cause: it errs no more than the one before it.
+    assert leaking["release_error_rate"] <= leaking["previous_release_error_rate"]
+    doubled = call("simulate_scaling", service="auth-api", replicas=6, agent="innovator")["simulated"]
+    assert doubled["status"] == "erroring" and doubled["error_rate"] > 0.02
+    result = call("restart_service", service="auth-api")
+    assert result["cleared_fault"] == "memory_leak" and result["after"]["status"] == "healthy"
+    after = call("get_service_metrics", service="auth-api")
+    assert after["status"] == "healthy" and after["memory_pct"] < 90 and after["p95_ms"] < 100
+    assert (after["deployed_version"], after["replicas"]) == ("v4.1.0", 3)
+
+
+def test_a_bad_release_is_fixed_by_a_rollback_not_by_a_restart(call) -> None:
+    search = call("get_service_metrics", service="search-api")
+    assert search["status"] == "erroring" and search["memory_pct"] < 90
+    assert search["release_error_rate"] > 10 * search["previous_release_error_rate"]
+    restarted = call("restart_service", service="search-api")
+    assert restarted["cleared_fault"] is None and restarted["after"] == restarted["before"]
+    assert call("get_service_metrics", service="search-api")["status"] == "erroring"
+    result = call("rollback_service", service="search-api")
+    assert (result["previous_version"], result["deployed_version"]) == ("v5.2.0-rc1", "v5.1.4")
+    after = call("get_service_metrics", service="search-api")
+    assert after["status"] == "healthy" and after["error_rate"] < 0.01 and after["replicas"] == 3
+    assert after["deployed_version"] == "v5.1.4" and after["previous_version"] is None
+    with pytest.raises(ValueError, match="search-api has no earlier release to roll back to"):
+        call("rollback_service", service="search-api")
+
+
+def test_restart_and_rollback_replay_by_key(call) -> None:
+    first = call("rollback_service", service="checkout-api", call_id="r")
+    again = call("rollback_service", service="checkout-api", call_id="r")
+    assert again["replayed"] is True and {k: v for k, v in again.items() if k != "replayed"} == first
+    assert call("get_service_metrics", service="checkout-api")["deployed_version"] == "v2.13.2"
+    call("restart_service", service="checkout-api", call_id="s")
+    call("restart_service", service="checkout-api", call_id="s")
+    assert call("get_service_metrics", service="checkout-api")["version"] == 3
+    with pytest.raises(ValueError, match="already used by rollback_service"):
+        call("restart_service", service="checkout-api", call_id="r")
+    with pytest.raises(NotFoundError, match="no service 'nope'"):
+        call("restart_service", service="nope")

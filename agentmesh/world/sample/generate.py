@@ -39,6 +39,14 @@ SERVICES = [
     ("auth-api", "Login and sessions", 3, 40.0, 40.0, 35.0, 0.0005, 0.80, "v4.1.0"),
     ("notifications-worker", "E-mail and push delivery", 2, 10.0, 15.0, 250.0, 0.002, 0.50, "v2.0.7"),
 ]
+# The release each service ran before its current one (version, base p95 ms, base error rate). search-api's
+# current release candidate brought its errors; rolling back to v5.1.4 fixes them. The others behaved alike.
+PREVIOUS_RELEASES = {
+    "checkout-api": ("v2.13.2", 140.0, 0.002), "payments-api": ("v7.3.0", 180.0, 0.001),
+    "search-api": ("v5.1.4", 85.0, 0.002), "recommendations": ("v3.0.3", 110.0, 0.001),
+    "inventory-svc": ("v1.9.1", 60.0, 0.003), "auth-api": ("v4.0.9", 35.0, 0.0005),
+    "notifications-worker": ("v2.0.6", 250.0, 0.002),
+}
 
 FIRST = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jonas", "Kira", "Liam", "Mei",
          "Nour", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tara", "Uma", "Viktor", "Wen", "Ximena", "Yusuf"]
@@ -263,7 +271,9 @@ def world_json(rng: random.Random) -> dict[str, object]:
             "base_error_rate", "cost_per_replica_hour", "deployed_version"]
     return {
         "name": "default",
-        "services": [dict(zip(keys, s, strict=True)) for s in SERVICES],
+        "services": [{**dict(zip(keys, s, strict=True)), "releases": [
+            dict(zip(("version", "base_latency_ms", "base_error_rate"), PREVIOUS_RELEASES[s[0]], strict=True))]}
+            for s in SERVICES],
         "customers": customers,
         "orders": orders,
         "tickets": tickets,
