@@ -109,7 +109,7 @@ class Agent:
         settings = run.settings
         seq = 0
         while True:
-            must_answer = not tools or tool_turns >= settings.max_tool_rounds
+            must_answer = not tools or tool_turns >= (template.tool_rounds or settings.max_tool_rounds)
             bound = model.bind_tools(schemas, tool_choice=output_name if must_answer else "auto")
             seq += 1
             reply = await _call_model(run, scope, key, seq, self.role, bound, messages)

@@ -56,7 +56,8 @@ class Mesh:
     workers: list[Agent]
     """The roles plan steps may be assigned to."""
     max_rounds: int | None = None
-    """Plan rounds (first plan + replans); None uses settings.max_plan_rounds."""
+    """Plan rounds (first plan + replans); None uses the strategist prompt's ``plan_rounds``, else
+    settings.max_plan_rounds."""
     memory: Any = None
     """Optional callable (goal) -> list[str] of similar past decisions, shown to the strategist."""
     _by_role: dict[str, Agent] = field(default_factory=dict, repr=False)
@@ -108,7 +109,7 @@ class Mesh:
 
     async def _review(self, state: MeshState) -> dict[str, Any]:
         run = current_run()
-        rounds = self.max_rounds or run.settings.max_plan_rounds
+        rounds = self.max_rounds or self.strategist.template(run).plan_rounds or run.settings.max_plan_rounds
         if state.get("round", 1) >= rounds:
             return {"review": {"verdict": "decide", "reason": "plan rounds used up", "new_steps": []}}
         review = await _ask(

@@ -5,6 +5,7 @@
     version: 1
     tools: auto            # or a list of tool names; auto = every tool the policy lets this role call
     description: Investigates with read-only tools.
+    tool_rounds: 4         # optional: tool-calling turns per step (default: settings.max_tool_rounds)
     ---
     You are the **analyst** … {% include "_shared/tools.md" %}
 
@@ -15,6 +16,7 @@ render loudly (``ConfigError``) instead of sending a model a half-empty prompt.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +39,8 @@ class _FrontMatter(BaseModel):
     version: int | str = 1
     tools: list[str] | str = "auto"
     description: str = ""
+    plan_rounds: int | None = Field(default=None, ge=1, le=10)
+    tool_rounds: int | None = Field(default=None, ge=1, le=50)
 
 
 @dataclass(kw_only=True)
@@ -53,14 +57,24 @@ class PromptTemplate:
     """One line about the role, for `agentmesh agents`."""
     body: str
     """The Jinja template of the system prompt."""
+    plan_rounds: int | None = None
+    """Plan rounds (first plan + replans) of a mesh this role is the strategist of; None: settings.max_plan_rounds."""
+    tool_rounds: int | None = None
+    """Tool-calling turns per step before the role must answer; None: settings.max_tool_rounds."""
     path: Path | None = None
     """The file it came from."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Other front-matter keys."""
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The tunable settings the front matter fixes (None: the installation's default)."""
+        return {"tools": self.tools, "plan_rounds": self.plan_rounds, "tool_rounds": self.tool_rounds}
+
+    @property
     def sha(self) -> str:
-        return hashlib.sha256(self.body.encode()).hexdigest()[:12]
+        """Of the body and the settings: a run's ``version@sha`` tells apart what the role was told and how it ran."""
+        return hashlib.sha256((self.body + json.dumps(self.settings, sort_keys=True)).encode()).hexdigest()[:12]
 
     def render(self, **variables: Any) -> str:
         try:
@@ -95,6 +109,8 @@ class PromptTemplate:
             version=str(meta.version),
             tools=tools,
             description=meta.description,
+            plan_rounds=meta.plan_rounds,
+            tool_rounds=meta.tool_rounds,
             body=body.strip() + "\n",
             path=path,
             extra=meta.model_extra or {},
