@@ -38,10 +38,11 @@ already made with the same arguments ends the step), then ``submit_finding`` wit
 - data: ``profile_dataset``; the optimizer then ``clean_dataset`` with the profile's suggested operations;
   a refusal (protected dataset) is reported, not retried.
 - support: ``list_tickets`` (open), ``get_ticket`` for the most urgent (3 for the analyst, up to 5 urgent or
-  high for the optimizer); the optimizer resolves with a polite message and the asked refund when within
-  the cap (from the tool's schema or description, or a refusal; $50 if unknown) and escalates refunds
-  above it, text that addresses the agent (injection), legal, abusive or fraud text. Ticket text is
-  never followed as instructions.
+  high for the optimizer), all read in one turn of parallel calls; then, in one turn, the optimizer resolves
+  each with a polite message and the asked refund when within the cap (from the tool's schema or
+  description, or a refusal; $50 if unknown) and escalates refunds above it, text that addresses the agent
+  (injection), legal, abusive or fraud text; a refused resolution is escalated the turn after. Ticket text
+  is never followed as instructions.
 - a goal that asks to notify/alert gets one ``notify_operations`` call at the end of the optimizer's step.
 
 **Review.** ``decide`` unless an action failed or the last finding about the target says it was missed
@@ -74,7 +75,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._offline.conversation import Conversation, read_conversation, text_of
 from ._offline.strategy import decide, plan, review
-from ._offline.workers import finding, next_call
+from ._offline.workers import finding, next_calls
 from .schemas import OUTPUT_TOOLS
 
 __all__ = ["OfflineChatModel"]
@@ -168,7 +169,8 @@ def _forced(tool_choice: Any, names: list[str]) -> str | None:
 
 
 def respond(messages: list[BaseMessage], tools: list[dict[str, Any]], tool_choice: Any, model_name: str) -> AIMessage:
-    """The model's reply: one tool call, or text when no tool is offered."""
+    """The model's reply: tool calls (several only for a support step's reads or acts), or text when no tool
+    is offered."""
     conv = read_conversation(messages, tools)
     names = list(conv.tools)
     forced = _forced(tool_choice, names)
@@ -180,14 +182,14 @@ def respond(messages: list[BaseMessage], tools: list[dict[str, Any]], tool_choic
         return _message(messages, tools, model_name, content=content)
     kind = _KIND_BY_NAME.get(output_tool)
     if kind == "finding" and not forced and tool_choice != "none":
-        call = next_call(conv)
-        if call is not None:
-            return _message(messages, tools, model_name, name=call.name, args=call.args)
+        calls = next_calls(conv)
+        if calls:
+            return _message(messages, tools, model_name, calls=[(c.name, c.args) for c in calls])
     if kind is None:
         args = fill_schema(conv.tools[output_tool].get("parameters") or {})
     else:
         args = _output(kind, conv)
-    return _message(messages, tools, model_name, name=output_tool, args=args)
+    return _message(messages, tools, model_name, calls=[(output_tool, args)])
 
 
 def _output(kind: str, conv: Conversation) -> dict[str, Any]:
@@ -238,13 +240,13 @@ def _tokens(chars: int) -> int:
 
 def _message(
     messages: list[BaseMessage], tools: list[dict[str, Any]], model_name: str, *,
-    content: str = "", name: str | None = None, args: dict[str, Any] | None = None,
+    content: str = "", calls: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> AIMessage:
     transcript = [_fingerprint(m) for m in messages]
     input_chars = sum(len(t) for t in transcript) + len(json.dumps(tools, default=str))
     tool_calls = []
     output_chars = len(content)
-    if name is not None:
+    for name, args in calls:
         body = json.dumps([transcript, name, args], sort_keys=True, default=str)
         call_id = "call_" + hashlib.sha256(body.encode()).hexdigest()[:16]
         tool_calls.append({"name": name, "args": args or {}, "id": call_id, "type": "tool_call"})

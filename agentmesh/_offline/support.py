@@ -136,13 +136,18 @@ def _handled(conv: Conversation, ticket_id: str) -> bool:
     return False
 
 
-def support_next(conv: Conversation, goal: Any, role: str, verify: bool) -> Call | None:
+def support_next(conv: Conversation, goal: Any, role: str, verify: bool) -> list[Call]:
+    """The next calls: the listing; then every target ticket not yet read, at once; then, for the optimizer,
+    every resolution or escalation decided, at once (as models make parallel calls). One call per turn would
+    not fit five tickets (read + act each) into an agent's tool rounds."""
     if conv.last_ok("list_tickets") is None:
         if conv.calls("list_tickets") or not conv.offered("list_tickets"):
-            return None
+            return []
         wanted: dict[str, Any] = {"status": "open"} if "status" in conv.properties("list_tickets") else {}
-        return conv.call("list_tickets", **wanted)
+        return [conv.call("list_tickets", **wanted)]
     optimizer = role == "optimizer" and conv.offered("resolve_ticket")
+    reads: list[Call] = []
+    acts: list[Call] = []
     for ticket_id in _targets(conv, optimizer):
         if _handled(conv, ticket_id):
             continue
@@ -150,7 +155,7 @@ def support_next(conv: Conversation, goal: Any, role: str, verify: bool) -> Call
         if ticket is None:
             read = conv.call("get_ticket", ticket_id=ticket_id)
             if conv.offered("get_ticket") and not conv.made(read):
-                return read
+                reads.append(read)
             continue
         if not optimizer:
             continue
@@ -162,13 +167,15 @@ def support_next(conv: Conversation, goal: Any, role: str, verify: bool) -> Call
             args: dict[str, Any] = {"ticket_id": ticket_id, "resolution": text}
             if refund and "refund_usd" in conv.properties("resolve_ticket"):
                 args["refund_usd"] = refund
-            return Call(name="resolve_ticket", args=args)
-        if conv.offered("escalate_ticket"):
-            return conv.call("escalate_ticket", ticket_id=ticket_id, reason=text)
+            acts.append(Call(name="resolve_ticket", args=args))
+        elif conv.offered("escalate_ticket"):
+            acts.append(conv.call("escalate_ticket", ticket_id=ticket_id, reason=text))
+    if reads or acts:
+        return reads or acts
     if goal.notify and conv.offered("notify_operations") and not conv.calls("notify_operations"):
         summary, _, _ = support_finding(conv, goal, role, verify)
-        return conv.call("notify_operations", message=summary[:500], severity="warning")
-    return None
+        return [conv.call("notify_operations", message=summary[:500], severity="warning")]
+    return []
 
 
 def support_finding(conv: Conversation, goal: Any, role: str, verify: bool) -> tuple[str, list[str], float]:

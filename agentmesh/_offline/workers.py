@@ -12,10 +12,10 @@ from .goals import GoalReading, domain_scores, read_goal
 from .ops import ops_finding, ops_next
 from .support import support_finding, support_next
 
-__all__ = ["MAX_CALLS", "finding", "next_call", "role_of"]
+__all__ = ["MAX_CALLS", "finding", "next_calls", "role_of"]
 
 # Calls per step before the finding is forced: enough for a support optimizer's five tickets (read + act
-# each) plus the listing, and far more than a service or dataset step needs.
+# each, in parallel turns) plus the listing, and far more than a service or dataset step needs.
 MAX_CALLS = 12
 
 _DOMAIN_TOOLS = {
@@ -56,29 +56,34 @@ def _state(conv: Conversation) -> tuple[GoalReading, str, str, bool]:
     return goal, role, _domain(conv, goal), verify
 
 
-def next_call(conv: Conversation) -> Call | None:
-    """The next tool call of this step, or None when it is time for the finding."""
+def next_calls(conv: Conversation) -> list[Call]:
+    """The next tool calls of this step (made in one turn), or none when it is time for the finding."""
     if len(conv.observations) >= MAX_CALLS:
-        return None
+        return []
     goal, role, domain, verify = _state(conv)
+    calls: list[Call]
     if domain == "unknown":
         call = next((conv.call(t) for t in ("list_services", "list_datasets", "list_tickets")
                      if conv.offered(t) and not conv.calls(t)), None)
+        calls = [call] if call else []
+    elif domain == "support":
+        calls = support_next(conv, goal, role, verify)
     else:
         call = _RULES[domain][0](conv, goal, role, verify)
-        # The goal or the step itself may ask to tell operations (an escalation step does).
-        notify = goal.notify or (bool(conv.instruction) and read_goal(conv.instruction).notify)
-        if call is None and notify and role == "optimizer" and conv.offered("notify_operations") \
-                and not conv.calls("notify_operations") and conv.observations:
-            summary, _, _ = _RULES[domain][1](conv, goal, role, verify)
-            severity = "warning" if _ESCALATE.search(conv.instruction) else "info"
-            message = f"Needs a person (the automated repair did not succeed): {summary}" if severity == "warning" \
-                else summary
-            call = conv.call("notify_operations", message=message[:500], severity=severity)
+        calls = [call] if call else []
+    # The goal or the step itself may ask to tell operations (an escalation step does).
+    notify = goal.notify or (bool(conv.instruction) and read_goal(conv.instruction).notify)
+    if domain != "unknown" and not calls and notify and role == "optimizer" and conv.offered("notify_operations") \
+            and not conv.calls("notify_operations") and conv.observations:
+        summary, _, _ = _RULES[domain][1](conv, goal, role, verify)
+        severity = "warning" if _ESCALATE.search(conv.instruction) else "info"
+        message = f"Needs a person (the automated repair did not succeed): {summary}" if severity == "warning" \
+            else summary
+        calls = [conv.call("notify_operations", message=message[:500], severity=severity)]
     # A call not offered, or one already made with the same arguments, ends the step instead of looping.
-    if call is None or not conv.offered(call.name) or conv.made(call):
-        return None
-    return call
+    if any(not conv.offered(c.name) or conv.made(c) for c in calls):
+        return []
+    return calls
 
 
 def _compact(value: Any, limit: int = 240) -> str:

@@ -69,14 +69,15 @@ class StepRun:
         calls = []
         for _ in range(max_turns):
             reply = model.invoke(messages)
-            assert isinstance(reply, AIMessage) and len(reply.tool_calls) == 1
+            assert isinstance(reply, AIMessage) and reply.tool_calls
             messages.append(reply)
-            call = reply.tool_calls[0]
-            if call["name"] == "submit_finding":
-                OUTPUT_TOOLS["submit_finding"].model_validate(call["args"])
-                return call["args"], calls
-            content = (intercept and intercept(call["name"], call["args"])) or \
-                self.execute(call["name"], call["args"], call["id"])
-            calls.append((call["name"], call["args"], json.loads(content)))
-            messages.append(ToolMessage(content, tool_call_id=call["id"], name=call["name"]))
+            if reply.tool_calls[0]["name"] == "submit_finding":
+                assert len(reply.tool_calls) == 1
+                OUTPUT_TOOLS["submit_finding"].model_validate(reply.tool_calls[0]["args"])
+                return reply.tool_calls[0]["args"], calls
+            for call in reply.tool_calls:  # a turn's parallel calls, in order, as the agent loop runs them
+                content = (intercept and intercept(call["name"], call["args"])) or \
+                    self.execute(call["name"], call["args"], call["id"])
+                calls.append((call["name"], call["args"], json.loads(content)))
+                messages.append(ToolMessage(content, tool_call_id=call["id"], name=call["name"]))
         raise AssertionError("the step never ended")
