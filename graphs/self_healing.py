@@ -1,10 +1,12 @@
-"""Self-healing services: a health monitor finds degraded services, a repair agent scales them within policy, a verifier re-checks, and an escalation agent notifies operators of what stays broken.
+"""Self-healing services: a health monitor finds degraded services, a repair agent scales, restarts or rolls them back within policy, a verifier re-checks, and an escalation agent notifies operators of what stays broken.
 
     monitor → repair ⇉ (one per degraded service, Send) → verify → repair again (bounded) | escalate → decide
 
 The monitor and the verifier are deterministic checks over the world's metrics; the repair and escalation
-steps are agents (the optimizer's tools, through the gateway and the policy). Repair gets at most
-``MAX_ATTEMPTS`` rounds; what is still degraded after them is escalated, never retried forever.
+steps are agents (the optimizer's tools, through the gateway and the policy). The repair agent picks the
+repair the metrics point at: a restart for a transient fault (memory near full), a rollback for a release
+that errs more than the one before it, more replicas for an overload. Repair gets at most ``MAX_ATTEMPTS``
+rounds; what is still degraded after them is escalated, never retried forever.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ MAX_ATTEMPTS = 2
 """Repair rounds before escalation."""
 DEGRADED = ("saturated", "overloaded", "erroring")
 """Service statuses that need repair (``over-provisioned`` costs money but serves users fine)."""
+REPAIR_TOOLS = ("get_service_metrics", "simulate_scaling", "scale_service", "restart_service", "rollback_service")
+"""What the repair agent may use (the policy still decides whether each call runs)."""
+WRITES = ("scale_service", "restart_service", "rollback_service")
 
 
 class HealthState(TypedDict, total=False):
@@ -73,9 +78,11 @@ async def repair(state: RepairInput) -> dict[str, Any]:
     s = state["service"]
     step = {"id": f"fix-{state['attempt']}-{s['name']}"[:16], "role": "optimizer", "instruction": (
         f"Repair {s['name']}: it is {s['status']} with p95 {s['p95_ms']} ms, CPU {s['cpu_pct']}% and error rate "
-        f"{s['error_rate']:.1%} at {s['replicas']} replicas. Read its metrics and scale it within policy if more "
-        f"capacity helps; do not change it if the problem is not capacity (attempt {state['attempt']} of {MAX_ATTEMPTS}).")}
-    found = await Agent(role="optimizer", output=Finding).run(goal=state["goal"], step=step)
+        f"{s['error_rate']:.1%} at {s['replicas']} replicas. Read its metrics and make the one repair they point "
+        f"at: restart it if a transient fault explains it (memory near full), roll it back if its release errs or is "
+        f"slower than the previous release, scale it within policy if more capacity helps; change nothing if none "
+        f"fits (attempt {state['attempt']} of {MAX_ATTEMPTS}).")}
+    found = await Agent(role="optimizer", tools=list(REPAIR_TOOLS), output=Finding).run(goal=state["goal"], step=step)
     return {"findings": [{**found.model_dump(), "step_id": step["id"], "agent": "optimizer"}]}
 
 
@@ -102,7 +109,7 @@ def after_verify(state: HealthState) -> list[Send] | str:
     if state.get("attempt", 0) >= MAX_ATTEMPTS:
         return "escalate"
     # Only a service the last round changed can improve by repeating; one the repair left alone is escalated.
-    changed = {a["args"].get("service") for a in actions_taken() if a["tool"] == "scale_service" and a["status"] == "ok"}
+    changed = {a["args"].get("service") for a in actions_taken() if a["tool"] in WRITES and a["status"] == "ok"}
     if not changed & set(state["degraded"]):
         return "escalate"
     return route_repairs(state)

@@ -1,4 +1,5 @@
-"""Rules for service steps: find the service, read its metrics, choose a replica count, scale, verify."""
+"""Rules for service steps: find the service, read its metrics, restart or roll back what a fault or a release
+broke, else choose a replica count and scale; verify."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from .goals import _OPS_NAME, GoalReading, read_goal
 __all__ = ["ops_finding", "ops_next", "service_of"]
 
 MAX_SIMULATIONS = 4
+REPAIR_TOOLS = ("restart_service", "rollback_service")
+# Where a service counts as degraded (as the services world's statuses do) and memory as full (a leak).
+ERROR_RATE_DEGRADED, P95_DEGRADED_MS, MEMORY_FULL_PCT = 0.02, 500.0, 90.0
 # Utilisation the proportional estimate aims for: queueing delay grows sharply above it.
 TARGET_UTILISATION_PCT = 70.0
 
@@ -179,8 +183,44 @@ def choose_replicas(conv: Conversation, goal: GoalReading, service: str, m: dict
 
 
 def _read(conv: Conversation, service: str) -> dict[str, float | None] | None:
+    raw = _raw(conv, service)
+    return None if raw is None else metrics(raw)
+
+
+def _raw(conv: Conversation, service: str) -> Any:
     obs = next((o for o in reversed(conv.calls("get_service_metrics")) if o.ok and o.args.get("service") == service), None)
-    return metrics(obs.result) if obs else None
+    return None if obs is None else obs.result
+
+
+def repair_needed(result: Any) -> str | None:
+    """``restart_service`` for a transient fault (memory near full), ``rollback_service`` when the deployed
+    release errs or is slower than the one before it; None when neither explains a degraded service."""
+    m = metrics(result)
+    degraded = (m["errors"] or 0) > ERROR_RATE_DEGRADED or (m["p95"] or 0) > P95_DEGRADED_MS
+    if not degraded or not isinstance(result, dict):
+        return None
+    if (find_number(result, "memory_pct", contains="memory") or 0) >= MEMORY_FULL_PCT:
+        return "restart_service"
+    now_errors, before_errors = find_number(result, "release_error_rate"), find_number(result, "previous_release_error_rate")
+    now_p95, before_p95 = find_number(result, "release_base_p95_ms"), find_number(result, "previous_release_base_p95_ms")
+    if now_errors is not None and before_errors is not None and now_errors - before_errors > ERROR_RATE_DEGRADED / 2 \
+            and now_errors > 2 * before_errors:
+        return "rollback_service"
+    if now_p95 is not None and before_p95 is not None and now_p95 > 1.5 * before_p95 + 50:
+        return "rollback_service"
+    return None
+
+
+def _repair_call(conv: Conversation, service: str) -> Call | None:
+    """A restart or a rollback when the metrics point at one (tried once per step), before any scaling."""
+    tool = repair_needed(_raw(conv, service))
+    if tool is None or not conv.offered(tool) or conv.calls(tool):
+        return None
+    return conv.call(tool, service=service)
+
+
+def _repaired(conv: Conversation) -> Any:
+    return next((o for t in REPAIR_TOOLS for o in conv.calls(t) if o.ok), None)
 
 
 def ops_next(conv: Conversation, goal: GoalReading, role: str, verify: bool) -> Call | None:
@@ -192,8 +232,14 @@ def ops_next(conv: Conversation, goal: GoalReading, role: str, verify: bool) -> 
         return conv.call("get_service_metrics", service=service) if conv.offered("get_service_metrics") else None
     if role == "innovator" and not verify:
         return _options(conv, service, m)
-    if role != "optimizer" or verify or not conv.offered("scale_service"):
+    if role != "optimizer" or verify:
         return None
+    # One repair per step: a restart or rollback that worked is reported, and the verifier re-reads.
+    if _repaired(conv) is not None:
+        return None
+    fix = _repair_call(conv, service)
+    if fix is not None or not conv.offered("scale_service"):
+        return fix
     attempts = conv.calls("scale_service")
     if any(o.ok for o in attempts):
         return None
@@ -270,6 +316,13 @@ def ops_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool) 
                               "before adding capacity."]
         return f"Alternatives for {service} (now {state}): " + ("; ".join(options) or "no simulations run") + ".", recs, 0.6
     if role == "optimizer":
+        repaired = _repaired(conv)
+        if repaired is not None:
+            after = metrics(repaired.result, "after")
+            what = (f"Restarted {service}" if repaired.name == "restart_service" else
+                    f"Rolled back {service} to {repaired.result.get('deployed_version', 'the previous release')}")
+            return (f"{what}; before: {state}; after: {_fmt(after)}.", ["Verify the metrics after the change."], 0.75)
+        tried = [o for t in REPAIR_TOOLS for o in conv.calls(t)]
         done = next((o for o in conv.calls("scale_service") if o.ok), None)
         refused = [o for o in conv.calls("scale_service") if not o.ok]
         if done is not None:
@@ -284,6 +337,9 @@ def ops_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool) 
             reasons = "; ".join(o.error or o.status for o in refused)
             return (f"Did not scale {service} ({state}): the change was {refused[-1].status}: {reasons}.",
                     ["Raise the limit or choose another option with an operator."], 0.5)
+        if tried:
+            reasons = "; ".join(f"{o.name} was {o.status}: {o.error}" for o in tried)
+            return f"Did not repair {service} ({state}): {reasons}.", ["Ask an operator to take over."], 0.5
         return (f"No change to {service} was needed or possible within the limits: {state}.{verdict}",
                 options[:3], 0.6)
     recs = [f"Scale {service} to meet {target:g} ms."] if verdict.startswith(" Target missed") else []

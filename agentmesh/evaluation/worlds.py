@@ -31,7 +31,7 @@ from .scenario import Scenario, SetupAction, ToolAction
 __all__ = ["WorldFactory", "apply_action", "apply_setup", "state_view"]
 
 _SERVICE_COLUMNS = {"replicas", "arrival_rate_rps", "service_rate_rps", "base_latency_ms", "base_error_rate",
-                    "cost_per_replica_hour", "deployed_version", "description"}
+                    "cost_per_replica_hour", "deployed_version", "description", "releases", "fault"}
 _TICKET_COLUMNS = {"status", "priority", "body", "subject", "requested_refund_usd"}
 
 

@@ -51,17 +51,48 @@ def test_every_seed_graph_is_listed_with_description_goal_and_structure() -> Non
         assert "__start__" in mermaid and "__end__" in mermaid, name
 
 
-async def test_self_healing_repairs_the_overloaded_service_and_escalates_what_scaling_cannot_fix(home: Path) -> None:
+def _set_service(world: World, name: str, **values: Any) -> None:
+    with world.engine.begin() as conn:
+        conn.execute(update(world_tables.services).where(world_tables.services.c.name == name).values(**values))
+
+
+async def test_self_healing_scales_the_overload_and_rolls_back_the_bad_release(home: Path) -> None:
     world = _world(home)
     assert _service(world, "checkout-api")["status"] == "overloaded"
+    assert _service(world, "search-api")["status"] == "erroring"
+    result = await _run("self_healing", home)
+    # Each degraded service gets the repair its metrics point at, and only that one.
+    assert {c["args"]["service"] for c in _calls(result, "scale_service", status=None)} == {"checkout-api"}
+    assert {c["args"]["service"] for c in _calls(result, "rollback_service", status=None)} == {"search-api"}
+    assert not _calls(result, "restart_service", status=None)
+    assert world.get_service_metrics("search-api")["deployed_version"] == "v5.1.4"
+    assert {s["status"] for s in world.list_services()["services"]} <= {"healthy", "over-provisioned"}
+    assert result["decision"]["outcome"] == "achieved" and not world.list_notifications()
+
+
+async def test_self_healing_restarts_a_leaking_service_instead_of_scaling_it(home: Path) -> None:
+    world = _world(home)
+    _set_service(world, "auth-api", fault="memory_leak")
+    result = await _run("self_healing", home, "auth-api logins are failing; repair it or escalate it.")
+    assert [c["args"] for c in _calls(result, "restart_service", status=None)] == [{"service": "auth-api"}]
+    assert not _calls(result, "scale_service", status=None) and not _calls(result, "rollback_service", status=None)
+    after = world.get_service_metrics("auth-api")
+    assert (after["status"], after["replicas"], after["deployed_version"]) == ("healthy", 3, "v4.1.0")
+    assert result["decision"]["outcome"] == "achieved"
+
+
+async def test_self_healing_escalates_what_no_repair_fixes_and_stops(home: Path) -> None:
+    world = _world(home)
+    _set_service(world, "search-api", releases=[])  # nothing to roll back to
     result = await _run("self_healing", home)
     assert _service(world, "checkout-api")["status"] == "healthy"
-    assert {c["args"]["service"] for c in _calls(result, "scale_service")} == {"checkout-api"}
-    # search-api errors at any replica count: repair leaves it, the verifier sees it, operators are told.
+    assert not {c["args"]["service"] for c in _calls(result, "scale_service", status=None)} & {"search-api"}
+    # search-api errors at any replica count and has no earlier release: the verifier sees it, operators are told.
     notices = world.list_notifications()
-    assert any("search-api" in n["message"] for n in notices)
+    assert any("search-api" in n["message"] and n["severity"] == "warning" for n in notices)
     assert result["decision"]["outcome"] == "partially_achieved"
     assert any("search-api" in r for r in result["decision"]["open_risks"])
+    assert [s["node"] for s in result["steps"]].count("repair") <= 2 * 2  # two services, at most two rounds
 
 
 async def test_data_pipeline_cleans_below_threshold_validates_and_publishes(home: Path) -> None:
