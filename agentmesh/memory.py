@@ -1,7 +1,9 @@
-"""Decision memory: past goals, their decisions and outcomes, and operator feedback, recalled for similar goals.
+"""Decision memory: past goals, their decisions and outcomes, eval results and operator feedback, recalled for
+similar goals.
 
 Operators score a finished run (``agentmesh runs feedback RUN_ID --score 1 --note "…"``); a sample world may
-carry lessons too. For a new goal, ``DecisionMemory`` ranks past runs and feedback by a plain, explainable
+carry lessons too; eval reports (``agentmesh eval run SUITE --out .agentmesh/eval-reports/NAME.json``) add each
+scenario's goal, reward and why it failed. For a new goal, ``DecisionMemory`` ranks them all by a plain, explainable
 similarity — IDF-weighted word overlap (a word shared by few past goals counts more than one shared by
 all) — and returns the closest as lines the strategist sees under "# Similar past decisions":
 
@@ -13,10 +15,13 @@ Each line says why it was recalled (its score and the shared words).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, insert, select
@@ -24,7 +29,8 @@ from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, d
 from .exceptions import UserError
 from .store import get_run, metadata, runs, utcnow
 
-__all__ = ["DecisionMemory", "Recollection", "add_feedback", "list_feedback", "recall"]
+__all__ = ["EVAL_REPORTS_DIR", "DecisionMemory", "Recollection", "add_feedback", "eval_outcomes", "list_feedback",
+           "recall"]
 
 feedback = Table(
     "feedback",
@@ -39,6 +45,8 @@ feedback = Table(
 )
 
 MIN_SCORE, MAX_SCORE = 1, 5
+EVAL_REPORTS_DIR = "eval-reports"
+"""The folder under ``AGENTMESH_HOME`` whose eval reports ``DecisionMemory`` recalls by default."""
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _STOP = {
     "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "is", "are", "it", "its", "be", "by", "with",
@@ -126,10 +134,49 @@ def _documents(engine: Engine, limit: int) -> list[str]:
     return docs
 
 
-def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.25,
-           limit: int = 500) -> list[Recollection]:
-    """The ``k`` past decisions and lessons most similar to ``goal`` (at least ``min_similarity``)."""
-    docs = _documents(engine, limit)
+def _reports(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The eval reports in ``paths`` (report files, or folders of them), newest first."""
+    files = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.json")) if path.is_dir() else [path] if path.is_file() else []
+    reports = []
+    for file in files:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a stray file beside the reports must not stop a goal; it is simply not recalled
+        if isinstance(data, dict) and isinstance(data.get("scenarios"), list):
+            reports.append(data)
+    return sorted(reports, key=lambda r: str(r.get("created", "")), reverse=True)
+
+
+def eval_outcomes(paths: Iterable[Path], *, limit: int = 500) -> list[str]:
+    """One line per eval scenario in the reports at ``paths``: its goal, reward and why trials failed.
+
+    A scenario in several reports is taken from the newest. ``agentmesh eval run … --out FILE`` writes a report.
+    """
+    lines, seen = [], set()
+    for report in _reports(paths):
+        when = f"{report.get('model', '?')}, {str(report.get('created', ''))[:10]}"
+        for s in report["scenarios"]:
+            if not isinstance(s, dict) or not s.get("goal") or s.get("id") in seen:
+                continue
+            seen.add(s.get("id"))
+            reasons = {}
+            for f in s.get("failures") or []:
+                reasons.setdefault(f.get("component"), str(f.get("reason", ""))[:300])
+            text = (f"eval {s.get('id')} ({when}): goal: {s['goal']} → reward {float(s.get('reward', 0)):.2f} "
+                    f"({s.get('successes', '?')}/{s.get('trials', '?')} trials passed)")
+            text += f"; failed: {'; '.join(f'{c}: {r}' for c, r in list(reasons.items())[:3])}" if reasons else ""
+            text += f"; expected: {s['purpose']}" if s.get("purpose") else ""
+            lines.append(text)
+    return lines[:limit]
+
+
+def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.25, limit: int = 500,
+           eval_reports: Iterable[Path] = ()) -> list[Recollection]:
+    """The ``k`` past decisions, lessons and eval outcomes most similar to ``goal`` (at least ``min_similarity``)."""
+    docs = _documents(engine, limit) + eval_outcomes(eval_reports, limit=limit)
     query = _words(goal)
     if not docs or not query:
         return []
@@ -155,19 +202,23 @@ def recall(engine: Engine, goal: str, *, k: int = 3, min_similarity: float = 0.2
 class DecisionMemory:
     """A ``Mesh`` memory: callable with a goal, returns the similar past decisions as lines for the planner.
 
-    Reads the agentmesh database of the running goal (so it works in any graph run by ``run_goal``).
+    Reads the agentmesh database of the running goal (so it works in any graph run by ``run_goal``) and the
+    eval reports in ``eval_reports``.
     """
 
     k: int = 3
     """How many past decisions and lessons to show at most."""
     min_similarity: float = 0.25
     """Below this, a past decision is not similar enough to shape the plan."""
+    eval_reports: list[Path] | None = None
+    """Eval report files or folders of them; None means ``$AGENTMESH_HOME/eval-reports``."""
 
     def __call__(self, goal: str) -> list[str]:
         from ._context import current_run
 
         run = current_run()
-        found = recall(run.engine, goal, k=self.k, min_similarity=self.min_similarity)
+        reports = self.eval_reports if self.eval_reports is not None else [run.settings.resolved_home / EVAL_REPORTS_DIR]
+        found = recall(run.engine, goal, k=self.k, min_similarity=self.min_similarity, eval_reports=reports)
         lines = [f"[similarity {r.similarity:.2f}; shared words: {', '.join(r.shared[:6])}] {r.text}" for r in found]
         run.emit({"type": "memory_recalled", "count": len(lines),
                   "items": [{"similarity": r.similarity, "shared": list(r.shared[:6])} for r in found]})

@@ -3,8 +3,9 @@
     recall (inside plan) → plan → dispatch ⇉ workers → review → decide
 
 Memory is ``agentmesh.DecisionMemory``: the runs of this agentmesh database that ended, with their decisions
-and outcomes, and the feedback operators gave (``agentmesh runs feedback RUN_ID --score 1 --note "…"``),
-ranked by IDF-weighted word overlap with the new goal. The closest few are shown to the strategist under
+and outcomes, the feedback operators gave (``agentmesh runs feedback RUN_ID --score 1 --note "…"``) and the eval
+results in ``$AGENTMESH_HOME/eval-reports/`` (each scenario's goal, reward and why it failed), ranked by
+IDF-weighted word overlap with the new goal. The closest few are shown to the strategist under
 "# Similar past decisions" with their similarity and the words they share, so every recollection is explained.
 """
 

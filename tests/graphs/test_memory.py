@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentmesh import UserError
+from agentmesh import Settings, UserError, arun_goal
 from agentmesh.cli import app
-from agentmesh.memory import add_feedback, list_feedback, recall
+from agentmesh.evaluation.report import write_report
+from agentmesh.memory import EVAL_REPORTS_DIR, add_feedback, eval_outcomes, list_feedback, recall
 from agentmesh.settings import Settings
 from agentmesh.store import create_run, get_engine, update_run
 
@@ -50,3 +51,51 @@ def test_bad_feedback_is_a_user_error(home: Path) -> None:
         add_feedback(engine, run_id="run-1", score=3, note="  ")
     out = CliRunner().invoke(app, ["runs", "feedback", "no-such-run", "--score", "3", "--note", "x"])
     assert out.exit_code != 0
+
+
+def _report(created: str, *scenarios: dict) -> dict:
+    """An eval report as ``agentmesh eval run --out`` writes it (the fields memory reads)."""
+    return {"version": 1, "created": created, "model": "offline", "trials": 1,
+            "summary": {"scenarios": len(scenarios), "mean_reward": 0.0}, "scenarios": list(scenarios)}
+
+
+def _scenario(sid: str, goal: str, reward: float, *failures: tuple[str, str], purpose: str = "") -> dict:
+    return {"id": sid, "suite": "learning", "purpose": purpose, "goal": goal, "reward": reward, "trials": 1,
+            "successes": int(reward >= 1), "failures": [{"trial": 1, "component": c, "status": "fail", "reason": r}
+                                                        for c, r in failures]}
+
+
+PAYMENTS_GOAL = "payments-api p95 is too high under the new load; bring it under 250 ms within policy."
+SEVEN = ("assertions", "services.payments-api.replicas = 7, wanted <= 6 (above 6 replicas exhausts the DB connections)")
+
+
+def test_eval_results_are_recalled_with_reward_and_failure_newest_report_first(home: Path) -> None:
+    folder = home / EVAL_REPORTS_DIR
+    write_report(_report("2026-11-01T10:00:00+00:00",
+                         _scenario("payments-load", PAYMENTS_GOAL, 1.0, purpose="an old pass, since superseded"),
+                         _scenario("orders-clean", "clean the orders dataset", 1.0)), folder / "old.json")
+    write_report(_report("2026-11-20T10:00:00+00:00", _scenario("payments-load", PAYMENTS_GOAL, 0.0, SEVEN)),
+                 folder / "new.json")
+    (folder / "notes.json").write_text("[1, 2]")  # not a report: skipped
+    (folder / "broken.json").write_text("{")
+
+    lines = eval_outcomes([folder])
+    assert len(lines) == 2  # payments-load once, from the newer report
+    payments = next(line for line in lines if "payments-load" in line)
+    assert "reward 0.00 (0/1 trials passed)" in payments and "replicas = 7, wanted <= 6" in payments
+    assert "2026-11-20" in payments and "superseded" not in payments
+
+    found = recall(_engine(home), "payments-api latency is high again, bring p95 under 250 ms", eval_reports=[folder])
+    assert found and found[0].text == payments and "payments-api" in found[0].shared
+    assert all("orders" not in r.text for r in found)
+    assert recall(_engine(home), "payments-api latency is high again", eval_reports=[]) == []
+
+
+async def test_a_failed_eval_shapes_the_learning_graphs_plan(home: Path) -> None:
+    write_report(_report("2026-11-20T10:00:00+00:00", _scenario("payments-load", PAYMENTS_GOAL, 0.0, SEVEN)),
+                 home / EVAL_REPORTS_DIR / "latest.json")
+    result = await arun_goal(PAYMENTS_GOAL, graph="learning", settings=Settings(home=home), approvals="auto")
+    assert result["status"] == "done", result.get("error")
+    recalled = [e for e in result.get("events", []) if e.get("type") == "memory_recalled"]
+    step = next(s for s in result["plan"]["steps"] if s["role"] == "optimizer")
+    assert "at most 6 replicas" in step["instruction"], (recalled, step)
