@@ -198,8 +198,9 @@ async def _propose(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
     for c in found[: ctx.options.candidates]:
         c.version = versions.add_version(ctx.engine, role, c.text, parent=base["version"], source="evolution",
                                          rationale=c.rationale, round_id=state["round_id"], actor=ctx.options.actor)
-        out.append({"version": c.version, "instruction": c.instruction, "rationale": c.rationale,
-                    "addresses": c.addresses, "text": versions.get_version(ctx.engine, role, c.version)["text"]})
+        out.append({"version": c.version, "instruction": c.instruction, "settings": c.settings,
+                    "rationale": c.rationale, "addresses": c.addresses,
+                    "text": versions.get_version(ctx.engine, role, c.version)["text"]})
     return {"candidates": out}
 
 
@@ -241,7 +242,7 @@ async def _decide(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
         if ctx.held_out and opts.held_out_tolerance == 0 and held.losses:
             reasons.append(f"held-out: {held.losses} scenario(s) regressed: "
                            + ", ".join(i for i, d in held.deltas.items() if d < 0))
-        rows.append({**{k: c[k] for k in ("version", "instruction", "rationale", "addresses")},
+        rows.append({**{k: c[k] for k in ("version", "instruction", "settings", "rationale", "addresses")},
                      "train": {**_split_summary(report, ctx.train), "test": train.as_dict()},
                      "held_out": {**_split_summary(report, ctx.held_out), "test": held.as_dict()},
                      "eligible": not reasons, "reasons": reasons,
@@ -262,6 +263,8 @@ async def _decide(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
                 versions.set_status(ctx.engine, role, r["version"], "pending_approval", actor=opts.actor,
                                     reason=why + "; awaiting a person's approval", evidence=evidence,
                                     round_id=state["round_id"])
+                r["approval_run_id"] = await _request_approval(ctx, role, r["version"], state["round_id"])
+                why += f"; awaiting approval: `agentmesh approve {r['approval_run_id']}`"
             else:
                 versions.promote(ctx.engine, role, r["version"], actor=f"{opts.actor} (sign test)", reason=why,
                                  evidence=evidence, round_id=state["round_id"])
@@ -272,12 +275,27 @@ async def _decide(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
                                 evidence=evidence, round_id=state["round_id"])
         r["why"] = why
     outcome = winner["decision"] if winner else "kept"
-    summary = (f"version {winner['version']} {'awaits approval' if opts.require_approval else 'promoted'} over "
-               f"version {base['version']}" if winner else
+    summary = (f"version {winner['version']} " + (f"awaits approval (`agentmesh approve {winner['approval_run_id']}`)"
+                                                  if opts.require_approval else "promoted")
+               + f" over version {base['version']}" if winner else
                f"kept version {base['version']}: " + ("no candidate was proposed" if not rows else
                                                        "no candidate had the evidence"))
     return {"decision": {"outcome": outcome, "summary": summary, "version": winner["version"] if winner else None,
-                         "baseline_version": base["version"], "candidates": rows}}
+                         "baseline_version": base["version"], "candidates": rows,
+                         "approval_run_id": winner.get("approval_run_id") if winner else None}}
+
+
+async def _request_approval(ctx: _Context, role: str, version: int, round_id: str) -> str:
+    """Start a ``prompt_promotion`` run whose ``promote_prompt`` call (a destructive tool) waits for a person —
+    the approval path of any tool call; returns its run id for `agentmesh approve`."""
+    from ..runtime import arun_goal
+
+    run = await arun_goal(f"Promote version {version} of the {role} prompt (evolution round {round_id})",
+                          graph="prompt_promotion", settings=ctx.settings, approvals="wait")
+    if run["status"] != "waiting_approval":
+        raise RuntimeError(f"the promotion run {run['run_id']} ended {run['status']} instead of waiting for approval: "
+                           f"{run.get('error')}")
+    return str(run["run_id"])
 
 
 async def _report(state: EvolutionState, ctx: _Context) -> dict[str, Any]:

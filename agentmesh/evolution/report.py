@@ -2,8 +2,8 @@
 
 The round JSON: ``round_id, round, role, suite, model, offline, trials, split, statistics, baseline
 {version, train, held_out, failures}, outcome (promoted | pending_approval | kept), summary, version,
-baseline_version, candidates [{version, instruction, rationale, train {pass_hat_k, per_scenario, test},
-held_out {…}, decision, why}]``.
+baseline_version, approval_run_id, candidates [{version, instruction, settings, rationale, train {pass_hat_k,
+per_scenario, test}, held_out {…}, decision, why, approval_run_id}]``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def _markdown(report: dict[str, Any]) -> str:
         t = c["train"]["test"]
         rows.append(f"| v{c['version']} | {c['decision']} | {c['train']['pass_hat_k']} | {c['held_out']['pass_hat_k']} | "
                     f"{t['wins']}/{t['losses']}/{t['ties']} | {t['p_value']:.4g} |")
-    why = "\n".join(f"- **v{c['version']}** ({c['decision']}): {c['instruction']}\n  - why: {c['why']}"
-                    for c in report["candidates"])
+    why = "\n".join(f"- **v{c['version']}** ({c['decision']}): {'settings: ' if c.get('settings') else ''}"
+                    f"{c['instruction']}\n  - why: {c['why']}" for c in report["candidates"])
     return (f"# Evolution round {report['round']}: {report['role']} — {report['outcome']}\n\n{report['summary']}\n\n"
             f"**Test:** {report['statistics']['test']}, α = {report['statistics']['alpha']} / "
             f"{report['statistics']['candidates']} candidates; held-out: {len(report['split']['held_out'])} scenarios "

@@ -1,10 +1,14 @@
-"""A test model whose behaviour depends on the optimizer's prompt text, and a suite generated for it.
+"""Test models whose behaviour depends on the optimizer's prompt text or settings, and suites generated for them.
 
-It plays the offline model, except for the optimizer:
+``PromptSensitiveModel`` plays the offline model, except for the optimizer:
 - without an instruction to escalate refunds above the cap, it never escalates: where the offline model would
   call ``escalate_ticket`` it reports instead (the failure an evolution should fix);
 - with "escalate every refund request" in its prompt (a harmful instruction), it escalates every ticket,
   including refunds it should simply pay.
+
+``ToolHappyModel`` plays the offline model, except that the optimizer pages the operations team after every
+escalation whenever it is offered ``notify_operations`` (the above-cap scenarios forbid that): taking the tool
+out of its tool subset helps, a prompt instruction does not.
 """
 
 from __future__ import annotations
@@ -64,6 +68,22 @@ class PromptSensitiveModel(OfflineChatModel):
         return self._generate(messages, tools=tools, tool_choice=tool_choice)
 
 
+class ToolHappyModel(PromptSensitiveModel):
+    model_name: str = "tool-happy"
+
+    def _reply(self, messages: list[BaseMessage], tools: Any, tool_choice: Any) -> AIMessage:
+        message = offline_respond(messages, tools or [], tool_choice, self.model_name)
+        system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
+        offered = {t["function"]["name"] for t in tools or []}
+        made = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
+        finishing = any(c["name"] == "submit_finding" for c in message.tool_calls)
+        if ("You are the **optimizer**" in system and finishing and "notify_operations" in offered
+                and any(c["name"] == "escalate_ticket" for c in made)
+                and not any(c["name"] == "notify_operations" for c in made)):
+            return reply(tool="notify_operations", args={"message": "Escalated a refund request.", "severity": "info"})
+        return message
+
+
 CUSTOMERS = ["C00001", "C00002", "C00003", "C00004", "C00005", "C00006", "C00007", "C00008"]
 
 
@@ -85,6 +105,7 @@ evaluation:
     - {{tool: escalate_ticket, args: {{ticket_id: {ticket}}}}}
   forbidden_calls:
     - {{tool: resolve_ticket, args: {{ticket_id: {ticket}}}}}
+    - {{tool: notify_operations, why: "an escalation is for the support lead, not an operations page"}}
 """, encoding="utf-8")
     for i, sid in enumerate(within):
         ticket, amount = f"T-32{i:02d}", 20 + 5 * i
@@ -101,4 +122,23 @@ evaluation:
     - {{tool: resolve_ticket, args: {{ticket_id: {ticket}, refund_usd: {amount}}}}}
   forbidden_calls:
     - {{tool: escalate_ticket, args: {{ticket_id: {ticket}}}}}
+""", encoding="utf-8")
+
+
+def write_paging_scenario(folder: Path, sid: str) -> None:
+    """A refund the team pays and also reports to operations, which the goal does not ask for: the offline model
+    never notifies unasked, so it fails this scenario whatever its prompt says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{sid}.yaml").write_text(f"""id: {sid}
+purpose: Every refund is reported to operations (a house rule the goal does not state).
+tags: [support, refund]
+world:
+  setup:
+    - add_ticket: {{id: T-3300, customer_id: C00001, priority: high, subject: "Damaged item", body: "Please refund the $30.", requested_refund_usd: 30}}
+    - only_open_tickets: [T-3300]
+goal: "Customer on ticket T-3300 wants $30 back for a damaged item. Please resolve the ticket."
+evaluation:
+  required_calls:
+    - {{tool: resolve_ticket, args: {{ticket_id: T-3300, refund_usd: 30}}}}
+    - {{tool: notify_operations}}
 """, encoding="utf-8")
