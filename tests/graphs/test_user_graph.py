@@ -76,3 +76,41 @@ async def test_the_role_a_user_tool_allows_is_enforced(home: Path, tmp_path: Pat
     assert result["status"] == "done"
     (call,) = list_calls(get_engine(settings.resolved_database_url), result["run_id"])
     assert call.status == "refused" and "analyst" in (call.reason or "")
+
+
+async def test_a_user_tool_waits_for_approval_when_the_users_policy_asks(home: Path, tmp_path: Path) -> None:
+    """Approvals come with the gateway too: the user's policy names reorder_stock, so each reorder pauses the
+    run until a person answers; the verdicts and approvers are in the audit."""
+    from agentmesh.policy import DEFAULT_POLICY_FILE
+    from agentmesh.runtime import aapprove
+
+    user = tmp_path / "user_project"
+    shutil.copytree(EXAMPLE / "tools", user / "tools")
+    shutil.copytree(EXAMPLE / "graphs", user / "graphs")
+    home.mkdir(parents=True)
+    (home / "policy.toml").write_text(DEFAULT_POLICY_FILE.read_text().replace(
+        "approval_required = []", 'approval_required = ["reorder_stock"]'))
+    settings = Settings(home=home, tools_paths=[user / "tools"], graphs_paths=[user / "graphs"])
+
+    paused = await arun_goal("Restock SKU-1, SKU-2 and SKU-3 up to 40 units each", graph="restock", settings=settings)
+    assert paused["status"] == "waiting_approval"
+    (first,) = paused["pending_approvals"]
+    final = await aapprove(paused["run_id"], first["id"], approved=False, approver="alice", settings=settings,
+                           approvals="auto")
+    assert final["status"] == "done", final.get("error")
+    reorders = [c for c in list_calls(get_engine(settings.resolved_database_url), paused["run_id"])
+                if c.tool == "reorder_stock"]
+    assert reorders[0].status == "rejected" and reorders[0].approver == "alice"
+    assert len(reorders) == 3 and all(c.approver and c.approver != "alice" for c in reorders[1:])
+
+
+async def test_a_plain_stategraph_runs_durably_with_a_task_per_node(home: Path, tmp_path: Path) -> None:
+    """The plain LangGraph graph of the example (no agentmesh import) runs as a goal: one task run per node."""
+    user = tmp_path / "user_project"
+    shutil.copytree(EXAMPLE / "graphs", user / "graphs")
+    settings = Settings(home=home, graphs_paths=[user / "graphs"])
+    result = await arun_goal("count these four words", graph="plain", settings=settings)
+    assert result["status"] == "done", result.get("error")
+    assert result["decision"]["summary"] == "The goal has 4 words."
+    names = {t.name.split("-")[0] for t in await _task_runs(result["flow_run_id"], expected=2)}
+    assert {"count", "summarise"} <= names
