@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from agentmesh import Settings, arun_goal
+from agentmesh import Settings, UserError, arun_goal
 from agentmesh.graphs import get_graph, list_graphs
 from agentmesh.memory import add_feedback
 from agentmesh.store import get_engine
@@ -40,6 +40,26 @@ async def _run(name: str, home: Path, goal: str | None = None) -> dict[str, Any]
     assert result["status"] == "done", result.get("error")
     assert result["decision"]["summary"] and result["decision"]["outcome"]
     return result
+
+
+def test_the_cli_lists_every_seed_graph_and_shows_its_structure() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agentmesh.cli import app
+
+    listed = CliRunner().invoke(app, ["graphs", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    for name in ["mesh", *SEED_GRAPHS]:
+        assert rows[name]["description"] and rows[name]["example_goal"], name
+    shown = CliRunner().invoke(app, ["graphs", "show", "self_healing"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("---") and "graph TD;" in shown.stdout
+    assert all(f"\t{node}(" in shown.stdout for node in ("monitor", "repair", "verify", "escalate", "decide"))
+    bad = CliRunner().invoke(app, ["graphs", "show", "no-such-graph"])
+    # A UserError: the installed `agentmesh` prints its one line and exits 2.
+    assert isinstance(bad.exception, UserError) and "no graph 'no-such-graph'" in str(bad.exception)
 
 
 def test_every_seed_graph_is_listed_with_description_goal_and_structure() -> None:
