@@ -59,11 +59,18 @@ def run(
 
         os.environ.setdefault("OPENAI_API_KEY", "replay")  # cassettes answer; no key is sent anywhere
     settings = get_settings(**overrides)
+    if (record or replay) and settings.offline:
+        raise UserError(f"--{'record' if record else 'replay'} needs an OpenAI-compatible model (--model NAME and "
+                        "OPENAI_API_KEY): the offline model sends no HTTP requests to record or replay")
     old = load_report(baseline) if baseline else None
     options = EvalOptions(trials=trials, concurrency=concurrency, settings=settings,
                           judge=judge_from_settings(settings, judge_model), workdir=workdir,
                           cassettes=cassettes if record or replay else None,
                           cassette_mode="record" if record else "replay" if replay else None)
+    if replay:
+        from ..evaluation.runner import check_cassettes
+
+        check_cassettes(scenarios, options)
     total = sum(s.trials or trials for s in scenarios)
     label = f"{settings.model_name}{' (offline model)' if settings.offline else ''}"
     err.print(f"eval: {len(scenarios)} scenarios × trials = {total} trials on {label}, {concurrency} at once")

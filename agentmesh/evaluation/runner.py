@@ -26,6 +26,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from .._prefect import configure_prefect
+from ..exceptions import UserError
 from ..settings import Settings, get_settings
 from .judge import Judge
 from .scenario import Scenario
@@ -40,7 +41,7 @@ from .scoring import (
 )
 from .worlds import WorldFactory, state_view
 
-__all__ = ["EvalOptions", "ProgressSink", "arun_eval", "run_eval"]
+__all__ = ["EvalOptions", "ProgressSink", "arun_eval", "cassette_name", "check_cassettes", "run_eval"]
 
 ProgressSink = Callable[[dict[str, Any]], None]
 REPORT_VERSION = 1
@@ -90,6 +91,8 @@ async def arun_eval(scenarios: list[Scenario], options: EvalOptions | None = Non
     """Run every scenario's trials and return the report (see ``agentmesh.evaluation.report``)."""
     options = options or EvalOptions()
     settings = options.settings or get_settings()
+    if options.cassette_mode == "replay":
+        check_cassettes(scenarios, options)
     configure_prefect(settings)  # before any trial home exists: one Prefect server for the whole eval
     temporary = options.workdir is None
     root = Path(options.workdir or tempfile.mkdtemp(prefix="agentmesh-eval-"))
@@ -108,6 +111,10 @@ async def arun_eval(scenarios: list[Scenario], options: EvalOptions | None = Non
             shutil.rmtree(root, ignore_errors=True)
     if "error" in state:
         raise state["error"]
+    if state.get("mismatches"):
+        first, count = state["mismatches"][0], len(state["mismatches"])
+        raise UserError(f"--replay: {count} trial{'s' if count > 1 else ''} did not match {'their' if count > 1 else 'its'} "
+                        f"cassette (first: {first}); the prompts, tools or graph changed since: record again with --record")
     return build_report(scenarios, state["results"], settings=settings, options=options,
                         seconds=time.perf_counter() - started, flow_run_id=state.get("flow_run_id"))
 
@@ -189,13 +196,15 @@ async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, 
     try:
         settings, world = await asyncio.to_thread(factory.fresh, scenario, f"{scenario.id}-{index + 1}")
         context: list[str] = []
-        with _cassette(options, scenario, index):
+        with _cassette(options, scenario, index) as cassette:
             for goal in scenario.goals:
                 run = await arun_goal(goal, graph=scenario.graph, settings=settings, approvals="auto",
                                       chat_model=options.chat_model, context=list(context) or None)
                 obs.runs.append(run)
                 decision = run.get("decision") or {}
                 context += [f"user: {goal}", f"decision: {decision.get('summary', run.get('status'))}"]
+        if options.cassette_mode == "replay" and cassette is not None:
+            _check_replayed(cassette, obs.runs, f"{scenario.id}#{index + 1}", state)
         obs.final_state = await asyncio.to_thread(state_view, world)
     except Exception as exc:  # a crash is a scored failure of this trial, never the end of the eval
         obs.error = f"{type(exc).__name__}: {exc}"[:500]
@@ -212,17 +221,71 @@ async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, 
 @contextlib.contextmanager
 def _cassette(options: EvalOptions, scenario: Scenario, index: int):  # type: ignore[no-untyped-def]
     if options.cassette_mode is None or options.cassettes is None:
-        yield
+        yield None
         return
     import vcr
 
     recorder = vcr.VCR(
-        cassette_library_dir=str(options.cassettes), match_on=["method", "path"],
+        cassette_library_dir=str(options.cassettes), match_on=["method", "path", "turn"],
         filter_headers=["authorization", "api-key", "openai-organization", "cookie"],
-        record_mode="all" if options.cassette_mode == "record" else "none", allow_playback_repeats=False,
+        before_record_request=_model_requests_only, decode_compressed_response=True,
+        record_mode="all" if options.cassette_mode == "record" else "none",
     )
-    with recorder.use_cassette(f"{scenario.id}-{index + 1}.yaml"):
-        yield
+    recorder.register_matcher("turn", _same_turn)
+    with recorder.use_cassette(cassette_name(scenario, index), allow_playback_repeats=False) as cassette:
+        yield cassette
+
+
+def _check_replayed(cassette: Any, runs: list[dict[str, Any]], trial: str, state: dict[str, Any]) -> None:
+    """A replay that asked for a request its cassette does not hold, or left recorded ones unasked, is not a
+    score of the model: the prompts, tools or graph changed since the recording."""
+    unmatched = next((r["error"] for r in runs if "CannotOverwriteExistingCassetteException" in (r.get("error") or "")),
+                     None)
+    if unmatched is None and cassette.all_played:
+        return
+    why = ("a model request the cassette does not hold" if unmatched else
+           f"{len(cassette.responses) - cassette.play_count} recorded model requests never asked")
+    state.setdefault("mismatches", []).append(f"{trial}: {why}")
+    raise RuntimeError(f"the replay diverged from its cassette: {why}")
+
+
+def check_cassettes(scenarios: list[Scenario], options: EvalOptions) -> None:
+    """Raise ``UserError`` naming the first trial with no cassette to replay."""
+    folder = Path(options.cassettes or ".")
+    missing = [cassette_name(s, i) for s in scenarios for i in range(s.trials or options.trials)
+               if not (folder / cassette_name(s, i)).is_file()]
+    if missing:
+        raise UserError(f"--replay: no cassette {folder / missing[0]}"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                        + "; record the trials first with --record")
+
+
+def _model_requests_only(request: Any) -> Any:
+    # Prefect's own API traffic (its local server) passes through: a cassette holds the model's requests only.
+    return request if request.path.rstrip("/").endswith("/chat/completions") else None
+
+
+def _turn(request: Any) -> tuple[Any, ...]:
+    """Which agent, in which step, at which turn: parallel steps ask in any order, and each gets its own answer.
+    Later messages (tool results, with their times and ids) are left out; they follow from the answers."""
+    import json
+
+    try:
+        messages = json.loads(request.body or b"{}").get("messages") or []
+    except ValueError:
+        return ()
+    firsts = tuple(next((str(m.get("content")) for m in messages if m.get("role") == role), "")
+                   for role in ("system", "user"))
+    return (*firsts, len(messages))
+
+
+def _same_turn(r1: Any, r2: Any) -> bool:
+    return _turn(r1) == _turn(r2)
+
+
+def cassette_name(scenario: Scenario, index: int) -> str:
+    """The cassette file of one trial, inside the cassette folder."""
+    return f"{scenario.id}-{index + 1}.yaml"
 
 
 async def _summary_artifact(scenario_ids: list[str], state: dict[str, Any]) -> None:
