@@ -205,3 +205,17 @@ async def test_learning_respects_operator_feedback_that_the_plain_mesh_ignores(h
 def test_graph_modules_use_only_the_public_api(name: str) -> None:
     source = get_graph(name).path.read_text()
     assert "agentmesh._" not in source and "from agentmesh." not in source
+
+
+async def test_the_learning_eval_fails_without_memory_and_passes_with_it(tmp_path: Path) -> None:
+    from agentmesh.evaluation import EvalOptions, arun_eval, load_scenarios
+
+    (with_memory,) = load_scenarios([Path(__file__).resolve().parents[2] / "evals/learning/payments-lesson.yaml"])
+    without = with_memory.model_copy(update={"id": "payments-lesson-on-the-mesh", "graph": "mesh"})
+    report = await arun_eval([with_memory, without], EvalOptions(trials=1, concurrency=2, workdir=tmp_path / "eval",
+                                                                 settings=Settings(home=tmp_path / "home")))
+    by_id = {s["id"]: s for s in report["scenarios"]}
+    assert by_id["learning-payments-lesson"]["reward"] == 1.0, by_id["learning-payments-lesson"]["failures"]
+    assert by_id["payments-lesson-on-the-mesh"]["reward"] == 0.0
+    reasons = " ".join(f["reason"] for f in by_id["payments-lesson-on-the-mesh"]["failures"])
+    assert "services.payments-api.replicas" in reasons and "forbidden call scale_service" in reasons
