@@ -34,7 +34,9 @@ already made with the same arguments ends the step), then ``submit_finding`` wit
   searches with ``simulate_scaling`` (at most 4) for the smallest count meeting the target — or, for a
   cost goal, the smallest count that keeps p95 under the target (or within 25% of now) — else estimates
   from CPU (aiming at 70% utilisation); ``scale_service``; if refused, retries once clamped to the range
-  the refusal states, then stops and reports.
+  the refusal states, then stops and reports. Before any of that, a degraded service (errors above 2% or p95
+  above 500 ms) whose memory is near full is restarted (``restart_service``), and one whose deployed release
+  errs or is slower than the previous release is rolled back (``rollback_service``); each tried once a step.
 - data: ``profile_dataset``; the optimizer then ``clean_dataset`` with the profile's suggested operations;
   a refusal (protected dataset) is reported, not retried.
 - support: ``list_tickets`` (open), ``get_ticket`` for the most urgent (3 for the analyst, up to 5 urgent or
