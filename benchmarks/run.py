@@ -320,6 +320,62 @@ async def bench_mesh_instant(settings: Any, repeats: int) -> dict[str, Any]:
     }
 
 
+PACKAGES = {  # where a frame's file lives -> the layer it is counted in
+    "prefect": "Prefect", "langgraph": "LangGraph", "langchain_core": "LangChain + OpenAI client",
+    "langchain_openai": "LangChain + OpenAI client", "openai": "LangChain + OpenAI client",
+    "httpx": "HTTP (httpx, httpcore)", "httpcore": "HTTP (httpx, httpcore)", "sqlalchemy": "SQLite (SQLAlchemy, aiosqlite)",
+    "aiosqlite": "SQLite (SQLAlchemy, aiosqlite)", "sqlite3": "SQLite (SQLAlchemy, aiosqlite)",
+    "pydantic": "pydantic", "pydantic_core": "pydantic", "jinja2": "agentmesh (prompts, agents, gateway, world)",
+    "agentmesh": "agentmesh (prompts, agents, gateway, world)", "duckdb": "agentmesh (prompts, agents, gateway, world)",
+}
+
+
+def _layer(filename: str) -> str:
+    if filename.startswith("~") or filename.startswith("<"):
+        return "Python runtime (asyncio, json, ssl, …)"
+    parts = Path(filename).parts
+    for part in reversed(parts):
+        name = part.removesuffix(".py")
+        if name in PACKAGES:
+            return PACKAGES[name]
+    return "Python runtime (asyncio, json, ssl, …)"
+
+
+async def bench_profile(settings: Any, out: Path) -> dict[str, Any]:
+    """Where a warm mesh goal's CPU goes, by layer (cProfile self time), and a pyinstrument call tree of it."""
+    import cProfile
+    import pstats
+
+    from pyinstrument import Profiler
+
+    await mesh_goal(settings)
+    reset_world(settings)
+    profile = cProfile.Profile()
+    cpu = time.process_time()
+    profile.enable()
+    await mesh_goal(settings)
+    profile.disable()
+    cpu_ms = (time.process_time() - cpu) * 1000
+    layers: dict[str, float] = {}
+    for (filename, _line, name), (_cc, _nc, self_s, _cum, _callers) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        if filename == "~" and any(wait in name for wait in ("poll", "acquire", "sleep")):
+            continue  # waiting (for I/O, a lock, a thread), not CPU
+        layers[_layer(filename)] = layers.get(_layer(filename), 0.0) + self_s * 1000
+    reset_world(settings)
+    profiler = Profiler(async_mode="enabled")
+    profiler.start()
+    await mesh_goal(settings)
+    profiler.stop()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile-goal.txt").write_text(profiler.output_text(unicode=False, color=False))
+    total = sum(layers.values()) or 1.0
+    return {
+        "goal_cpu_ms": round(cpu_ms, 1),
+        "cpu_ms_by_layer": {k: round(v, 1) for k, v in sorted(layers.items(), key=lambda kv: -kv[1])},
+        "share_by_layer": {k: round(v / total, 3) for k, v in sorted(layers.items(), key=lambda kv: -kv[1])},
+    }
+
+
 async def bench_critical_path(settings: Any, repeats: int) -> dict[str, Any]:
     efficiencies, walls, detail = [], [], {}
     for _ in range(repeats):
@@ -547,6 +603,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{d['first_ever']['decision']:.2f} s. `import agentmesh`: {d['import']['import_agentmesh_s']['median']} s.",
         f"Eval: {d['eval']['trials']} trials in {d['eval']['seconds']} s.",
         "",
+        f"Where a warm mesh goal's CPU goes (instant model, cProfile self time; {d['profile']['goal_cpu_ms']} ms "
+        "in all; the call tree is in `profile-goal.txt`):",
+        "",
+        "| layer | CPU ms | share |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v} | {d['profile']['share_by_layer'][k]:.0%} |" for k, v in d["profile"]["cpu_ms_by_layer"].items()],
+        "",
         "Definitions:",
         "",
     ]
@@ -574,6 +637,8 @@ async def measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         detail["layers"] = await bench_layers(chain_settings, repeats)
         log("mesh goal, instant model")
         detail["mesh_instant"] = await bench_mesh_instant(instant, few)
+        log("profile of a warm mesh goal, instant model")
+        detail["profile"] = await bench_profile(instant, args.out)
         log("critical path, 200 ms a model call")
         detail["critical_path"] = await bench_critical_path(slow, few)
         log("concurrent goals, 200 ms a model call")
