@@ -133,3 +133,15 @@ def test_restart_and_rollback_replay_by_key(call) -> None:
         call("restart_service", service="checkout-api", call_id="r")
     with pytest.raises(NotFoundError, match="no service 'nope'"):
         call("restart_service", service="nope")
+
+
+def test_only_the_optimizer_restarts_and_rolls_back_and_a_policy_can_gate_rollbacks(registry) -> None:
+    from agentmesh.policy import Policy
+
+    policy = Policy.default()
+    for name in ("restart_service", "rollback_service"):
+        assert policy.allowed_roles(registry.get(name)) == ("optimizer",)
+        assert not policy.needs_approval(registry.get(name))  # the self-healing loop runs unattended
+    gated = policy.model_copy(update={"approval_required": ["rollback_service"]})
+    assert gated.needs_approval(registry.get("rollback_service"))
+    assert not gated.needs_approval(registry.get("restart_service"))
