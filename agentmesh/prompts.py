@@ -15,6 +15,7 @@ render loudly (``ConfigError``) instead of sending a model a half-empty prompt.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class PromptTemplate:
 
     def render(self, **variables: Any) -> str:
         try:
-            return _environment(self._search_path()).from_string(self.body).render(role=self.role, **variables)
+            return _compiled(self._search_path(), self.body).render(role=self.role, **variables)
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"prompt {self.path or self.role}: {exc.message}") from None
         except jinja2.TemplateError as exc:
@@ -128,6 +129,16 @@ def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
     )
 
 
+@lru_cache(maxsize=256)
+def _compiled(search_path: tuple[str, ...], body: str) -> jinja2.Template:
+    return _environment(search_path).from_string(body)
+
+
+@lru_cache(maxsize=256)
+def _parsed_file(path: Path, _mtime_ns: int, _size: int) -> PromptTemplate:
+    return PromptTemplate.from_text(path.read_text(encoding="utf-8"), path=path)
+
+
 def load_prompt(role: str, *, folder: Path | None = None, engine: Any = None) -> PromptTemplate:
     """The prompt of a role: the version promoted in the database of ``engine`` (``agentmesh.evolution``), else
     ``folder/<role>.md`` if present, else the bundled one."""
@@ -140,7 +151,8 @@ def load_prompt(role: str, *, folder: Path | None = None, engine: Any = None) ->
     for base in (folder, bundled("prompts")):
         if base is not None and (base / f"{role}.md").is_file():
             path = base / f"{role}.md"
-            return PromptTemplate.from_text(path.read_text(encoding="utf-8"), path=path)
+            stat = path.stat()  # parsed once per version of the file; a copy, so callers may change it
+            return dataclasses.replace(_parsed_file(path, stat.st_mtime_ns, stat.st_size))
     raise NotFoundError(f"no prompt for role {role!r}: add prompts/{role}.md")
 
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,7 +32,7 @@ DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "default_policy.toml"
 DEFAULT_ONLINE_MODEL = "gpt-4o-mini"
 
 
-class ModelPrice(BaseSettings):
+class ModelPrice(BaseModel):
     """Price of one model, in US dollars per million tokens."""
 
     input_per_mtok: float
