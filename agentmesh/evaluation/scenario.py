@@ -71,8 +71,9 @@ class SetupAction(_Strict):
     """One change to the starting world, applied in order before the goal. Exactly one key is set.
 
     - ``set_service``: ``{name, replicas?, arrival_rate_rps?, service_rate_rps?, base_latency_ms?,
-      base_error_rate?, cost_per_replica_hour?, deployed_version?}`` — overwrite a service's columns
-      (load is ``arrival_rate_rps``; the queueing model derives CPU and p95 from it).
+      base_error_rate?, cost_per_replica_hour?, deployed_version?, releases?, fault?}`` — overwrite a service's
+      columns (load is ``arrival_rate_rps``; the queueing model derives CPU and p95 from it; ``releases`` are the
+      earlier releases a rollback returns to, ``fault: memory_leak`` a fault a restart clears).
     - ``add_ticket``: ``{id, customer_id, subject, body, priority?, order_id?, requested_refund_usd?}``.
     - ``set_ticket``: ``{id, status?, priority?, body?, subject?, requested_refund_usd?}``.
     - ``only_open_tickets``: ``[ids]`` — every other open ticket is marked resolved, so a scenario can
