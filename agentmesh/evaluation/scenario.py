@@ -61,7 +61,8 @@ class _Strict(BaseModel):
 class ToolAction(_Strict):
     """A direct call of a world method named like the tool (``scale_service``, ``resolve_ticket``…)."""
 
-    tool: Literal["scale_service", "clean_dataset", "resolve_ticket", "escalate_ticket", "notify_operations"]
+    tool: Literal["scale_service", "restart_service", "rollback_service", "clean_dataset", "resolve_ticket",
+                  "escalate_ticket", "notify_operations"]
     """The world write method to call."""
     args: dict[str, Any] = Field(default_factory=dict)
     """Its arguments, as the tool takes them."""
