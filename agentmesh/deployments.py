@@ -1,4 +1,4 @@
-"""Scheduled goals: Prefect deployments of the goal flow.
+"""Scheduled goals: Prefect deployments of the goal flow (and of the evolution flow, `agentmesh evolve --schedule`).
 
 ``goal_flow`` is the flow every goal runs as (``agentmesh run`` calls it directly); a deployment names it by
 module path (``agentmesh.deployments:goal_flow``), so a worker or ``agentmesh deploy --serve`` on any machine
@@ -24,6 +24,7 @@ from .runtime import _goal  # noqa: E402
 __all__ = ["create_deployment", "goal_flow", "list_deployments"]
 
 FLOW_NAME = "agentmesh-goal"
+EVOLVE_FLOW = "agentmesh-evolve"  # agentmesh.evolution.flow: `agentmesh evolve --schedule` deploys it
 
 @flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
 async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None) -> Any:
@@ -95,13 +96,22 @@ def serve(names: list[str] | None = None, *, limit: int | None = 2) -> None:
     chosen = [r for r in rows if not r["work_pool"] and (not names or r["name"] in names)]
     if not chosen:
         raise UserError("no deployments to serve: create one with `agentmesh deploy NAME --goal ... --interval 3600`")
-    deployments = [
-        goal_flow.to_deployment(**_deployment_options(
-            r["name"], goal=r["parameters"]["goal"], graph=r["parameters"].get("graph", "mesh"),
-            cron=r["cron"], interval=r["interval"]))
-        for r in chosen
-    ]
+    deployments = [_served(r) for r in chosen]
     prefect_serve(*deployments, print_starting_message=True, limit=limit)  # type: ignore[arg-type]
+
+
+def _served(row: dict[str, Any]) -> Any:
+    if row["flow"] == EVOLVE_FLOW:
+        from prefect.deployments.runner import EntrypointType
+
+        from .evolution.flow import evolve_flow
+
+        return evolve_flow.to_deployment(
+            name=row["name"], cron=row["cron"], interval=row["interval"], parameters=row["parameters"],
+            entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", "evolve"])
+    return goal_flow.to_deployment(**_deployment_options(
+        row["name"], goal=row["parameters"]["goal"], graph=row["parameters"].get("graph", "mesh"),
+        cron=row["cron"], interval=row["interval"]))
 
 
 async def list_deployments() -> list[dict[str, Any]]:
@@ -110,12 +120,13 @@ async def list_deployments() -> list[dict[str, Any]]:
 
     _require_server()
     async with get_client() as client:
-        found = await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])))
+        found = [(flow, d) for flow in (FLOW_NAME, EVOLVE_FLOW)
+                 for d in await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])))]
     rows = []
-    for d in found:
+    for flow, d in found:
         schedule: Any = d.schedules[0].schedule if d.schedules else None
         rows.append({
-            "id": str(d.id), "name": d.name, "paused": d.paused, "work_pool": d.work_pool_name,
+            "id": str(d.id), "name": d.name, "flow": flow, "paused": d.paused, "work_pool": d.work_pool_name,
             "parameters": d.parameters, "cron": getattr(schedule, "cron", None),
             "interval": schedule.interval.total_seconds() if getattr(schedule, "interval", None) else None,
         })
@@ -141,6 +152,6 @@ async def run_now(name: str) -> str:
     """Start a run of a deployment now (a worker or `deploy --serve` executes it); returns the flow run id."""
     from prefect.deployments import run_deployment
 
-    await _find(name)
-    flow_run = await run_deployment(f"{FLOW_NAME}/{name}", timeout=0)  # type: ignore[misc]
+    row = await _find(name)
+    flow_run = await run_deployment(f"{row['flow']}/{name}", timeout=0)  # type: ignore[misc]
     return str(flow_run.id)

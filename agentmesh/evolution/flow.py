@@ -17,13 +17,17 @@ from contextvars import ContextVar
 from dataclasses import asdict, replace
 from typing import Any
 
-from .._prefect import configure_prefect
+from .._prefect import configure_prefect, ensure_configured
 from ..evaluation import load_scenarios
 from ..exceptions import UserError
 from ..settings import get_settings
 from .graph import EvolutionOptions, build_graph, make_context
 
-__all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve"]  # and `evolve_flow`, made on first use
+ensure_configured()
+
+from prefect import flow  # noqa: E402  (Prefect reads its settings at import)
+
+__all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve", "evolve_flow"]
 
 FLOW_NAME = "agentmesh-evolve"
 _PLAIN = ("role", "rounds", "candidates", "trials", "concurrency", "held_out", "alpha", "min_delta",
@@ -34,7 +38,10 @@ _PLAIN = ("role", "rounds", "candidates", "trials", "concurrency", "held_out", "
 _invocation: ContextVar[EvolutionOptions | None] = ContextVar("agentmesh_evolve_invocation", default=None)
 
 
-async def _evolve(suite: list[str], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+# A module-level flow, so a deployment's entrypoint (`agentmesh.evolution.flow:evolve_flow`) names it.
+@flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
+async def evolve_flow(suite: list[str], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One evolution: its rounds' reports."""
     from ..runtime import durable_builder
 
     given = _invocation.get()
@@ -47,24 +54,6 @@ async def _evolve(suite: list[str], options: dict[str, Any] | None = None) -> li
     graph = durable_builder(build_graph(ctx), retries=0).compile()
     state = await graph.ainvoke({"role": opts.role} if opts.role else {}, {"recursion_limit": 50 * max(1, opts.rounds)})
     return state.get("reports", [])
-
-
-_flow: Any = None
-
-
-def _get_flow() -> Any:
-    global _flow
-    if _flow is None:
-        from prefect import flow
-
-        _flow = flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)(_evolve)
-    return _flow
-
-
-def __getattr__(name: str) -> Any:  # `agentmesh.evolution.flow:evolve_flow` is the deployment's entrypoint
-    if name == "evolve_flow":
-        return _get_flow()
-    raise AttributeError(name)
 
 
 def _validate(options: EvolutionOptions) -> None:
@@ -85,7 +74,7 @@ async def aevolve(suite: list[str], options: EvolutionOptions | None = None) -> 
     load_scenarios(list(suite))  # a bad suite is a one-line error before Prefect starts
     token = _invocation.set(replace(options, settings=settings))
     try:
-        state = await _get_flow()(suite=list(suite), return_state=True)
+        state = await evolve_flow(suite=list(suite), return_state=True)
     finally:
         _invocation.reset(token)
     return await state.result()
@@ -113,7 +102,7 @@ async def create_deployment(name: str, *, suite: list[str], cron: str, options: 
     load_scenarios(list(suite))
     plain = {k: v for k, v in asdict(replace(options, settings=None, chat_model=None, proposer=None)).items()
              if k in _PLAIN}
-    deployment = await _get_flow().ato_deployment(
+    deployment = await evolve_flow.ato_deployment(
         name=name, cron=cron, parameters={"suite": [str(s) for s in suite], "options": plain},
         entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", "evolve"],
         description=f"agentmesh evolve {' '.join(map(str, suite))} ({options.role or 'role from failures'})")
