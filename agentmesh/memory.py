@@ -67,7 +67,8 @@ def add_feedback(engine: Engine, *, run_id: str | None, score: int, note: str, s
         run_id, goal = record["run_id"], record["goal"]
     row = {"run_id": run_id, "score": score, "note": note[:2000], "goal": goal, "source": source, "created": utcnow()}
     with engine.begin() as conn:
-        row["id"] = conn.execute(insert(feedback).values(**row)).inserted_primary_key[0]
+        key = conn.execute(insert(feedback).values(**row)).inserted_primary_key
+        row["id"] = key[0] if key else None
     return row
 
 
@@ -162,9 +163,9 @@ def eval_outcomes(paths: Iterable[Path], *, limit: int = 500) -> list[str]:
             if not isinstance(s, dict) or not s.get("goal") or s.get("id") in seen:
                 continue
             seen.add(s.get("id"))
-            reasons = {}
+            reasons: dict[str, str] = {}
             for f in s.get("failures") or []:
-                reasons.setdefault(f.get("component"), str(f.get("reason", ""))[:300])
+                reasons.setdefault(str(f.get("component")), str(f.get("reason", ""))[:300])
             text = (f"eval {s.get('id')} ({when}): goal: {s['goal']} → reward {float(s.get('reward', 0)):.2f} "
                     f"({s.get('successes', '?')}/{s.get('trials', '?')} trials passed)")
             text += f"; failed: {'; '.join(f'{c}: {r}' for c, r in list(reasons.items())[:3])}" if reasons else ""

@@ -45,6 +45,8 @@ class Fault:
 
 
 FAULTS = {"memory_leak": Fault(extra_latency_ms=400.0, extra_error_rate=0.05, memory_pct=97.0)}
+"""Transient faults by the name the ``fault`` column holds."""
+
 
 def _status(m: queueing.Load) -> str:
     if m.utilisation >= 1:

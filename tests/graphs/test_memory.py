@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentmesh import Settings, UserError, arun_goal
+from agentmesh import UserError, arun_goal
 from agentmesh.cli import app
 from agentmesh.evaluation.report import write_report
 from agentmesh.memory import EVAL_REPORTS_DIR, add_feedback, eval_outcomes, list_feedback, recall
