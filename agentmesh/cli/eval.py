@@ -30,6 +30,7 @@ def run(
     model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
     tags: Annotated[list[str] | None, typer.Option("--tags", "-t", help="Only scenarios with this tag or suite (repeatable, or comma-separated).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report JSON here.")] = None,
+    brief: Annotated[bool, typer.Option("--brief", help="Leave per-trial details out of --out (a baseline to commit).")] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="A report to compare with and gate on.")] = None,
@@ -88,7 +89,7 @@ def run(
         report = asyncio.run(arun_eval(scenarios, options))
     comparison = compare(old, report) if old else None
     if out_path:
-        write_report(report, out_path)
+        write_report(report, out_path, brief=brief)
     if junit:
         write_junit(report, junit)
     if html:

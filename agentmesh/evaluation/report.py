@@ -25,7 +25,11 @@ __all__ = ["compare", "gate", "load_report", "render_html", "write_html", "write
 _TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
-def write_report(report: dict[str, Any], path: Path) -> None:
+def write_report(report: dict[str, Any], path: Path, *, brief: bool = False) -> None:
+    """Write the report JSON; ``brief`` leaves out each scenario's ``trial_results`` (runs, trajectories)."""
+    if brief:
+        report = {**report, "scenarios": [{k: v for k, v in s.items() if k != "trial_results"}
+                                          for s in report["scenarios"]]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
 

@@ -2,7 +2,8 @@
 
 The same check as ``agentmesh eval run ops data support safety self_healing data_pipeline customer_service
 infra_management collaboration learning --trials 2 --baseline evals/baseline.json --fail-under 0.9`` (every
-bundled suite); it runs in-process so ``make test`` is the whole of CI.
+bundled suite); it runs in-process so ``make test`` is the whole of CI. The baseline is regenerated as
+``evals/README.md`` says.
 """
 
 from __future__ import annotations
