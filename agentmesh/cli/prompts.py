@@ -34,6 +34,15 @@ def _version(value: str | None, what: str) -> int:
         raise UserError(f"{value!r} is not a version number") from None
 
 
+def _settings(text: str) -> str:
+    """The version's tunable settings that are set, in short (``tools 9 · plan_rounds 3``)."""
+    from ..prompts import PromptTemplate
+
+    found = PromptTemplate.from_text(text).settings
+    parts = [f"tools {len(v)}" if k == "tools" else f"{k} {v}" for k, v in found.items() if v is not None]
+    return " · ".join(parts) or "defaults"
+
+
 def prompts(
     action: Annotated[str, typer.Argument(help="list | show | diff | promote | rollback | history")],
     role: Annotated[str | None, typer.Argument(help="The agent role, e.g. optimizer.")] = None,
@@ -59,10 +68,10 @@ def prompts(
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
             return
-        table = Table("role", "version", "active", "status", "source", "sha", "rationale")
+        table = Table("role", "version", "active", "status", "source", "settings", "sha", "rationale")
         for x in rows:
-            table.add_row(x["role"], str(x["version"]), "●" if x["active"] else "", x["status"], x["source"], x["sha"],
-                          (x["rationale"] or "")[:70])
+            table.add_row(x["role"], str(x["version"]), "●" if x["active"] else "", x["status"], x["source"],
+                          _settings(x["text"]), x["sha"], (x["rationale"] or "")[:70])
         out.print(table)
         return
     if role is None:

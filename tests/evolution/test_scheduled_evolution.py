@@ -41,12 +41,18 @@ def test_scheduled_evolution_runs_through_the_server_and_records_its_round(home,
     log = open(home / "serve.log", "wb")
     serving = subprocess.Popen([*AGENTMESH, "deploy", "--serve", "nightly-evolve", "--limit", "1"], env=env,
                                stdout=log, stderr=log, start_new_session=True)
+    api = prefect_server["PREFECT_API_URL"]
+
+    def finished() -> str | None:
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}").json()["state"]["type"]
+        return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
     try:
-        (row,) = wait_for(lambda: query(home, "SELECT round_id, role, decision, flow_run_id, html_path, report "
-                                              "FROM evolution_rounds"), timeout=300, what="the evolution round",
-                          log=home / "serve.log")
+        state = wait_for(finished, timeout=300, what="the evolution flow run", log=home / "serve.log")
     finally:
         stop(serving)
+    assert state == "COMPLETED", (home / "serve.log").read_text(errors="replace")[-3000:]
+    (row,) = query(home, "SELECT round_id, role, decision, flow_run_id, html_path FROM evolution_rounds")
     # The round ran as the deployment's flow run and kept the current prompt: the offline model ignores prompts,
     # so the candidate had no evidence.
     assert row.flow_run_id == flow_run_id and row.role == "optimizer" and row.decision == "kept"
@@ -55,8 +61,5 @@ def test_scheduled_evolution_runs_through_the_server_and_records_its_round(home,
     events = query(home, "SELECT action, version FROM prompt_events WHERE role = 'optimizer' ORDER BY id")
     assert [e.action for e in events] == ["import", "propose", "reject"]
 
-    api = prefect_server["PREFECT_API_URL"]
-    state = httpx.get(f"{api}/flow_runs/{flow_run_id}").json()["state"]["type"]
-    assert state == "COMPLETED"
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}).json()
     assert any(a["key"] == "evolution-optimizer" and "kept" in a["data"] for a in artifacts)
