@@ -153,11 +153,29 @@ def _create(url: str) -> Engine:
 
     try:
         metadata.create_all(engine)
+        _add_new_columns(engine)
     except Exception as exc:
         from .settings import mask_url
 
         raise ConfigError(f"cannot open the agentmesh database {mask_url(url)}: {type(exc).__name__}") from None
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Bring a database made by an earlier agentmesh up to date: a column added to a table since is added
+    (NULL in the old rows), so upgrading keeps every recorded run, audit row and prompt version."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have]
+        if missing:
+            with engine.begin() as conn:
+                for column in missing:
+                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}".replace(" NOT NULL", ""))
 
 
 # -- runs -----------------------------------------------------------------------------------------------
