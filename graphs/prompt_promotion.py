@@ -31,7 +31,13 @@ async def promote(state: PromotionState) -> dict[str, Any]:
     if found is None:
         raise UserError(f"say which version to promote, e.g. {EXAMPLE_GOAL!r}")
     version, role = int(found.group(1)), found.group(2).lower()
-    answer = await use_tool("promote_prompt", role="evolver", agent=role, version=version)
+    from agentmesh.evolution import versions
+
+    status = versions.get_version(current_run().engine, role, version)["status"]
+    if status != "pending_approval":  # nobody is asked to approve what has no evidence
+        answer = {"status": "refused", "error": f"it is {status}, not awaiting approval after an evolution round"}
+    else:
+        answer = await use_tool("promote_prompt", role="evolver", agent=role, version=version)
     if answer["status"] == "ok":
         done = answer["result"]
         decision = Decision(summary=f"Version {version} of the {role} prompt is active (was {done['previous']}), "
@@ -40,8 +46,6 @@ async def promote(state: PromotionState) -> dict[str, Any]:
                             confidence=1.0, outcome="achieved")
     else:
         if answer["status"] == "rejected":
-            from agentmesh.evolution import versions
-
             versions.set_status(current_run().engine, role, version, "rejected", actor="person (approval)",
                                 reason=f"promotion {answer['error']} in run {current_run().run_id}")
         decision = Decision(summary=f"Version {version} of the {role} prompt was not promoted: {answer['error']}",
