@@ -398,15 +398,15 @@ async def bench_critical_path(settings: Any, repeats: int) -> dict[str, Any]:
 async def bench_concurrency(settings: Any, sizes: list[int], single_repeats: int) -> dict[str, Any]:
     from agentmesh import arun_goal
 
-    async def one() -> tuple[float, str, int]:
+    async def one() -> tuple[float, str, int, str | None]:
         started = time.perf_counter()
         result = await arun_goal(GOAL, settings=settings, approvals="auto")
-        return time.perf_counter() - started, result["status"], len(result.get("steps") or [])
+        return time.perf_counter() - started, result["status"], len(result.get("steps") or []), result.get("error")
 
     out: dict[str, Any] = {}
     for n in sizes:
         rounds = single_repeats if n == 1 else 1
-        walls, latencies, statuses, steps = [], [], [], []
+        walls, latencies, statuses, steps, errors = [], [], [], [], []
         for _ in range(rounds):
             reset_world(settings)
             started = time.perf_counter()
@@ -415,6 +415,7 @@ async def bench_concurrency(settings: Any, sizes: list[int], single_repeats: int
             latencies += [r[0] for r in results]
             statuses += [r[1] for r in results]
             steps += [r[2] for r in results]
+            errors += [r[3][:200] for r in results if r[1] != "done" and r[3]]
         wall = statistics.median(walls)
         out[str(n)] = {
             "goals": n,
@@ -426,6 +427,7 @@ async def bench_concurrency(settings: Any, sizes: list[int], single_repeats: int
             "runs": len(statuses),
             "not_done": {k: statuses.count(k) for k in sorted(set(statuses)) if k != "done"},
             "nodes_per_goal": statistics.median(steps),
+            "errors": sorted(set(errors)),
         }
         log(
             f"  {n} concurrent goals: {wall:.2f} s wall, p95 {out[str(n)]['latency_p95_s']} s, "
