@@ -120,13 +120,13 @@ async def list_deployments() -> list[dict[str, Any]]:
 
     _require_server()
     async with get_client() as client:
-        found = [(flow, d) for flow in (FLOW_NAME, EVOLVE_FLOW)
-                 for d in await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])))]
+        found = [(name, d) for name in (FLOW_NAME, EVOLVE_FLOW)
+                 for d in await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])))]
     rows = []
-    for flow, d in found:
+    for flow_name, d in found:
         schedule: Any = d.schedules[0].schedule if d.schedules else None
         rows.append({
-            "id": str(d.id), "name": d.name, "flow": flow, "paused": d.paused, "work_pool": d.work_pool_name,
+            "id": str(d.id), "name": d.name, "flow": flow_name, "paused": d.paused, "work_pool": d.work_pool_name,
             "parameters": d.parameters, "cron": getattr(schedule, "cron", None),
             "interval": schedule.interval.total_seconds() if getattr(schedule, "interval", None) else None,
         })

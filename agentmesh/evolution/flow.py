@@ -77,7 +77,7 @@ async def aevolve(suite: list[str], options: EvolutionOptions | None = None) -> 
         state = await evolve_flow(suite=list(suite), return_state=True)
     finally:
         _invocation.reset(token)
-    return await state.result()
+    return await state.result()  # type: ignore[misc]  # Prefect types the flow, not its state
 
 
 def evolve(suite: list[str], options: EvolutionOptions | None = None) -> list[dict[str, Any]]:
@@ -108,4 +108,4 @@ async def create_deployment(name: str, *, suite: list[str], cron: str, options: 
         description=f"agentmesh evolve {' '.join(map(str, suite))} ({options.role or 'role from failures'})")
     if work_pool:
         deployment.work_pool_name = work_pool
-    return str(await deployment.apply())
+    return str(await deployment.apply())  # type: ignore[misc]  # Prefect's sync/async dispatch

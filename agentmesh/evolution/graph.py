@@ -23,6 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from ..evaluation import EvalOptions, Scenario, arun_eval
+from ..exceptions import RunError
 from ..prompts import list_roles
 from ..settings import Settings
 from ..store import get_engine
@@ -293,7 +294,7 @@ async def _request_approval(ctx: _Context, role: str, version: int, round_id: st
     run = await arun_goal(f"Promote version {version} of the {role} prompt (evolution round {round_id})",
                           graph="prompt_promotion", settings=ctx.settings, approvals="wait")
     if run["status"] != "waiting_approval":
-        raise RuntimeError(f"the promotion run {run['run_id']} ended {run['status']} instead of waiting for approval: "
+        raise RunError(f"the promotion run {run['run_id']} ended {run['status']} instead of waiting for approval: "
                            f"{run.get('error')}")
     return str(run["run_id"])
 

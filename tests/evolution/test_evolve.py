@@ -25,7 +25,13 @@ from agentmesh.evolution import versions
 from agentmesh.evolution._tables import evolution_rounds
 from agentmesh.evolution.flow import aevolve
 from agentmesh.evolution.graph import EvolutionOptions
-from agentmesh.evolution.proposals import Candidate, ProposalRequest, add_instruction, rule_proposals, with_settings
+from agentmesh.evolution.proposals import (
+    Candidate,
+    ProposalRequest,
+    add_instruction,
+    rule_proposals,
+    with_settings,
+)
 from agentmesh.evolution.statistics import split_scenarios
 from agentmesh.prompts import load_prompt
 from agentmesh.runtime import arun_goal

@@ -38,9 +38,9 @@ def test_scheduled_evolution_runs_through_the_server_and_records_its_round(home,
     assert started.returncode == 0, started.stderr
     flow_run_id = started.stdout.split("started flow run ")[1].split(";")[0].strip()
     home.mkdir(parents=True, exist_ok=True)
-    log = open(home / "serve.log", "wb")
-    serving = subprocess.Popen([*AGENTMESH, "deploy", "--serve", "nightly-evolve", "--limit", "1"], env=env,
-                               stdout=log, stderr=log, start_new_session=True)
+    with open(home / "serve.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        serving = subprocess.Popen([*AGENTMESH, "deploy", "--serve", "nightly-evolve", "--limit", "1"], env=env,
+                                   stdout=log, stderr=log, start_new_session=True)
     api = prefect_server["PREFECT_API_URL"]
 
     def finished() -> str | None:
