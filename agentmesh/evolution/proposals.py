@@ -121,13 +121,14 @@ def with_settings(text: str, settings: dict[str, Any]) -> str:
 
 def _settings_change(request: ProposalRequest, change: dict[str, Any], tool: str | None) -> dict[str, Any] | None:
     """The new settings a rule's change asks for, or None when it changes nothing."""
+    from ..settings import get_settings
+
     current = PromptTemplate.from_text(request.current)
-    if "plan_rounds" in change or "tool_rounds" in change:
-        key = "plan_rounds" if "plan_rounds" in change else "tool_rounds"
-        default = getattr(request.settings, f"max_{key}", None) or (2 if key == "plan_rounds" else 6)
-        now = getattr(current, key) or default
-        new = min(now + int(change[key]), 10 if key == "plan_rounds" else 50)
-        return {key: new} if new != now else None
+    for key, most in (("plan_rounds", 10), ("tool_rounds", 50)):  # the front matter's bounds
+        if key in change:
+            now = getattr(current, key) or getattr(request.settings or get_settings(), f"max_{key}")
+            new = min(now + int(change[key]), most)
+            return {key: new} if new != now else None
     offered = current.tools if current.tools is not None else _allowed_tools(request)
     if "drop_tool" in change and tool in offered:
         return {"tools": [t for t in offered if t != tool]}
