@@ -1,4 +1,4 @@
-"""`agentmesh evolve`: propose, evaluate and (on evidence) promote prompt changes; or schedule that."""
+"""`agentmesh evolve`: propose, evaluate and (on evidence) promote prompt and settings changes; or schedule that."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def evolve(
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials per scenario and version.")] = 1,
     held_out: Annotated[float, typer.Option("--held-out", help="Fraction of scenarios held out (by id hash).")] = 0.3,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the sign test, over all candidates.")] = 0.05,
-    require_approval: Annotated[bool, typer.Option("--require-approval", help="Record a pending promotion for a person to approve.")] = False,
+    require_approval: Annotated[bool, typer.Option("--require-approval", help="A promotion waits for a person: `agentmesh approve RUN_ID`.")] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Trials at once per evaluation.")] = 4,
     model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
     schedule: Annotated[str | None, typer.Option("--schedule", help="Instead of running now, deploy on this cron schedule.")] = None,
@@ -32,7 +32,7 @@ def evolve(
     work_pool: Annotated[str | None, typer.Option("--work-pool", help="With --schedule: a work pool whose workers run it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rounds' reports as JSON.")] = False,
 ) -> None:
-    """Evolve an agent's prompt against an eval suite: promote a candidate only when it beats the current version."""
+    """Evolve an agent's prompt and settings against an eval suite: promote a candidate only when it beats the current version."""
     from .._prefect import configure_prefect
     from ..evolution.flow import aevolve, create_deployment
     from ..evolution.graph import EvolutionOptions
@@ -60,8 +60,9 @@ def evolve(
                   f"{r['baseline']['train']['pass_hat_k']}, held-out {r['baseline']['held_out']['pass_hat_k']}")
         for c in r["candidates"]:
             t = c["train"]["test"]
+            change = ("settings " if c.get("settings") else "") + c["instruction"][:90]
             out.print(f"  v{c['version']} [{'green' if c['decision'] == 'promoted' else 'yellow'}]{c['decision']}[/] "
-                      f"train {c['train']['pass_hat_k']} held-out {c['held_out']['pass_hat_k']} · "
+                      f"({change}) train {c['train']['pass_hat_k']} held-out {c['held_out']['pass_hat_k']} · "
                       f"{t['wins']} better/{t['losses']} worse, p = {t['p_value']:.4g} — {c['why']}", highlight=False)
         out.print(f"  → {r['summary']}\n  report: {r['html']}", highlight=False)
 

@@ -1,5 +1,6 @@
-"""Self-evolving prompts: versioned prompts in the database, an evolution graph that proposes candidate changes
-from eval failures and promotes one only on evidence, and promotion / rollback with an audit trail.
+"""Self-evolving agents: versioned prompts (with the role's settings in their front matter) in the database, an
+evolution graph that proposes candidate changes from eval failures and promotes one only on evidence, and
+promotion (optionally approved through `agentmesh approve`) / rollback with an audit trail.
 
 Modules: ``versions`` (the prompt store: history, active version, promote, rollback), ``statistics`` (the
 train / held-out split and the paired sign test), ``proposals`` (rule-based and model proposals), ``graph``

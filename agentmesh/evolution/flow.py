@@ -5,8 +5,9 @@
     rounds = evolve(["evals/support"], EvolutionOptions(role="optimizer", candidates=2, trials=2))
     rounds[-1]["outcome"]          # promoted | pending_approval | kept
 
-A scheduled run never promotes without the same evidence, and with ``require_approval`` only records a
-pending promotion that `agentmesh prompts promote ROLE VERSION` approves.
+A scheduled run never promotes without the same evidence, and with ``require_approval`` only starts a
+``prompt_promotion`` run whose ``promote_prompt`` call waits for `agentmesh approve RUN_ID`, as any tool call
+needing approval does (`rounds[-1]["approval_run_id"]`).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class EvolutionOptions:
     held_out_tolerance: float = 0.0
     """How far the held-out mean pass^k may fall; 0 means no regression at all."""
     require_approval: bool = False
-    """Record a pending promotion for a person (`agentmesh prompts promote ROLE VERSION`) instead of promoting."""
+    """Instead of promoting, start a `prompt_promotion` run that waits for a person (`agentmesh approve RUN_ID`)."""
     settings: Settings | None = None
     """The agentmesh settings whose database holds the prompt versions; trials copy them."""
     chat_model: Any = None
