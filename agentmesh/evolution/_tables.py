@@ -10,14 +10,14 @@ __all__ = ["evolution_rounds", "prompt_active", "prompt_events", "prompt_version
 
 # Every version of a role's prompt ever seen: the file it started from (source `file`), the candidates an
 # evolution round proposed (source `evolution`) and hand-written ones. The full file text is kept (front
-# matter included), so a version also fixes the role's tool list.
+# matter included), so a version also fixes the role's settings: its tool subset, plan rounds and tool rounds.
 prompt_versions = Table(
     "prompt_versions",
     metadata,
     Column("role", String(64), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("text", Text, nullable=False),
-    Column("sha", String(16), nullable=False),  # of the body, as PromptTemplate.sha
+    Column("sha", String(16), nullable=False),  # of the body and the settings, as PromptTemplate.sha
     Column("parent", Integer),  # the version it was derived from
     Column("source", String(32), nullable=False),  # file, evolution, manual
     Column("status", String(32), nullable=False),  # see versions.STATUSES
