@@ -55,7 +55,7 @@ def deploy(
             when = f"cron {r['cron']}" if r["cron"] else f"every {r['interval']:g} s" if r["interval"] else "manual"
             state = "paused" if r["paused"] else "active"
             out.print(f"[bold]{r['name']}[/] {state} · {when} · pool {r['work_pool'] or '(served)'} · "
-                      f"{r['parameters'].get('goal', '')[:80]}")
+                      f"{(r['parameters'].get('goal') or 'evolve ' + ' '.join(r['parameters'].get('suite') or []))[:80]}")
         return
     if action in ("run", "pause", "resume"):
         if len(rest) != 1:
