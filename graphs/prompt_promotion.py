@@ -31,10 +31,13 @@ async def promote(state: PromotionState) -> dict[str, Any]:
     if found is None:
         raise UserError(f"say which version to promote, e.g. {EXAMPLE_GOAL!r}")
     version, role = int(found.group(1)), found.group(2).lower()
+    from agentmesh.audit import list_calls
     from agentmesh.evolution import versions
 
-    status = versions.get_version(current_run().engine, role, version)["status"]
-    if status != "pending_approval":  # nobody is asked to approve what has no evidence
+    run = current_run()
+    status = versions.get_version(run.engine, role, version)["status"]
+    asked = any(c.tool == "promote_prompt" for c in list_calls(run.engine, run.run_id))  # a resume replays it
+    if status != "pending_approval" and not asked:  # nobody is asked to approve what has no evidence
         answer = {"status": "refused", "error": f"it is {status}, not awaiting approval after an evolution round"}
     else:
         answer = await use_tool("promote_prompt", role="evolver", agent=role, version=version)
@@ -45,9 +48,9 @@ async def promote(state: PromotionState) -> dict[str, Any]:
                             rationale="An evolution round found it better on the evidence and a person approved it.",
                             confidence=1.0, outcome="achieved")
     else:
-        if answer["status"] == "rejected":
-            versions.set_status(current_run().engine, role, version, "rejected", actor="person (approval)",
-                                reason=f"promotion {answer['error']} in run {current_run().run_id}")
+        if answer["status"] == "rejected" and status == "pending_approval":
+            versions.set_status(run.engine, role, version, "rejected", actor="person (approval)",
+                                reason=f"promotion {answer['error']} in run {run.run_id}")
         decision = Decision(summary=f"Version {version} of the {role} prompt was not promoted: {answer['error']}",
                             rationale="A promotion needs the evidence of an evolution round and a person's approval.",
                             confidence=1.0, outcome="not_achieved")
