@@ -7,7 +7,8 @@
   schedules. Its state (port, pid, log) lives in ``$PREFECT_HOME/agentmesh-server.json``.
 - ``AGENTMESH_PREFECT=embedded``: Prefect's own ephemeral mode.
 
-``configure_prefect`` runs before the first ``import prefect`` of a process (Prefect reads settings at import).
+``configure_prefect`` runs before the first ``import prefect`` of a process (Prefect reads settings at import);
+when Prefect was imported first, it has Prefect read them again.
 """
 
 from __future__ import annotations
@@ -46,9 +47,18 @@ def configure_prefect(settings: Settings) -> None:
     # logger still sends everything to the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     _quiet_expected_failures()
+    # Embedded means Prefect's ephemeral server; otherwise a missing API URL is an error, never a silent
+    # second server.
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true" if settings.prefect == "embedded" else "false"
     if not os.environ.get("PREFECT_API_URL") and settings.prefect == "local":
         os.environ["PREFECT_API_URL"] = ensure_local_server(Path(os.environ["PREFECT_HOME"]))
         os.environ["AGENTMESH_LOCAL_PREFECT"] = "1"
+    if "prefect.context" in sys.modules:
+        # Prefect was imported first (a user's script, a test module) and read its settings then: have it
+        # read them again, or it would ignore PREFECT_API_URL and start an ephemeral server of its own.
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     _configured = True
 
 
