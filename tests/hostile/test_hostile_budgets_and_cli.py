@@ -67,7 +67,8 @@ def test_each_budget_ends_the_goal_budget_exceeded_with_partial_results(home: Pa
     assert result["plan"] and result["plan"]["steps"], "the plan made before the budget ran out is kept"
     assert len(result["steps"]) >= 2
     # A sibling step cancelled with its request in flight is not journalled: never more calls counted than made.
-    assert 2 <= result["usage"]["model_calls"] <= requests
+    # (A wall-time budget may run out right after the plan on a loaded machine: one call is then all there is.)
+    assert (1 if "max_seconds" in overrides else 2) <= result["usage"]["model_calls"] <= requests
     assert_audit_complete(components(settings).engine, result)
     usage = result["usage"]
     # Model calls never pass their budget, even from parallel workers (a call cancelled in flight is not journalled).
