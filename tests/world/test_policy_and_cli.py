@@ -21,7 +21,8 @@ def test_default_policy(registry) -> None:
     assert policy.allowed_roles(registry.get("scale_service")) == ("optimizer",)
     assert policy.allowed_roles(registry.get("simulate_scaling")) == ("innovator", "optimizer")
     assert "strategist" not in policy.allowed_roles(registry.get("get_ticket"))
-    assert not any(policy.needs_approval(t) for t in registry)
+    # Unattended by default: only promoting a prompt version (a person's decision) waits for approval.
+    assert [t.name for t in registry if policy.needs_approval(t)] == ["promote_prompt"]
 
 
 def test_tools_absent_from_roles_fall_back(registry) -> None:
