@@ -145,15 +145,8 @@ async def _eval(scenario_ids: list[str]) -> str:
     factory: WorldFactory = state["factory"]
     scenarios: dict[str, Scenario] = state["scenarios"]
     try:
-        expected = {}
-        for sid in scenario_ids:
-            scenario = scenarios[sid]
-            if scenario.evaluation.state is None:
-                continue
-            try:
-                expected[sid] = (await asyncio.to_thread(factory.expected_state, scenario), None)
-            except Exception as exc:  # a reference action the world refuses: that scenario's state is not evaluated
-                expected[sid] = (None, f"{type(exc).__name__}: {exc}")
+        # Each scenario's expected state is made once, by its first trial, while other trials run.
+        expected: dict[str, asyncio.Future[tuple[dict[str, Any] | None, str | None]]] = {}
         jobs = [(scenarios[sid], i) for sid in scenario_ids for i in range(scenarios[sid].trials or options.trials)]
         recording = options.cassette_mode is not None
         limit = asyncio.Semaphore(1 if recording else max(1, options.concurrency))
@@ -164,7 +157,9 @@ async def _eval(scenario_ids: list[str]) -> str:
         async def one(scenario: Scenario, index: int) -> None:
             nonlocal done
             async with limit:
-                want, why = expected.get(scenario.id, (None, None))
+                if scenario.id not in expected:
+                    expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
+                want, why = await expected[scenario.id]
                 result = await trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")(
                     scenario.id, index, want, why)
             state["results"].append(result)
@@ -180,6 +175,15 @@ async def _eval(scenario_ids: list[str]) -> str:
         state["error"] = exc
         raise
     return "done"
+
+
+async def _expected_state(factory: WorldFactory, scenario: Scenario) -> tuple[dict[str, Any] | None, str | None]:
+    if scenario.evaluation.state is None:
+        return None, None
+    try:
+        return await asyncio.to_thread(factory.expected_state, scenario), None
+    except Exception as exc:  # a reference action the world refuses: that scenario's state is not evaluated
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, expected_error: str | None) -> _TrialResult:

@@ -33,3 +33,10 @@ async def test_every_suite_passes_the_gate_against_the_committed_baseline(tmp_pa
     assert not regressed, regressed
     assert report["summary"]["trials"] == 2 * len(scenarios)
     assert set(report["summary"]["pass_hat_k"]) == {"1", "2"}
+    # The report's keys, as issue 6 names them.
+    for entry in report["scenarios"]:
+        assert {"id", "reward", "trials", "components", "pass_hat_k", "pass_at_k", "failures"} <= set(entry)
+        assert entry["trials"] == 2 and set(entry["pass_at_k"]) == {"1", "2"}
+    assert {"mean_reward", "pass_hat_k", "pass_at_k", "components", "tokens", "cost_usd", "seconds"} <= set(
+        report["summary"])
+    assert all("rate" in c for c in report["summary"]["components"].values())
