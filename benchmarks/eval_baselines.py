@@ -12,7 +12,7 @@ OpenAI-protocol server of ours answering through a ``responder``), except the of
 
 Must hold: (a) ≤ 0.25 mean reward; (b) ≤ half of (c).
 
-    .venv/bin/python benchmarks/eval_baselines.py [--trials 1] [--seed 7] [--only ops,safety]
+    .venv/bin/python benchmarks/eval_baselines.py [--trials 1] [--seed 7] [--only ops,safety] [--html DIR]
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ async def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", default="ops,data,support,safety")
     parser.add_argument("--out", type=Path, default=None, help="Write the three reports' summaries here (JSON).")
+    parser.add_argument("--html", type=Path, default=None, help="Write each agent's HTML report into this folder.")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="agentmesh-eval-bench-"))
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
@@ -152,6 +153,10 @@ async def main() -> int:
         started = time.perf_counter()
         report = await _eval(label, scenarios, args.trials, root, responder)
         s = report["summary"]
+        if args.html:
+            from agentmesh.evaluation.report import write_html
+
+            write_html(report, args.html / f"{label}.html")
         results[label] = {"mean_reward": s["mean_reward"], "pass_hat_k": s["pass_hat_k"],
                           "seconds": round(time.perf_counter() - started, 1),
                           "passed": [x["id"] for x in report["scenarios"] if x["reward"] > 0]}

@@ -37,8 +37,8 @@ def run(
     fail_under: Annotated[float | None, typer.Option("--fail-under", help="Fail when the mean reward is below this.")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="How far below the baseline's mean reward still passes.")] = 0.05,
     judge_model: Annotated[str | None, typer.Option("--judge-model", help="A model that grades rubrics (else they are not evaluated).")] = None,
-    record: Annotated[bool, typer.Option("--record", help="Save vcrpy cassettes of the model's HTTP exchanges, one per trial.")] = False,
-    replay: Annotated[bool, typer.Option("--replay", help="Answer the model's requests from saved cassettes.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Save vcrpy cassettes of the model's HTTP exchanges, one per trial (trials run one at a time).")] = False,
+    replay: Annotated[bool, typer.Option("--replay", help="Answer the model's requests from saved cassettes; no endpoint is reached.")] = False,
     cassettes: Annotated[Path, typer.Option("--cassettes", help="The cassette folder for --record / --replay.")] = Path("evals-cassettes"),
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep trial worlds here (default: a temporary folder).")] = None,
 ) -> None:

@@ -14,6 +14,7 @@ The report JSON::
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -140,6 +141,14 @@ def _args(value: Any) -> str:
     return ", ".join(parts)
 
 
+def _when(created: str) -> str:
+    """``2026-11-25T12:24:55+00:00`` as ``2026-11-25 12:24 UTC``."""
+    try:
+        return datetime.fromisoformat(created).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError):
+        return str(created)
+
+
 def render_html(report: dict[str, Any], *, comparison: dict[str, Any] | None = None) -> str:
     """The report as one self-contained HTML page (inline CSS, no scripts or network)."""
     import jinja2
@@ -147,6 +156,7 @@ def render_html(report: dict[str, Any], *, comparison: dict[str, Any] | None = N
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["args"] = _args
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f}%"
+    env.filters["when"] = _when
     env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else f"{v:,.3g}" if isinstance(v, float) else str(v)
     template = env.from_string(_TEMPLATE.read_text(encoding="utf-8"))
     deltas = {r["id"]: r for r in (comparison or {}).get("scenarios", [])}
