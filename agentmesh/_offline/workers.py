@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .conversation import Call, Conversation, names_in
@@ -23,7 +24,18 @@ _DOMAIN_TOOLS = {
     "data": ("profile_dataset", "list_datasets", "clean_dataset"),
     "support": ("list_tickets", "get_ticket", "resolve_ticket", "escalate_ticket"),
 }
-_RULES = {"ops": (ops_next, ops_finding), "data": (data_next, data_finding), "support": (support_next, support_finding)}
+
+
+def _one(call: Call | None) -> list[Call]:
+    return [call] if call is not None else []
+
+
+# A turn's next calls by domain (ops and data make one a turn; support reads or acts on several tickets at once).
+_NEXT: dict[str, Callable[[Conversation, GoalReading, str, bool], list[Call]]] = {
+    "ops": lambda *state: _one(ops_next(*state)), "data": lambda *state: _one(data_next(*state)),
+    "support": support_next,
+}
+_FINDING = {"ops": ops_finding, "data": data_finding, "support": support_finding}
 _VERIFY = re.compile(r"\b(verif\w*|confirm\w*|re-?check\w*|re-?measure\w*|re-?read|validate\w*|check (?:again|after|"
                      r"whether|that|if))\b", re.I)
 _ESCALATE = re.compile(r"\b(escalat\w*|fail\w*|could not|cannot)\b", re.I)
@@ -65,17 +77,14 @@ def next_calls(conv: Conversation) -> list[Call]:
     if domain == "unknown":
         call = next((conv.call(t) for t in ("list_services", "list_datasets", "list_tickets")
                      if conv.offered(t) and not conv.calls(t)), None)
-        calls = [call] if call else []
-    elif domain == "support":
-        calls = support_next(conv, goal, role, verify)
+        calls = _one(call)
     else:
-        call = _RULES[domain][0](conv, goal, role, verify)
-        calls = [call] if call else []
+        calls = _NEXT[domain](conv, goal, role, verify)
     # The goal or the step itself may ask to tell operations (an escalation step does).
     notify = goal.notify or (bool(conv.instruction) and read_goal(conv.instruction).notify)
     if domain != "unknown" and not calls and notify and role == "optimizer" and conv.offered("notify_operations") \
             and not conv.calls("notify_operations") and conv.observations:
-        summary, _, _ = _RULES[domain][1](conv, goal, role, verify)
+        summary, _, _ = _FINDING[domain](conv, goal, role, verify)
         severity = "warning" if _ESCALATE.search(conv.instruction) else "info"
         message = f"Needs a person (the automated repair did not succeed): {summary}" if severity == "warning" \
             else summary
@@ -103,7 +112,7 @@ def finding(conv: Conversation) -> dict[str, Any]:
                    if known else "The goal names nothing the offered tools act on; no action was taken.")
         recs, confidence = ["Restate the goal naming a service, dataset or ticket."], 0.3
     else:
-        summary, recs, confidence = _RULES[domain][1](conv, goal, role, verify)
+        summary, recs, confidence = _FINDING[domain](conv, goal, role, verify)
     observations = []
     for obs in [o for o in conv.observations if not o.name.startswith("submit_")][:20]:
         args = ", ".join(f"{k}={_compact(v, 60)}" for k, v in obs.args.items())
