@@ -101,3 +101,18 @@ def test_cli_compare_validate_and_bad_file_exit_codes(tmp_path: Path) -> None:
     bad.write_text("id: x-y\npurpose: A purpose long enough.\ngoal: g\nevaluation:\n  outcome: [won]\n")
     result = runner.invoke(app, ["eval", "validate", str(bad)])
     assert result.exit_code != 0 and f"{bad}:5:" in str(result.exception)
+
+
+def test_cli_record_and_replay_refuse_what_cannot_work(home: Path) -> None:
+    import typer
+
+    from agentmesh.cli import eval as eval_cli
+    from agentmesh.exceptions import UserError
+
+    app = typer.Typer()
+    eval_cli.register(app)
+    runner = CliRunner()
+    both = runner.invoke(app, ["eval", "run", "ops", "--record", "--replay"])
+    assert isinstance(both.exception, UserError) and "exclude each other" in str(both.exception)
+    offline = runner.invoke(app, ["eval", "run", "ops", "--record", "--model", "offline"])
+    assert isinstance(offline.exception, UserError) and "offline model sends no HTTP" in str(offline.exception)
