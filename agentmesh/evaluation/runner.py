@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shutil
 import tempfile
 import time
@@ -272,8 +273,6 @@ def _model_requests_only(request: Any) -> Any:
 def _turn(request: Any) -> tuple[Any, ...]:
     """Which agent, in which step, at which turn: parallel steps ask in any order, and each gets its own answer.
     Later messages (tool results, with their times and ids) are left out; they follow from the answers."""
-    import json
-
     try:
         messages = json.loads(request.body or b"{}").get("messages") or []
     except ValueError:
