@@ -233,7 +233,8 @@ def _cassette(options: EvalOptions, scenario: Scenario, index: int):  # type: ig
     recorder = vcr.VCR(
         cassette_library_dir=str(options.cassettes), match_on=["method", "path", "turn"],
         filter_headers=["authorization", "api-key", "openai-organization", "cookie"],
-        before_record_request=_model_requests_only, decode_compressed_response=True,
+        before_record_request=_model_requests_only, before_record_response=_without_account_headers,
+        decode_compressed_response=True,
         record_mode="all" if options.cassette_mode == "record" else "none",
     )
     recorder.register_matcher("turn", _same_turn)
@@ -268,6 +269,14 @@ def check_cassettes(scenarios: list[Scenario], options: EvalOptions) -> None:
 def _model_requests_only(request: Any) -> Any:
     # Prefect's own API traffic (its local server) passes through: a cassette holds the model's requests only.
     return request if request.path.rstrip("/").endswith("/chat/completions") else None
+
+
+def _without_account_headers(response: dict[str, Any]) -> dict[str, Any]:
+    # Endpoints answer with the account's organisation and project and with cookies: not for a committed file.
+    headers = response.get("headers") or {}
+    for name in [h for h in headers if h.lower() in ("openai-organization", "openai-project", "set-cookie")]:
+        del headers[name]
+    return response
 
 
 def _turn(request: Any) -> tuple[Any, ...]:

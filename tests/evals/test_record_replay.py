@@ -13,13 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agentmesh.testing import OpenAIServer
+from agentmesh.testing import OpenAIServer, Reply
 from agentmesh.testing.offline_responder import offline_responder
 
 AGENTMESH = Path(sys.executable).with_name("agentmesh")
@@ -37,6 +38,11 @@ def agentmesh(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Com
                           cwd=tmp_path, timeout=600)
 
 
+def as_an_account(request: dict[str, Any]) -> Reply:
+    """The offline model's answer, with the account headers a hosted endpoint sends."""
+    return replace(offline_responder(request), headers={"openai-organization": "org-SECRET", "set-cookie": "c=SECRET"})
+
+
 def outcome(report: dict[str, Any]) -> list[Any]:
     """What must not change between the recorded and the replayed eval: per trial, the score, every component,
     each run's steps with their tool calls (arguments and outcomes), decision and token usage. Parallel steps
@@ -52,7 +58,7 @@ def outcome(report: dict[str, Any]) -> list[Any]:
 def test_trials_recorded_against_a_local_server_replay_from_cassettes_alone(tmp_path: Path) -> None:
     cassettes = tmp_path / "cassettes"
     common = [*SCENARIOS, "--model", "gpt-4o-mini", "--trials", "2", "--cassettes", str(cassettes)]
-    with OpenAIServer(responder=offline_responder, api_key=KEY) as server:
+    with OpenAIServer(responder=as_an_account, api_key=KEY) as server:
         recorded = agentmesh(tmp_path, *common, "--record", "--out", "recorded.json",
                              env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.base_url})
         requests = len(server.requests)
@@ -68,7 +74,8 @@ def test_trials_recorded_against_a_local_server_replay_from_cassettes_alone(tmp_
     interactions = [i for f in files for i in yaml.safe_load((cassettes / f).read_text())["interactions"]]
     assert len(interactions) == requests  # the model's requests only: Prefect's API traffic is not recorded
     assert {i["request"]["uri"].rsplit("/", 2)[-2:] == ["chat", "completions"] for i in interactions} == {True}
-    assert KEY not in "".join((cassettes / f).read_text() for f in files)
+    text = "".join((cassettes / f).read_text() for f in files)
+    assert KEY not in text and "SECRET" not in text
 
     # The server is gone: a request the cassettes did not answer would fail to connect.
     replayed = agentmesh(tmp_path, *common, "--replay", "--out", "replayed.json",
