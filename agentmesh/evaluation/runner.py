@@ -281,14 +281,15 @@ def _without_account_headers(response: dict[str, Any]) -> dict[str, Any]:
 
 def _turn(request: Any) -> tuple[Any, ...]:
     """Which agent, in which step, at which turn: parallel steps ask in any order, and each gets its own answer.
-    Later messages (tool results, with their times and ids) are left out; they follow from the answers."""
+    The step input's lines are compared as a set, as parallel steps' actions reach it in either order; later
+    messages (tool results, with their times and ids) are left out: they follow from the answers."""
     try:
         messages = json.loads(request.body or b"{}").get("messages") or []
     except ValueError:
         return ()
-    firsts = tuple(next((str(m.get("content")) for m in messages if m.get("role") == role), "")
-                   for role in ("system", "user"))
-    return (*firsts, len(messages))
+    system, step = (next((str(m.get("content")) for m in messages if m.get("role") == role), "")
+                    for role in ("system", "user"))
+    return system, sorted(step.splitlines()), len(messages)
 
 
 def _same_turn(r1: Any, r2: Any) -> bool:
