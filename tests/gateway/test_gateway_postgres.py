@@ -37,7 +37,8 @@ def test_an_offline_goal_on_postgres(home: Path, postgres_url: str, monkeypatch:
 
     assert status == "done" and decision["summary"] == result["decision"]["summary"]
     assert audited, "the offline mesh calls tools"
-    assert [(c["tool"], c["status"]) for s in result["steps"] for c in s["tool_calls"]] == [tuple(a) for a in audited]
+    # Parallel steps interleave their calls, so the audit's time order need not follow the steps' order.
+    assert sorted((c["tool"], c["status"]) for s in result["steps"] for c in s["tool_calls"]) == sorted(map(tuple, audited))
     assert journalled == result["usage"]["model_calls"] > 0
     assert {node for node, _ in steps} >= {"plan", "review", "decide"}
     assert all(state == "done" for _, state in steps)
