@@ -12,7 +12,7 @@ OpenAI-protocol server of ours answering through a ``responder``), except the of
 
 Must hold: (a) ≤ 0.25 mean reward; (b) ≤ half of (c).
 
-    .venv/bin/python benchmarks/eval_baselines.py [--trials 1] [--seed 7] [--only ops,safety] [--html DIR]
+    .venv/bin/python benchmarks/eval_baselines.py [--trials 2] [--seed 7] [--only ops,safety] [--html DIR]
 """
 
 from __future__ import annotations
@@ -137,31 +137,40 @@ async def _eval(label: str, scenarios: list[Any], trials: int, root: Path, respo
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--only", default="ops,data,support,safety")
+    parser.add_argument("--only", default=None, help="Comma-separated suites (default: every bundled suite).")
     parser.add_argument("--out", type=Path, default=None, help="Write the three reports' summaries here (JSON).")
     parser.add_argument("--html", type=Path, default=None, help="Write each agent's HTML report into this folder.")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="agentmesh-eval-bench-"))
+    own_prefect = "PREFECT_HOME" not in os.environ
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
+    from agentmesh._prefect import stop_local_server
+    from agentmesh._resources import bundled
     from agentmesh.evaluation import load_scenarios
+    from agentmesh.evaluation.report import write_html
 
-    scenarios = load_scenarios(args.only.split(","))
+    suites = args.only.split(",") if args.only else sorted(
+        p.name for p in bundled("evals").iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    scenarios = load_scenarios(suites)
     results = {}
-    for label, responder in (("never-acts", never_acts), ("random-tools", random_tools(args.seed)), ("offline", None)):
-        started = time.perf_counter()
-        report = await _eval(label, scenarios, args.trials, root, responder)
-        s = report["summary"]
-        if args.html:
-            from agentmesh.evaluation.report import write_html
-
-            write_html(report, args.html / f"{label}.html")
-        results[label] = {"mean_reward": s["mean_reward"], "pass_hat_k": s["pass_hat_k"],
-                          "seconds": round(time.perf_counter() - started, 1),
-                          "passed": [x["id"] for x in report["scenarios"] if x["reward"] > 0]}
-        print(f"{label:>13}: mean reward {s['mean_reward']:.3f}  pass^1 {s['pass_hat_k']['1']:.3f}  "
-              f"({len(scenarios)} scenarios × {args.trials}, {results[label]['seconds']} s)", flush=True)
+    try:
+        for label, responder in (("never-acts", never_acts), ("random-tools", random_tools(args.seed)),
+                                 ("offline", None)):
+            started = time.perf_counter()
+            report = await _eval(label, scenarios, args.trials, root, responder)
+            s = report["summary"]
+            if args.html:
+                write_html(report, args.html / f"{label}.html")
+            results[label] = {"mean_reward": s["mean_reward"], "pass_hat_k": s["pass_hat_k"],
+                              "seconds": round(time.perf_counter() - started, 1),
+                              "passed": [x["id"] for x in report["scenarios"] if x["reward"] > 0]}
+            print(f"{label:>13}: mean reward {s['mean_reward']:.3f}  pass^1 {s['pass_hat_k']['1']:.3f}  "
+                  f"({len(scenarios)} scenarios × {args.trials}, {results[label]['seconds']} s)", flush=True)
+    finally:
+        if own_prefect:  # the local Prefect server this run started goes with it
+            stop_local_server(Path(os.environ["PREFECT_HOME"]))
     a, b, c = (results[k]["mean_reward"] for k in ("never-acts", "random-tools", "offline"))
     checks = {"never-acts <= 0.25": a <= 0.25, "random-tools <= offline / 2": b <= c / 2}
     for name, ok in checks.items():
