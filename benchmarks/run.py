@@ -340,14 +340,14 @@ def _layer(file_path: str | None) -> str | None:
 
 
 def _by_layer(frame: Any, inherited: str, into: dict[str, float]) -> None:
-    """Sum sampled self time by layer; a frame outside every package (a built-in, the standard library)
-    counts in its caller's layer, and waiting (the event loop's poll, [await], [idle]) counts nowhere."""
-    if frame.function in ("poll", "select") or frame.identifier.startswith("[await]") or frame.is_synthetic and "idle" in frame.identifier:
+    """Sum the sampled time of the call tree's leaves by layer: a leaf outside every package (a built-in, the
+    standard library, pyinstrument's "[self]") counts in its caller's layer; waiting (the event loop's poll,
+    "[await]", "[idle]") counts nowhere."""
+    if frame.function in ("poll", "select") or frame.identifier.startswith(("[await]", "[idle]")):
         return
     layer = _layer(frame.file_path) or inherited
-    own = frame.total_self_time
-    if own:
-        into[layer] = into.get(layer, 0.0) + own
+    if not frame.children:
+        into[layer] = into.get(layer, 0.0) + frame.time
     for child in frame.children:
         _by_layer(child, layer, into)
 
