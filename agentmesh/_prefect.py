@@ -235,7 +235,7 @@ async def shared_clients() -> AsyncIterator[None]:
     global _sync_client
     from prefect.context import AsyncClientContext, SyncClientContext
 
-    tokens = []
+    tokens: list[tuple[Any, Any]] = []
     if AsyncClientContext.get() is None:
         tokens.append((AsyncClientContext.__var__, AsyncClientContext.__var__.set(await _loop_client())))
     if SyncClientContext.get() is None:

@@ -9,6 +9,7 @@ approval_requested, finding, decision, warning, run_finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
 from typing import Any
@@ -77,10 +78,8 @@ class EventLog:
         flag = asyncio.Event()
         with self._lock:
             self._waiters[run_id].append((asyncio.get_running_loop(), flag))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(flag.wait(), timeout)
-        except TimeoutError:
-            pass
 
 
 _logs: dict[int, EventLog] = {}

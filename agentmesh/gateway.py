@@ -103,7 +103,7 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
 
     outcome = asyncio.ensure_future(attempt())
     try:
-        status, reason, result = await asyncio.shield(outcome)
+        status, why, result = await asyncio.shield(outcome)
     except asyncio.CancelledError:
         # The step was cancelled while the tool ran (a parallel step failed, the goal ran out of budget). The tool
         # goes on in its thread regardless; when it ends — within its timeout — its outcome is audited, or the
@@ -116,7 +116,7 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
 
         outcome.add_done_callback(audit_outcome)
         raise
-    return finish(status, reason=reason, result=result)
+    return finish(status, reason=why, result=result)
 
 
 def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], agent: str,

@@ -263,6 +263,6 @@ def _fingerprint(message: BaseMessage) -> str:
     parts = [message.type, text_of(message)]
     for tc in getattr(message, "tool_calls", None) or []:
         parts.append(json.dumps([tc.get("name"), tc.get("args"), tc.get("id")], sort_keys=True, default=str))
-    if getattr(message, "tool_call_id", None):
-        parts.append(str(message.tool_call_id))
+    if tool_call_id := getattr(message, "tool_call_id", None):
+        parts.append(str(tool_call_id))
     return "\x1f".join(parts)

@@ -258,9 +258,9 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]
         # lock when they begin (IMMEDIATE) make writers queue instead of failing with "database is locked"
         # (the saver's own from_conn_string keeps SQLite's 5 s default and deferred transactions).
         async with aiosqlite.connect(str(path), timeout=60, isolation_level="IMMEDIATE") as conn:
-            saver = AsyncSqliteSaver(conn)
-            await _setup_once(saver, str(path))
-            yield saver
+            sqlite_saver = AsyncSqliteSaver(conn)
+            await _setup_once(sqlite_saver, str(path))
+            yield sqlite_saver
 
 
 _saver_setups: set[str] = set()

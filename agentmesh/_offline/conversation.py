@@ -148,10 +148,11 @@ def read_conversation(messages: list[BaseMessage], tools: list[dict[str, Any]]) 
                 pending[str(tc.get("id"))] = obs
                 conv.observations.append(obs)
         elif isinstance(message, ToolMessage):
-            obs = pending.get(str(message.tool_call_id))
-            if obs is None:
-                obs = Observation(name=str(message.name or ""), args={}, status="pending")
-                conv.observations.append(obs)
+            found = pending.get(str(message.tool_call_id))
+            if found is None:
+                found = Observation(name=str(message.name or ""), args={}, status="pending")
+                conv.observations.append(found)
+            obs = found
             _fill(obs, text_of(message))
     conv.sections = parse_sections(conv.text)
     conv.step = _step(conv.sections.get("Your step", ""))

@@ -52,7 +52,7 @@ def _targets(conv: Conversation, optimizer: bool) -> list[str]:
     items = [i for i in items if not isinstance(i, dict) or str(i.get("status", "open")).lower() == "open"]
     # A step that names tickets by id (one branch of a fan-out) works on those; else the goal's names count.
     scope = conv.instruction if _NAMED_ID.search(conv.instruction) else conv.goal
-    named = [i for i in items if _ticket_id(i) in scope]
+    named = [i for i in items if (_ticket_id(i) or "") in scope]
     if named:
         items = named
     else:

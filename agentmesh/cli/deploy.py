@@ -33,8 +33,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Schedule a goal as a Prefect deployment; list, run, pause or resume deployments; or serve them."""
-    from ..settings import get_settings
     from .._prefect import configure_prefect
+    from ..settings import get_settings
 
     configure_prefect(get_settings())
     from .. import deployments as d

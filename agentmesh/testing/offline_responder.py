@@ -48,7 +48,7 @@ def offline_responder(request: dict[str, Any]) -> Reply:
     elif choice is not None:
         kwargs["tool_choice"] = choice
     reply = _model.bind_tools(tools, **kwargs).invoke(messages)
-    usage = reply.usage_metadata or {}
+    usage: dict[str, Any] = dict(reply.usage_metadata or {})
     return Reply(
         content=str(reply.content) or None,
         tool_calls=[ToolCall(name=c["name"], arguments=json.dumps(c["args"]), id=c["id"]) for c in reply.tool_calls],

@@ -220,7 +220,7 @@ def _step(
         else:
             row = con.execute(f"SELECT avg({c}), stddev_pop({c}) FROM {cur}").fetchone()
             lo, hi = (row[0] - k * row[1], row[0] + k * row[1]) if row and row[0] is not None else (None, None)
-        if lo is None:
+        if lo is None or hi is None:
             return f"SELECT * FROM {cur}", 0
         step["bounds"] = [round(lo, 4), round(hi, 4)]
         outside = f"({c} < {lo!r} OR {c} > {hi!r})"

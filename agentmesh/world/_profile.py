@@ -178,7 +178,7 @@ def _categories(con: duckdb.DuckDBPyConnection, table: str, name: str, col: dict
     groups: dict[str, list[tuple[str, int]]] = {}
     for value, n in counts:
         groups.setdefault(category_key(value), []).append((value, n))
-    inconsistent = []
+    inconsistent: list[dict[str, Any]] = []
     for members in groups.values():
         if len(members) > 1:
             canonical = members[0][0].strip()  # the most frequent spelling, trimmed

@@ -26,7 +26,7 @@ def score(text: str) -> float:
     adding weight to the negative side when the text is already negative."""
     words = _WORD.findall(text.lower())
     pos = sum(w in POSITIVE for w in words)
-    neg = sum(w in NEGATIVE for w in words)
+    neg: float = sum(w in NEGATIVE for w in words)
     if neg:
         neg += 0.5 * sum(w in INTENSIFIERS for w in words) + 0.5 * min(text.count("!"), 3)
     if not pos and not neg:

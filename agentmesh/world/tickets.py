@@ -65,7 +65,7 @@ class TicketsMixin:
         if priority:
             query = query.where(tickets.c.priority == priority)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = list(conn.execute(query).all())
         # Most urgent first, then oldest: the order a support lead would work them.
         rows.sort(key=lambda r: (-PRIORITIES.index(r.priority), r.created, r.id))
         counts: dict[str, int] = {}
@@ -173,7 +173,7 @@ class TicketsMixin:
 
         def apply(conn: Connection) -> dict[str, Any]:
             new_id = conn.execute(insert(notifications).values(
-                message=message.strip(), severity=severity, key=key, created=utcnow())).inserted_primary_key[0]
+                message=message.strip(), severity=severity, key=key, created=utcnow())).inserted_primary_key[0]  # type: ignore[index]
             queued = conn.execute(select(func.count()).select_from(notifications)).scalar_one()
             return {"notification_id": new_id, "severity": severity, "queued": True, "outbox_size": queued}
 

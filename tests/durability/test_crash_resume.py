@@ -8,7 +8,6 @@ import subprocess
 from collections import Counter
 
 import pytest
-
 from durability_helpers import AGENTMESH, cli_env, loads, query, run_cli, wait_for
 
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"

@@ -31,7 +31,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     port = _free_port()
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")
+    log = open(home / "server.log", "wb")  # noqa: SIM115  (the server's, for its life)
     process = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
@@ -61,7 +61,7 @@ def test_interval_deployment_served_runs_goals_recorded_in_agentmesh(home, prefe
     listed = loads(run_cli("deploy", "list", "--json", env=env).stdout)
     assert [(d["name"], d["interval"]) for d in listed] == [("health-check", 10.0)]
 
-    log = open(home / "serve.log", "wb")
+    log = open(home / "serve.log", "wb")  # noqa: SIM115
     serving = subprocess.Popen([*AGENTMESH, "deploy", "--serve", "health-check", "--limit", "1"], env=env,
                                stdout=log, stderr=log, start_new_session=True)
     try:
@@ -99,7 +99,7 @@ def test_process_work_pool_worker_runs_deploy_run(home, prefect_server):  # type
     assert made.returncode == 0, made.stderr
     started = run_cli("deploy", "run", "nightly", env=env)
     assert started.returncode == 0, started.stderr
-    log = open(home / "worker.log", "wb")
+    log = open(home / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "agents", "--run-once"], env=env,
                               stdout=log, stderr=log, start_new_session=True)
     try:

@@ -103,8 +103,8 @@ def customers(rng: random.Random, out: Path) -> None:
     for value, i in zip([180, 200, 250, 300, 420, 999], _plant(rng, n, taken, 6), strict=True):
         rows[i][5] = value
     variants = ["us "] * 30 + ["U.S."] * 12 + ["Us"] * 8 + ["gb"] * 10 + [" DE"] * 5
-    for value, i in zip(variants, _plant(rng, n, taken, len(variants)), strict=True):
-        rows[i][3] = value
+    for country, i in zip(variants, _plant(rng, n, taken, len(variants)), strict=True):
+        rows[i][3] = country
     rows = _with_duplicates(rng, rows, taken, 20)
     _write_csv(out / "customers.csv", ["customer_id", "name", "email", "country", "signup_date", "age",
                                        "lifetime_value_usd"], rows)
@@ -130,7 +130,7 @@ def orders(rng: random.Random, out: Path) -> None:
     conflicts = []
     for i in _plant(rng, n, taken, 10):
         copy = list(rows[i])
-        copy[2] = f"{float(copy[2]) + 10:.2f}"
+        copy[2] = f"{float(str(copy[2])) + 10:.2f}"
         conflicts.append(copy)
     rows = _with_duplicates(rng, rows, taken, 15) + conflicts
     _write_parquet(out / "orders.parquet", ["order_id", "customer_id", "amount", "currency", "status", "ordered_on"],
