@@ -151,8 +151,8 @@ async def _eval(scenario_ids: list[str]) -> str:
         jobs = [(scenarios[sid], i) for sid in scenario_ids for i in range(scenarios[sid].trials or options.trials)]
         recording = options.cassette_mode is not None
         limit = asyncio.Semaphore(1 if recording else max(1, options.concurrency))
-        trial_task = task(_trial, name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
-                          retries=0)
+        trial_task = task(name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
+                          retries=0)(_trial)
         done = 0
 
         async def one(scenario: Scenario, index: int) -> None:
