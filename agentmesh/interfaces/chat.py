@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import signal
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,10 @@ class ChatSession:
 
     def run(self) -> None:
         """Read and answer lines until /exit, Ctrl-D or Ctrl-C at the prompt."""
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C must reach the session even when the parent started it with SIGINT ignored (an ignored
+            # signal is inherited; asyncio.Runner then leaves it ignored and Ctrl-C would cancel nothing).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         history = _History(self.settings.resolved_home / HISTORY_FILE)
         with asyncio.Runner() as runner, history, _quiet_prefect_console(self.settings):
             self._runner = runner
