@@ -35,7 +35,7 @@ from langgraph.types import Command
 
 from . import store
 from ._context import Budget, RunContext, StepScope, _run, _step
-from ._prefect import api_url, configure_prefect
+from ._prefect import api_url, configure_prefect, shared_clients
 from .exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
 from .settings import Settings, get_settings
 
@@ -364,7 +364,8 @@ async def _execute(settings: Settings, spec: Any, *, goal: str, run_id: str | No
         flow = _goal_flow(settings)
         name = f"resume-{run_id[:8]}" if run_id else None
         runner = flow.with_options(flow_run_name=name) if name else flow
-        await runner(goal=goal, graph=spec.name, resume_of=run_id, run_id=new_run_id, return_state=True)
+        async with shared_clients():
+            await runner(goal=goal, graph=spec.name, resume_of=run_id, run_id=new_run_id, return_state=True)
     finally:
         _invocation.reset(token)
     from .runs import run_result
