@@ -19,7 +19,8 @@ def _ops_calls(home):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("kill_after", ["write_done", "write_started"])
 def test_kill_9_after_a_side_effect_then_resume(home, slow_model, kill_after):  # type: ignore[no-untyped-def]
-    _kill_and_resume(cli_env(home, slow_model), home, kill_after)
+    result = _kill_and_resume(cli_env(home, slow_model), home, kill_after)
+    assert result["status"] == "done" and result["decision"]["actions"]
 
 
 def test_kill_9_then_resume_on_postgres(home, slow_model, postgres_url):  # type: ignore[no-untyped-def]
@@ -31,6 +32,7 @@ def test_kill_9_then_resume_on_postgres(home, slow_model, postgres_url):  # type
 
 
 def _kill_and_resume(env, home, kill_after):  # type: ignore[no-untyped-def]
+    """Kill `agentmesh run` with SIGKILL at ``kill_after``, resume it, check nothing ran twice; the resumed run."""
     assert run_cli("world", "init", env=env).returncode == 0
     process = subprocess.Popen([*AGENTMESH, "run", "--json", GOAL], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -71,3 +73,4 @@ def _kill_and_resume(env, home, kill_after):  # type: ignore[no-untyped-def]
     # The resumed run replayed journalled model replies instead of asking again for the finished steps.
     (calls,) = query(home, "SELECT count(*) FROM model_calls WHERE run_id = :r", r=run_id)[0]
     assert result["usage"]["model_calls"] == calls
+    return result

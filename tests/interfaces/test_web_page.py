@@ -37,7 +37,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 def test_submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     try:
-        _submit_watch_approve_and_see_the_decision(server, browser)
+        decision = _submit_watch_approve_and_see_the_decision(server, browser)
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "web-failure.png"))
@@ -45,9 +45,11 @@ def test_submit_watch_approve_and_see_the_decision(server: Server, browser) -> N
             runs = client.get("/v1/runs").json()["data"]
         print("runs on the server:", runs, "\nserver log:\n", server.log.read_text()[-3000:])
         raise
+    assert "Actions taken" in decision and "scale_service" in decision
 
 
-def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> str:  # type: ignore[no-untyped-def]
+    """Submit, watch, approve, see the decision and the audit; the decision's text as shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -78,7 +80,8 @@ def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:
 
     wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "done"))
     decision = wait.until(ec.visibility_of_element_located((By.ID, "decision")))
-    assert "scale_service" in decision.text and "Actions taken" in decision.text
+    shown = decision.text
+    assert "scale_service" in shown and "Actions taken" in shown
     types = browser.execute_script(
         "return [...document.querySelectorAll('#timeline .event')].map((e) => e.dataset.type)")
     assert types.count("run_started") == 2, "the timeline followed the run live through its resume"
@@ -90,3 +93,4 @@ def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> None:
     wait.until(ec.text_to_be_present_in_element((By.ID, "audit-body"), "scale_service"))
     wait.until(lambda d: goal in d.find_element(By.CSS_SELECTOR, "#runs li[data-run]").text)
     browser.save_screenshot(str(ARTIFACTS / "web-audit.png"))
+    return str(shown)

@@ -280,7 +280,8 @@ def test_a_re_ask_after_a_validation_error_gets_a_valid_answer() -> None:
     messages.append(ToolMessage(tool_result("invalid", error="summary: too short"), tool_call_id="x"))
     messages.append(HumanMessage("Finish by calling `submit_finding` with your answer."))
     message = reply(messages, OPS_TOOLS, tool_choice="submit_finding")
-    Finding.model_validate(message.tool_calls[0]["args"])
+    assert call(message)[0] == "submit_finding"
+    assert Finding.model_validate(message.tool_calls[0]["args"]).summary.strip()
 
 
 def test_same_input_gives_the_same_reply_and_ids_and_different_input_different_ids() -> None:
