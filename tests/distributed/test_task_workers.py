@@ -116,15 +116,25 @@ def _check_placement(home: Path, run_id: str, workers: list[subprocess.Popen[byt
 
 
 def _prefect_step_runs(flow_run_id: str) -> list[dict[str, Any]]:
-    """The background task runs of the goal's flow run, read from the session's local Prefect server."""
+    """The background task runs of the goal's flow run, read from the session's local Prefect server.
+
+    A worker reports its task run's states as events, which the server records a moment later: the goal may
+    have its result before the server shows the run Completed. So read until every step run is final (or 30 s).
+    """
     from agentmesh._prefect import local_server_state
 
     state = local_server_state(Path(os.environ["PREFECT_HOME"]))
     assert state, "no local Prefect server recorded under PREFECT_HOME"
-    reply = httpx.post(f"{state['url']}/task_runs/filter", timeout=10, json={
-        "flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
-    reply.raise_for_status()
-    return [r for r in reply.json() if r["task_key"].startswith("agentmesh-agent-step-")]
+    give_up = time.monotonic() + 30
+    while True:
+        reply = httpx.post(f"{state['url']}/task_runs/filter", timeout=10, json={
+            "flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
+        reply.raise_for_status()
+        runs = [r for r in reply.json() if r["task_key"].startswith("agentmesh-agent-step-")]
+        final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        if (runs and all(r["state_type"] in final for r in runs)) or time.monotonic() > give_up:
+            return runs
+        time.sleep(0.2)
 
 
 def test_steps_of_remote_roles_run_on_their_workers(home, workers):  # type: ignore[no-untyped-def]
