@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .exceptions import BudgetExceeded, UserError
 
@@ -86,8 +86,9 @@ class RunContext:
     budget: Budget
     approvals: str = "wait"
     """wait, auto or deny (see Settings.approvals)."""
-    emit: Callable[[dict[str, Any]], None] = lambda event: None
-    """Where progress events go (CLI, chat, HTTP)."""
+    emit: Callable[..., None] = lambda event, conn=None: None
+    """Where progress events go (CLI, chat, HTTP): ``emit(event)``, or ``emit(event, conn)`` to store the event in
+    the transaction of ``conn`` (a SQLAlchemy connection) with the record it reports."""
     models: dict[str, BaseChatModel] = field(default_factory=dict)
     prompt_versions: dict[str, str] = field(default_factory=dict)
     _step_seq: int = 0

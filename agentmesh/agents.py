@@ -184,20 +184,21 @@ def _short_errors(exc: ValidationError) -> str:
 async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, role: str, bound: Any,
                       messages: list[BaseMessage]) -> AIMessage:
     """One model call, replayed from the journal when this step already made it."""
-    with run.engine.connect() as conn:
+    with run.engine.begin() as conn:
         row = conn.execute(
             select(model_calls.c.message).where(
                 model_calls.c.run_id == run.run_id, model_calls.c.step_key == key, model_calls.c.seq == seq
             )
         ).first()
+        if row is None:
+            run.budget.check()
+            run.emit({"type": "model_call", "agent": role, "node": scope.node}, conn)
     if row is not None:
         (message,) = messages_from_dict([row[0]])
         assert isinstance(message, AIMessage)
         return message
-    run.budget.check()
     from .models import cost_usd, model_error, usage_of
 
-    run.emit({"type": "model_call", "agent": role, "node": scope.node})
     try:
         reply = await bound.ainvoke(messages)
     except ValidationError as exc:

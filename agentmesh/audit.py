@@ -10,11 +10,25 @@ policy), ``invalid`` (arguments failed validation), ``failed`` (the tool raised 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Boolean, Column, DateTime, Engine, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 
 from .store import metadata, utcnow
 
@@ -77,14 +91,19 @@ def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord |
     return ToolCallRecord.model_validate(dict(row)) if row else None
 
 
-def begin_call(engine: Engine, **values: Any) -> None:
-    with engine.begin() as conn:
+def _writing(bind: Engine | Connection) -> contextlib.AbstractContextManager[Connection]:
+    """A transaction of its own on an engine; on a connection, the caller's (to commit an event with the record)."""
+    return bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+
+
+def begin_call(bind: Engine | Connection, **values: Any) -> None:
+    with _writing(bind) as conn:
         conn.execute(insert(tool_calls).values(started=utcnow(), **values))
 
 
-def finish_call(engine: Engine, run_id: str, tool_call_id: str, **values: Any) -> None:
+def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, **values: Any) -> None:
     values.setdefault("ended", utcnow())
-    with engine.begin() as conn:
+    with _writing(bind) as conn:
         conn.execute(
             update(tool_calls)
             .where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)

@@ -14,7 +14,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, Float, Integer, String, Table, func, insert, select
+from sqlalchemy import JSON, Column, Connection, Engine, Float, Integer, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .store import metadata
@@ -41,27 +41,38 @@ class EventLog:
         self._next: dict[str, int] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(list)
 
-    def append(self, run_id: str, event: dict[str, Any]) -> int:
+    def append(self, run_id: str, event: dict[str, Any], conn: Connection | None = None) -> int:
+        """Store the event under the run's next number and wake the run's subscribers in this process.
+
+        With ``conn``, the event is written in that connection's transaction, so a record and its event are one
+        commit (a step's row and ``step_started``; an audit row and ``tool_call``)."""
+        if conn is None:
+            with self.engine.begin() as conn:
+                return self.append(run_id, event, conn)
+        # The database's write lock is taken before ours (SQLite: BEGIN IMMEDIATE), so two writers never wait
+        # on each other in opposite orders, and numbers are handed out in the order the writers commit.
+        savepoint = conn.begin_nested if conn.dialect.name != "sqlite" else contextlib.nullcontext
+        for attempt in range(20):
+            with self._lock:
+                cached = self._next.get(run_id)
+                seq = cached if cached is not None else (conn.execute(
+                    select(func.max(events.c.seq)).where(events.c.run_id == run_id)).scalar() or 0) + 1
+                self._next[run_id] = seq + 1
+            event["seq"] = seq
+            try:
+                with savepoint():  # PostgreSQL: a failed insert must not abort the caller's transaction
+                    conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
+                                                       time=float(event.get("time") or 0), data=event))
+                break
+            except IntegrityError:  # another process (a task worker, agentmesh.remote) took this number
+                with self._lock:
+                    self._next.pop(run_id, None)
+                if attempt == 19:
+                    raise
         with self._lock:
-            seq = self._next.get(run_id)
-            for attempt in range(20):
-                if seq is None:
-                    with self.engine.connect() as conn:
-                        seq = (conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id))
-                               .scalar() or 0) + 1
-                event["seq"] = seq
-                try:
-                    with self.engine.begin() as conn:
-                        conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
-                                                           time=float(event.get("time") or 0), data=event))
-                    break
-                except IntegrityError:  # another process (a task worker, agentmesh.remote) took this number
-                    if attempt == 19:
-                        raise
-                    seq = None
-            assert seq is not None
-            self._next[run_id] = seq + 1
             waiters = self._waiters.pop(run_id, [])
+        # Woken now, the subscribers of this loop read once the writer's synchronous block has committed; one on
+        # another thread that reads too early sees the event at its next wake or poll.
         for loop, flag in waiters:
             loop.call_soon_threadsafe(flag.set)
         return seq

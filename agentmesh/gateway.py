@@ -44,14 +44,16 @@ async def call_tool(run: RunContext, scope: StepScope, agent: str, call: Mapping
     tool = run.registry.tools.get(name)
     base = dict(run_id=run.run_id, tool_call_id=call_id, step_key=scope.key, node=scope.node, agent=agent, tool=name)
     if recorded is None:
-        audit.begin_call(run.engine, **base, risk=tool.risk if tool else None, args=_jsonable(args), status="running",
-                         dry_run=run.settings.dry_run)
-        run.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id})
+        with run.engine.begin() as conn:  # the record and its event: one commit
+            audit.begin_call(conn, **base, risk=tool.risk if tool else None, args=_jsonable(args), status="running",
+                             dry_run=run.settings.dry_run)
+            run.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id}, conn)
 
     def finish(status: str, *, reason: str | None = None, result: Any = None) -> str:
-        audit.finish_call(run.engine, run.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
-        run.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id, "status": status,
-                  "reason": reason})
+        with run.engine.begin() as conn:
+            audit.finish_call(conn, run.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
+            run.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id, "status": status,
+                      "reason": reason}, conn)
         return tool_result(status, result=result, error=reason)
 
     if tool is None or name not in offered:
@@ -132,8 +134,10 @@ def _approval(run: RunContext, call_id: str, name: str, args: dict[str, Any], ag
     if run.approvals == "deny":
         audit.record_approval(run.engine, run.run_id, call_id, approved=False, approver="auto (--approvals deny)")
         return "rejected by --approvals deny"
-    audit.finish_call(run.engine, run.run_id, call_id, status="pending_approval", approval="pending", ended=None)
-    run.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent})
+    with run.engine.begin() as conn:
+        audit.finish_call(conn, run.run_id, call_id, status="pending_approval", approval="pending", ended=None)
+        run.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent},
+                 conn)
     # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
     # from the journal and reaches this call again, now with a recorded verdict.
     while True:

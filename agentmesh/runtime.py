@@ -185,13 +185,13 @@ def _record_step_start(run: RunContext, scope: StepScope) -> None:
 
     ctx = TaskRunContext.get()
     task_run_id = str(ctx.task_run.id) if ctx else None
-    with run.engine.begin() as conn:
+    with run.engine.begin() as conn:  # the step's row and its event: one commit
         conn.execute(delete(store.steps).where(store.steps.c.run_id == run.run_id, store.steps.c.step_key == scope.key))
         conn.execute(insert(store.steps).values(
             run_id=run.run_id, step_key=scope.key, node=scope.node, agent=scope.agent, prefect_task_run_id=task_run_id,
             status="running", seq=run.next_step_seq(), started=store.utcnow(),
         ))
-    run.emit({"type": "step_started", "node": scope.node, "agent": scope.agent})
+        run.emit({"type": "step_started", "node": scope.node, "agent": scope.agent}, conn)
 
 
 def _record_step_end(run: RunContext, scope: StepScope, status: str) -> None:
@@ -200,7 +200,7 @@ def _record_step_end(run: RunContext, scope: StepScope, status: str) -> None:
     with run.engine.begin() as conn:
         conn.execute(update(store.steps).where(store.steps.c.run_id == run.run_id, store.steps.c.step_key == scope.key)
                      .values(status=status, ended=store.utcnow()))
-    run.emit({"type": "step_finished", "node": scope.node, "agent": scope.agent, "status": status})
+        run.emit({"type": "step_finished", "node": scope.node, "agent": scope.agent, "status": status}, conn)
 
 
 # -- components shared by the runs of a process ----------------------------------------------------------
@@ -476,10 +476,10 @@ def _emitter(run_id: str, sink: EventSink, engine: Any) -> EventSink:
 
     log = event_log(engine)
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: dict[str, Any], conn: Any = None) -> None:
         event.setdefault("run_id", run_id)
         event.setdefault("time", time.time())
-        log.append(run_id, event)
+        log.append(run_id, event, conn)
         with contextlib.suppress(Exception):  # a broken display must not break a run
             sink(event)
 

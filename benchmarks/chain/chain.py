@@ -54,9 +54,7 @@ def chain(length: int) -> StateGraph:
     return graph
 
 
-def chain_2() -> StateGraph:
-    return chain(2)
-
-
-def chain_12() -> StateGraph:
-    return chain(12)
+# Built once at import, as a graph module usually is (``langgraph.json`` names the objects): agentmesh wraps and
+# compiles a module-level graph once per process. A factory function would be called, and compiled, per goal.
+chain_2 = chain(2)
+chain_12 = chain(12)
