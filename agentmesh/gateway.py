@@ -164,6 +164,12 @@ async def _slot(run: RunContext, name: str) -> contextlib.AbstractAsyncContextMa
     limit = run.policy.concurrency.get(name)
     if not limit:
         return contextlib.nullcontext()
+    from ._prefect import configure_prefect
+
+    # The limit lives on the Prefect server the settings name. A gateway used outside a goal (a script, a test)
+    # may come here before anything configured Prefect, and would count its slots on an in-process ephemeral API
+    # instead, over the same database as the real server — whose slot counts then never come back.
+    configure_prefect(run.settings)
     from prefect.client.orchestration import get_client
     from prefect.concurrency.asyncio import concurrency
 

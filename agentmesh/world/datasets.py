@@ -3,17 +3,19 @@ with DuckDB. Cleaning always writes a new version; lineage and quality reports l
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from ..exceptions import NotFoundError, PolicyViolation
+from ..exceptions import NotFoundError, PolicyViolation, ToolError
 from ..store import utcnow
-from ._atomic import atomic
+from ._atomic import atomic, stored_effect
 from ._clean import parse_operations, run_operations, write_table
 from ._profile import load_table, profile_table
 from ._tables import dataset_versions, datasets
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["DatasetsMixin", "profile_file"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+class _Superseded(Exception):
+    """Another clean recorded a new version while this one ran: clean that version instead."""
 
 
 def profile_file(path: Path, fmt: str, *, key_column: str | None = None) -> dict[str, Any]:
@@ -116,62 +122,91 @@ class DatasetsMixin:
             return self.home / self._version(conn, row.name, version or row.latest_version).path
 
     def clean_dataset(self, dataset: str, operations: list[Any], *, key: str | None = None) -> dict[str, Any]:
-        ops = parse_operations(operations)
+        """Write a cleaned copy of the latest version as a new version.
 
-        def apply(conn: Connection) -> dict[str, Any]:
-            row = self._dataset(conn, dataset, lock=True)
+        DuckDB does the work into a staging folder with no database transaction open (a clean of a million rows
+        takes seconds, and SQLite has one writer: every goal, event and reader would wait on it); a short
+        transaction then moves the files into place and records the version, if the latest version is still the
+        one that was cleaned — otherwise the clean runs again on the version that landed meanwhile."""
+        ops = parse_operations(operations)
+        for _ in range(5):
+            with self.engine.connect() as conn:
+                if key is not None and (done := stored_effect(conn, key, "clean_dataset")) is not None:
+                    return done
+                row = self._dataset(conn, dataset)
+                parent = self._version(conn, row.name, row.latest_version)
             if row.name in self.policy.protected_datasets:
                 raise PolicyViolation(
                     f"clean_dataset refused: dataset {row.name!r} is protected by policy and may only be profiled."
                 )
-            parent = self._version(conn, row.name, row.latest_version)
-            number = row.latest_version + 1
-            target = self.datasets_dir / row.name / f"v{number}.{row.format}"
-            con = duckdb.connect()
-            written: list[Path] = []
+            staging = self.datasets_dir / row.name / f".staging-{uuid.uuid4().hex[:12]}"
             try:
-                load_table(con, str(self.home / parent.path), row.format)
-                cleaned = run_operations(con, ops)
-                quarantined = []
-                for column, table in cleaned.quarantine:
-                    count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-                    if count:
-                        side = target.with_name(f"v{number}.quarantine-{column}.csv")
-                        write_table(con, table, side, "csv")
-                        written.append(side)
-                        quarantined.append({"column": column, "rows": count, "file": str(side.relative_to(self.home))})
-                write_table(con, cleaned.table, target, row.format)
-                written.append(target)
-                profile = profile_table(con, cleaned.table, key_column=row.key_column)
-            except Exception:
-                for path in written:
-                    path.unlink(missing_ok=True)
-                raise
+                staged = self._clean_into(staging, row, parent, ops)
+                return atomic(self.engine, domain="datasets", method="clean_dataset", key=key,
+                              apply=functools.partial(self._record_clean, row=row, parent=parent, ops=ops,
+                                                      staged=staged, key=key))
+            except _Superseded:
+                continue
             finally:
-                con.close()
-            result = {
-                "dataset": row.name,
-                "version": number,
-                "parent_version": parent.number,
-                "file": str(target.relative_to(self.home)),
-                "rows_before": parent.rows,
-                "rows_after": profile["rows"],
-                "quality_before": parent.quality_score,
-                "quality_after": profile["quality_score"],
-                "operations": cleaned.steps,
-                "quarantined": quarantined,
-                "remaining_issues": profile["issues"][:8],
-            }
-            now = utcnow()
-            conn.execute(insert(dataset_versions).values(
-                dataset=row.name, number=number, path=result["file"], rows=profile["rows"],
-                quality_score=profile["quality_score"], profile=profile, parent=parent.number,
-                operations=[o.model_dump() for o in ops], report=result, key=key, created=now))
-            conn.execute(update(datasets).where(datasets.c.name == row.name).values(
-                latest_version=number, version=datasets.c.version + 1, updated=now))
-            return result
+                shutil.rmtree(staging, ignore_errors=True)
+        raise ToolError(f"clean_dataset: {dataset!r} kept changing while it was cleaned; try again")
 
-        return atomic(self.engine, domain="datasets", method="clean_dataset", key=key, apply=apply)
+    def _clean_into(self, staging: Path, row: Any, parent: Any, ops: list[Any]) -> dict[str, Any]:
+        """Load the parent version, run the operations and write the result and quarantines under ``staging``."""
+        staging.mkdir(parents=True)
+        con = duckdb.connect()
+        try:
+            load_table(con, str(self.home / parent.path), row.format)
+            cleaned = run_operations(con, ops)
+            quarantined = []
+            for column, table in cleaned.quarantine:
+                count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+                if count:
+                    side = staging / f"quarantine-{column}.csv"
+                    write_table(con, table, side, "csv")
+                    quarantined.append({"column": column, "rows": count, "staged": side})
+            target = staging / f"cleaned.{row.format}"
+            write_table(con, cleaned.table, target, row.format)
+            profile = profile_table(con, cleaned.table, key_column=row.key_column)
+        finally:
+            con.close()
+        return {"target": target, "quarantined": quarantined, "profile": profile, "steps": cleaned.steps}
+
+    def _record_clean(self, conn: Connection, row: Any, parent: Any, ops: list[Any], staged: dict[str, Any],
+                      key: str | None) -> dict[str, Any]:
+        """Inside the datasets lock: move the staged files into place as the next version and record it."""
+        if self._dataset(conn, row.name, lock=True).latest_version != parent.number:
+            raise _Superseded
+        number = parent.number + 1
+        target = self.datasets_dir / row.name / f"v{number}.{row.format}"
+        quarantined = []
+        for side in staged["quarantined"]:
+            final = target.with_name(f"v{number}.quarantine-{side['column']}.csv")
+            side["staged"].replace(final)
+            quarantined.append({"column": side["column"], "rows": side["rows"], "file": str(final.relative_to(self.home))})
+        staged["target"].replace(target)
+        profile = staged["profile"]
+        result = {
+            "dataset": row.name,
+            "version": number,
+            "parent_version": parent.number,
+            "file": str(target.relative_to(self.home)),
+            "rows_before": parent.rows,
+            "rows_after": profile["rows"],
+            "quality_before": parent.quality_score,
+            "quality_after": profile["quality_score"],
+            "operations": staged["steps"],
+            "quarantined": quarantined,
+            "remaining_issues": profile["issues"][:8],
+        }
+        now = utcnow()
+        conn.execute(insert(dataset_versions).values(
+            dataset=row.name, number=number, path=result["file"], rows=profile["rows"],
+            quality_score=profile["quality_score"], profile=profile, parent=parent.number,
+            operations=[o.model_dump() for o in ops], report=result, key=key, created=now))
+        conn.execute(update(datasets).where(datasets.c.name == row.name).values(
+            latest_version=number, version=datasets.c.version + 1, updated=now))
+        return result
 
     def dataset_lineage(self, dataset: str) -> list[dict[str, Any]]:
         """Every version of a dataset, oldest first: parent, operations, key and quality."""

@@ -139,3 +139,55 @@ def test_bad_operations(call, world: World) -> None:
         call("clean_dataset", dataset="customers", operations=[{"op": "clip_outliers", "column": "age"}])
     assert len(world.dataset_lineage("customers")) == 1
     assert sorted(p.name for p in world.datasets_dir.joinpath("customers").iterdir()) == ["v1.csv"]
+
+
+def test_a_clean_holds_no_database_lock_while_duckdb_works(sqlite_world: World, monkeypatch) -> None:
+    """A clean of a large file takes seconds in DuckDB; SQLite has one writer, so holding the write lock meanwhile
+    would stall every goal, event and reader. Another writer with a 0.5 s busy timeout gets in mid-clean."""
+    import sqlite3
+
+    from agentmesh.world import datasets
+
+    database = sqlite_world.home / "agentmesh.db"
+    wrote: list[str] = []
+
+    def run_operations_while_another_writes(con, ops):  # type: ignore[no-untyped-def]
+        other = sqlite3.connect(database, timeout=0.5, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            wrote.append(other.execute("SELECT name FROM world_meta WHERE name = 'datasets'").fetchone()[0])
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return run_operations(con, ops)
+
+    run_operations = datasets.run_operations
+    monkeypatch.setattr(datasets, "run_operations", run_operations_while_another_writes)
+    result = sqlite_world.clean_dataset("customers", [{"op": "dedupe"}])
+    assert wrote == ["datasets"] and result["version"] == 2
+
+
+def test_a_clean_overtaken_by_another_cleans_the_version_that_landed(world: World, monkeypatch) -> None:
+    """Two cleans of one dataset at once: the one that records second cleans the first one's version again,
+    so no version is lost and lineage stays a line."""
+    from agentmesh.world import datasets
+
+    run_operations = datasets.run_operations
+    overtaken: list[dict] = []
+    calls = []
+
+    def another_clean_lands_first(con, ops):  # type: ignore[no-untyped-def]
+        calls.append(ops)
+        if len(calls) == 1:  # the first clean is in DuckDB; the other one runs and records meanwhile
+            overtaken.append(world.clean_dataset("customers", [{"op": "trim", "column": "email"}], key="other"))
+        return run_operations(con, ops)
+
+    monkeypatch.setattr(datasets, "run_operations", another_clean_lands_first)
+    result = world.clean_dataset("customers", [{"op": "dedupe"}], key="mine")
+    assert overtaken[0]["version"] == 2 and len(calls) == 3  # mine, the other, mine again on version 2
+    assert (result["version"], result["parent_version"]) == (3, 2)
+    lineage = world.dataset_lineage("customers")
+    assert [(v["parent"], v["key"]) for v in lineage] == [(None, None), (1, "other"), (2, "mine")]
+    assert world.clean_dataset("customers", [{"op": "dedupe"}], key="mine")["replayed"]
+    assert not list(world.datasets_dir.joinpath("customers").glob(".staging-*"))
+    assert {p.name for p in world.datasets_dir.joinpath("customers").iterdir()} >= {"v1.csv", "v2.csv", "v3.csv"}
