@@ -102,7 +102,7 @@ def approve(
     as_json: JsonFlag = False,
 ) -> None:
     """Approve (or --reject) a run's pending call and resume the run."""
-    from ..runtime import aapprove
+    from ..approvals import aapprove
 
     _check_approvals(approvals)
     result = asyncio.run(aapprove(run_id, call_id, approved=not reject, approver=by or getpass.getuser(),

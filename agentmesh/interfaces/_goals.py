@@ -181,7 +181,7 @@ class GoalService:
     async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
                       reason: str | None = None) -> dict[str, Any]:
         """Record a verdict on pending calls (one, or all) and resume the run in the background."""
-        from ..runtime import aapprove
+        from ..approvals import aapprove
 
         run_id = self.resolve(run_id)
         await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,

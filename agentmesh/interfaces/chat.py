@@ -166,7 +166,7 @@ class ChatSession:
 
     def _ask_verdicts(self, run_id: str, pending: list[dict[str, Any]]) -> bool:
         """Ask about each pending call; True when every one got a verdict (recorded in the audit)."""
-        from ..runtime import aapprove
+        from ..approvals import aapprove
 
         assert self._runner is not None
         for call in pending:

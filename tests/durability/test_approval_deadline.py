@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from agentmesh import Settings, UserError, arun_goal, audit
+from agentmesh.approvals import aapprove
 from agentmesh.policy import DEFAULT_POLICY_FILE
-from agentmesh.runtime import aapprove, aresume_run, components
+from agentmesh.runtime import aresume_run, components
 from agentmesh.store import utcnow
 
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"

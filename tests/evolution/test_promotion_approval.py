@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentmesh.approvals import aapprove
 from agentmesh.evolution import versions
 from agentmesh.evolution.proposals import add_instruction
-from agentmesh.runtime import aapprove, arun_goal
+from agentmesh.runtime import arun_goal
 from agentmesh.settings import Settings
 from agentmesh.store import get_engine
 

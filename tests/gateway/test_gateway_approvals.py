@@ -13,7 +13,8 @@ from gateway_harness import MeshScript, write_policy
 
 import agentmesh
 from agentmesh import audit
-from agentmesh.runtime import aapprove, components
+from agentmesh.approvals import aapprove
+from agentmesh.runtime import components
 from agentmesh.settings import Settings
 
 SCALE = ("scale_service", {"service": "checkout-api", "replicas": 6})
