@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import (
+from agentmesh.core.exceptions import (
     AgentmeshError,
     BudgetExceeded,
     ConfigError,
@@ -20,37 +20,40 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from .agents import Agent
-    from .memory import DecisionMemory
-    from .mesh import Mesh, MeshState
-    from .nodes import actions_taken, record_event, use_tool
-    from .runtime import aresume_run, arun_goal, compile, resume_run, run_goal
-    from .schemas import Decision, Finding, Plan, PlanStep, Review
-    from .settings import Settings, get_settings
-    from .tools import Tool, ToolContext, ToolRegistry, tool
+    from agentmesh.agents.agent import Agent
+    from agentmesh.agents.mesh import Mesh, MeshState
+    from agentmesh.agents.nodes import actions_taken, record_event, use_tool
+    from agentmesh.core.schemas import Decision, Finding, Plan, PlanStep, Review
+    from agentmesh.core.settings import Settings, get_settings
+    from agentmesh.memory import DecisionMemory
+    from agentmesh.runtime.compile import compile
+    from agentmesh.runtime.plugins import Plugin
+    from agentmesh.runtime.run import aresume_run, arun_goal, resume_run, run_goal
+    from agentmesh.tools import Tool, ToolContext, ToolRegistry, tool
 
 # The rest is imported on first use: LangGraph, LangChain and Prefect take a second or more to import, and the
 # CLI prints its first line before they are needed (PEP 562 module __getattr__).
 _LAZY = {
-    "Agent": "agents",
+    "Agent": "agents.agent",
     "DecisionMemory": "memory",
-    "actions_taken": "nodes",
-    "record_event": "nodes",
-    "use_tool": "nodes",
-    "Mesh": "mesh",
-    "MeshState": "mesh",
-    "aresume_run": "runtime",
-    "arun_goal": "runtime",
-    "compile": "runtime",
-    "resume_run": "runtime",
-    "run_goal": "runtime",
-    "Decision": "schemas",
-    "Finding": "schemas",
-    "Plan": "schemas",
-    "PlanStep": "schemas",
-    "Review": "schemas",
-    "Settings": "settings",
-    "get_settings": "settings",
+    "actions_taken": "agents.nodes",
+    "record_event": "agents.nodes",
+    "use_tool": "agents.nodes",
+    "Mesh": "agents.mesh",
+    "MeshState": "agents.mesh",
+    "aresume_run": "runtime.run",
+    "arun_goal": "runtime.run",
+    "compile": "runtime.compile",
+    "resume_run": "runtime.run",
+    "run_goal": "runtime.run",
+    "Plugin": "runtime.plugins",
+    "Decision": "core.schemas",
+    "Finding": "core.schemas",
+    "Plan": "core.schemas",
+    "PlanStep": "core.schemas",
+    "Review": "core.schemas",
+    "Settings": "core.settings",
+    "get_settings": "core.settings",
     "Tool": "tools",
     "ToolContext": "tools",
     "ToolRegistry": "tools",
@@ -86,7 +89,8 @@ __all__ = [
     "actions_taken",
     "record_event",
     "use_tool",
-    # tools
+    # tools and plug-ins
+    "Plugin",
     "Tool",
     "ToolContext",
     "ToolRegistry",

@@ -1,5 +1,5 @@
 """`python -m agentmesh` is the `agentmesh` command."""
 
-from agentmesh.cli import main
+from agentmesh.interfaces.cli import main
 
 main()

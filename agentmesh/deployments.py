@@ -1,8 +1,8 @@
 """Scheduled goals: Prefect deployments of the goal flow (and of the evolution flow, `agentmesh evolve --schedule`).
 
-``goal_flow`` is the flow every goal runs as (``agentmesh run`` calls it directly); a deployment names it by
-module path (``agentmesh.deployments:goal_flow``), so a worker or ``agentmesh deploy --serve`` on any machine
-with agentmesh installed can run it. Prefect's embedded (ephemeral) server never runs schedules: deploying
+``goal_flow`` (``agentmesh.runtime.goal``) is the flow every goal runs as (``agentmesh run`` calls it directly); a
+deployment names it by module path (``agentmesh.runtime.goal:goal_flow``), so a worker or ``agentmesh deploy
+--serve`` on any machine with agentmesh installed can run it. Prefect's embedded (ephemeral) server never runs schedules: deploying
 needs a running server — agentmesh's local one (the default) or ``PREFECT_API_URL``.
 """
 
@@ -11,28 +11,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._prefect import ensure_configured
-from .exceptions import NotFoundError, UserError
-from .settings import get_settings
+from agentmesh.core.exceptions import NotFoundError, UserError
+from agentmesh.core.settings import get_settings
+from agentmesh.evolution.flow import FLOW_NAME as EVOLVE_FLOW
+from agentmesh.runtime.goal import FLOW_NAME, goal_flow
+from agentmesh.runtime.graphs import get_graph
+from agentmesh.runtime.prefect import configure_prefect
 
-ensure_configured()
-
-from prefect import flow  # noqa: E402  (Prefect reads its settings at import)
-
-from .runtime import _goal  # noqa: E402
-
-__all__ = ["create_deployment", "goal_flow", "list_deployments"]
-
-FLOW_NAME = "agentmesh-goal"
-EVOLVE_FLOW = "agentmesh-evolve"  # agentmesh.evolution.flow: `agentmesh evolve --schedule` deploys it
-
-@flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
-async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None) -> Any:
-    """One goal: a flow run whose id is the run id; every graph node a task run under it."""
-    return await _goal(goal, graph, resume_of, run_id)
+__all__ = ["create_deployment", "list_deployments", "run_now", "serve", "set_paused"]
 
 
 def _require_server() -> None:
+    configure_prefect(get_settings())
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError(
             "Prefect's embedded server never runs schedules: start one (`prefect server start`) and set "
@@ -67,8 +57,6 @@ async def create_deployment(name: str, *, goal: str, graph: str, cron: str | Non
                             interval: float | None = None, work_pool: str | None = None) -> str:
     """Create (or update) a deployment; returns its id. Without a work pool, `agentmesh deploy --serve` runs it."""
     _require_server()
-    from .graphs import get_graph
-
     get_graph(graph, get_settings().graphs_paths)
     deployment = await goal_flow.ato_deployment(
         **_deployment_options(name, goal=goal, graph=graph, cron=cron, interval=interval))
@@ -104,7 +92,7 @@ def _served(row: dict[str, Any]) -> Any:
     if row["flow"] == EVOLVE_FLOW:
         from prefect.deployments.runner import EntrypointType
 
-        from .evolution.flow import evolve_flow
+        from agentmesh.evolution.flow import evolve_flow  # a deployment's flow, imported when served
 
         return evolve_flow.to_deployment(
             name=row["name"], cron=row["cron"], interval=row["interval"], parameters=row["parameters"],

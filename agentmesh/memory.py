@@ -24,25 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
-from .exceptions import UserError
-from .store import get_run, metadata, runs, utcnow
+from agentmesh.core.exceptions import UserError
+from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.runs import get_run
+from agentmesh.persistence.tables import feedback, runs
 
 __all__ = ["EVAL_REPORTS_DIR", "DecisionMemory", "Recollection", "add_feedback", "eval_outcomes", "list_feedback",
            "recall"]
-
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64)),  # None for a lesson that belongs to no run (a sample world's)
-    Column("score", Integer, nullable=False),  # 1 (bad) .. 5 (good)
-    Column("note", Text, nullable=False),
-    Column("goal", Text),  # the run's goal, copied so a lesson is recalled even if the run is pruned
-    Column("source", String(32), nullable=False),  # operator, sample
-    Column("created", DateTime(timezone=True), nullable=False),
-)
 
 MIN_SCORE, MAX_SCORE = 1, 5
 EVAL_REPORTS_DIR = "eval-reports"
@@ -215,7 +205,7 @@ class DecisionMemory:
     """Eval report files or folders of them; None means ``$AGENTMESH_HOME/eval-reports``."""
 
     def __call__(self, goal: str) -> list[str]:
-        from ._context import current_run
+        from agentmesh.agents.context import current_run
 
         run = current_run()
         reports = self.eval_reports if self.eval_reports is not None else [run.settings.resolved_home / EVAL_REPORTS_DIR]

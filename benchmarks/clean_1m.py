@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from agentmesh.policy import Policy
-from agentmesh.store import get_engine
-from agentmesh.world import World
+from agentmesh.gateway.policy import Policy
+from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations.world import World
 
 
 def make_csv(path: Path, rows: int) -> None:

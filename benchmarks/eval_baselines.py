@@ -121,8 +121,8 @@ def random_tools(seed: int):  # type: ignore[no-untyped-def]
 
 
 async def _eval(label: str, scenarios: list[Any], trials: int, root: Path, responder: Any = None) -> dict[str, Any]:
+    from agentmesh.core.settings import Settings
     from agentmesh.evaluation import EvalOptions, arun_eval
-    from agentmesh.settings import Settings
     from agentmesh.testing import OpenAIServer
 
     home = root / label
@@ -146,10 +146,10 @@ async def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="agentmesh-eval-bench-"))
     own_prefect = "PREFECT_HOME" not in os.environ
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
-    from agentmesh._prefect import stop_local_server
-    from agentmesh._resources import bundled
+    from agentmesh.core.bundled import bundled
     from agentmesh.evaluation import load_scenarios
     from agentmesh.evaluation.report import write_html
+    from agentmesh.runtime.prefect import stop_local_server
 
     suites = args.only.split(",") if args.only else sorted(
         p.name for p in bundled("evals").iterdir() if p.is_dir() and any(p.glob("*.yaml")))

@@ -134,7 +134,7 @@ def load_chain_module() -> Any:
 
 def prefect_server_cpu_s() -> float:
     """CPU seconds used so far by the local Prefect server this benchmark runs against (0 if unknown)."""
-    from agentmesh._prefect import local_server_state
+    from agentmesh.runtime.prefect import local_server_state
 
     state = local_server_state(Path(os.environ.get("PREFECT_HOME", "")))
     try:
@@ -250,7 +250,7 @@ def critical_path(settings: Any, run_id: str) -> dict[str, Any]:
     largest worker's calls (a wave ends when its slowest worker does: LangGraph supersteps are barriers)."""
     from sqlalchemy import select
 
-    from agentmesh import store
+    from agentmesh.persistence import database as store
 
     engine = store.get_engine(settings.resolved_database_url)
     with engine.connect() as conn:
@@ -296,7 +296,7 @@ async def mesh_goal(settings: Any) -> tuple[float, dict[str, Any]]:
 
 
 def reset_world(settings: Any) -> None:
-    from agentmesh.world import World
+    from agentmesh.plugins.operations.world import World
 
     World.from_settings(settings).reset()
 
@@ -440,7 +440,7 @@ async def bench_concurrency(settings: Any, sizes: list[int], single_repeats: int
 
 
 async def bench_eval(settings: Any) -> dict[str, Any]:
-    from agentmesh._resources import bundled
+    from agentmesh.core.bundled import bundled
     from agentmesh.evaluation import arun_eval, load_scenarios
     from agentmesh.evaluation.runner import EvalOptions
 
@@ -624,7 +624,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 async def measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from agentmesh import Settings
-    from agentmesh._prefect import configure_prefect
+    from agentmesh.runtime.prefect import configure_prefect
 
     repeats = args.repeats or (5 if args.quick else 15)
     few = max(2, repeats // 2)
@@ -684,7 +684,7 @@ def main() -> None:
         detail["import"] = bench_import()
         measured = asyncio.run(measure(args, home))
     finally:
-        from agentmesh._prefect import stop_local_server
+        from agentmesh.runtime.prefect import stop_local_server
 
         stop_local_server(home / "prefect")
     detail.update(measured["detail"])

@@ -85,7 +85,7 @@ def violations(world: Any, policy: Any, engine: Any) -> list[str]:
     """Everything in the world (and the audit of successful writes) that the policy forbids."""
     from sqlalchemy import select
 
-    from agentmesh.audit import tool_calls
+    from agentmesh.persistence.audit import tool_calls
 
     found = []
     snap = world.snapshot()
@@ -117,7 +117,7 @@ def violations(world: Any, policy: Any, engine: Any) -> list[str]:
 
 def audit_completeness(engine: Any, results: list[dict[str, Any]]) -> tuple[int, int, list[str]]:
     """(tool calls with a final audit record, tool calls in the runs' JSON, the ids missing or unfinished)."""
-    from agentmesh import audit
+    from agentmesh.persistence import audit
 
     total = complete = 0
     missing = []
@@ -136,9 +136,9 @@ def audit_completeness(engine: Any, results: list[dict[str, Any]]) -> tuple[int,
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     from agentmesh import arun_goal
-    from agentmesh.runs import run_result
-    from agentmesh.runtime import components
-    from agentmesh.settings import Settings
+    from agentmesh.core.settings import Settings
+    from agentmesh.persistence.runs import run_result
+    from agentmesh.runtime.components import components
     from agentmesh.testing import OpenAIServer
 
     model = FaultyModel(args.fault_rate, args.seed)

@@ -14,8 +14,8 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from agentmesh import Decision, use_tool
-from agentmesh._context import current_run
-from agentmesh.exceptions import UserError
+from agentmesh.agents.context import current_run
+from agentmesh.core.exceptions import UserError
 
 EXAMPLE_GOAL = "Promote version 2 of the optimizer prompt"
 GOAL = re.compile(r"(?i)\bpromote version (\d+) of the ([a-z][a-z0-9_-]*) prompt\b")
@@ -31,8 +31,8 @@ async def promote(state: PromotionState) -> dict[str, Any]:
     if found is None:
         raise UserError(f"say which version to promote, e.g. {EXAMPLE_GOAL!r}")
     version, role = int(found.group(1)), found.group(2).lower()
-    from agentmesh.audit import list_calls
-    from agentmesh.evolution import versions
+    from agentmesh.persistence.audit import list_calls
+    from agentmesh.prompts import versions
 
     run = current_run()
     status = versions.get_version(run.engine, role, version)["status"]

@@ -103,6 +103,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """
     if hasattr(session.config, "workerinput"):
         return
-    from agentmesh._prefect import stop_local_server
+    from agentmesh.runtime.prefect import stop_local_server
 
     stop_local_server(Path(os.environ["PREFECT_HOME"]))

@@ -14,7 +14,7 @@ import pytest
 from run_contract import assert_run_contract, tool_calls
 
 from agentmesh import Settings, arun_goal
-from agentmesh.world import World
+from agentmesh.plugins.operations.world import World
 
 OPS_GOALS = [
     "checkout is crawling — p95 around 900ms. Get it below 300 without doubling spend",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select
 
-from agentmesh import store
-from agentmesh.world import _tables as world_tables
+from agentmesh.persistence import database as store
+from agentmesh.plugins.operations.world import _tables as world_tables
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

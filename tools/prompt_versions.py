@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from agentmesh.exceptions import PolicyViolation
+from agentmesh.core.exceptions import PolicyViolation
 from agentmesh.tools import ToolContext, tool
 
 
@@ -23,9 +23,9 @@ def promote_prompt(
         agent: The role whose prompt changes, e.g. "optimizer".
         version: The prompt version to make active.
     """
-    from agentmesh import audit
-    from agentmesh.evolution import versions
-    from agentmesh.store import get_engine
+    from agentmesh.persistence import audit
+    from agentmesh.persistence.database import get_engine
+    from agentmesh.prompts import versions
 
     engine = get_engine(ctx.settings.resolved_database_url)
     row = versions.get_version(engine, agent, version)

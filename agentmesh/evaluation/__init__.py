@@ -11,11 +11,11 @@ the world per trial), ``scoring`` (components, reward, pass^k / pass@k), ``runne
 
 from __future__ import annotations
 
-from .judge import Judge, judge_from_settings
-from .report import compare, gate, write_html, write_junit, write_report
-from .runner import EvalOptions, arun_eval, run_eval
-from .scenario import Scenario, ScenarioError, load_scenario, load_scenarios
-from .scoring import pass_at_k, pass_hat_k, score_trial
+from agentmesh.evaluation.judge import Judge, judge_from_settings
+from agentmesh.evaluation.report import compare, gate, write_html, write_junit, write_report
+from agentmesh.evaluation.runner import EvalOptions, arun_eval, run_eval
+from agentmesh.evaluation.scenario import Scenario, ScenarioError, load_scenario, load_scenarios
+from agentmesh.evaluation.scoring import pass_at_k, pass_hat_k, score_trial
 
 __all__ = [
     "EvalOptions",

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ..exceptions import UserError
+from agentmesh.core.exceptions import UserError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from ..settings import Settings
-    from .scenario import Scenario
-    from .scoring import ComponentResult, TrialObservation
+    from agentmesh.core.settings import Settings
+    from agentmesh.evaluation.scenario import Scenario
+    from agentmesh.evaluation.scoring import ComponentResult, TrialObservation
 
 __all__ = ["Judge", "JudgeVerdict", "judge_from_settings"]
 
@@ -47,7 +47,7 @@ class Judge:
         self.name = name
 
     async def grade(self, scenario: Scenario, obs: TrialObservation) -> ComponentResult:
-        from .scoring import ComponentResult
+        from agentmesh.evaluation.scoring import ComponentResult
 
         decision = obs.decision or {}
         trial = {
@@ -71,6 +71,6 @@ def judge_from_settings(settings: Settings, model: str | None = None) -> Judge |
         return None
     if name == "offline":
         raise UserError("the offline model cannot judge rubrics; name an OpenAI-compatible judge model")
-    from ..models import make_chat_model
+    from agentmesh.models import make_chat_model
 
     return Judge(make_chat_model(settings, model=name), name=name)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from ..exceptions import UserError
+from agentmesh.core.exceptions import UserError
 
 __all__ = ["compare", "gate", "load_report", "render_html", "write_html", "write_junit", "write_report"]
 

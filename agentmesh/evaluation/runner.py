@@ -19,19 +19,18 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
+from prefect.utilities.annotations import quote
 
-from .._prefect import configure_prefect
-from ..exceptions import UserError
-from ..settings import Settings, get_settings
-from .judge import Judge
-from .scenario import Scenario
-from .scoring import (
+from agentmesh.core.exceptions import UserError
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.evaluation.judge import Judge
+from agentmesh.evaluation.scenario import Scenario
+from agentmesh.evaluation.scoring import (
     ComponentResult,
     TrialObservation,
     TrialScore,
@@ -40,9 +39,11 @@ from .scoring import (
     summarise,
     usage_of,
 )
-from .worlds import WorldFactory, state_view
+from agentmesh.runtime.components import components
+from agentmesh.runtime.prefect import InProcess, configure_prefect, in_process
+from agentmesh.runtime.run import arun_goal
 
-__all__ = ["EvalOptions", "ProgressSink", "arun_eval", "cassette_name", "check_cassettes", "run_eval"]
+__all__ = ["EvalOptions", "ProgressSink", "TrialWorlds", "arun_eval", "cassette_name", "check_cassettes", "run_eval"]
 
 ProgressSink = Callable[[dict[str, Any]], None]
 REPORT_VERSION = 1
@@ -72,6 +73,30 @@ class EvalOptions:
     """Told after each trial: ``{"done", "total", "scenario", "trial", "reward"}``."""
 
 
+class TrialWorlds(Protocol):
+    """A plug-in's per-trial copies of its domain's state (the ``eval_worlds`` of ``agentmesh.runtime.plugins``)."""
+
+    def fresh(self, scenario: Scenario, label: str) -> tuple[Settings, Any]:
+        """A new home holding the scenario's starting state: its settings, and a handle on the state."""
+        ...
+
+    def expected_state(self, scenario: Scenario) -> dict[str, Any]:
+        """The state view after the scenario's reference actions."""
+        ...
+
+    def final_state(self, handle: Any) -> dict[str, Any]:
+        """The state view of a trial's state after its goals."""
+        ...
+
+
+def trial_worlds(settings: Settings, root: Path) -> TrialWorlds:
+    """The trial worlds of the first enabled plug-in that has them."""
+    for plugin in components(settings).plugins:
+        if plugin.eval_worlds is not None:
+            return plugin.eval_worlds(root, base=settings)  # type: ignore[no-any-return]
+    raise UserError("no enabled plug-in provides eval worlds (the sample `operations` plug-in does)")
+
+
 @dataclasses.dataclass(kw_only=True)
 class _TrialResult:
     scenario: Scenario
@@ -80,7 +105,26 @@ class _TrialResult:
     score: TrialScore
 
 
-_invocation: ContextVar[dict[str, Any] | None] = ContextVar("agentmesh_eval_invocation", default=None)
+@dataclasses.dataclass(kw_only=True)
+class _Eval:
+    """One eval in progress: what its flow and trial tasks are given (as a quoted parameter) and what they find."""
+
+    scenarios: dict[str, Scenario]
+    """By id."""
+    worlds: TrialWorlds
+    """Where each trial's starting state comes from."""
+    options: EvalOptions
+    """How the eval runs."""
+    settings: Settings
+    """The base settings."""
+    results: list[_TrialResult] = dataclasses.field(default_factory=list)
+    """Trials done so far."""
+    flow_run_id: str | None = None
+    """The eval's flow run."""
+    error: Exception | None = None
+    """What stopped the eval, if anything did."""
+    mismatches: list[str] = dataclasses.field(default_factory=list)
+    """Replayed trials that did not match their cassette."""
 
 
 def run_eval(scenarios: list[Scenario], **options: Any) -> dict[str, Any]:
@@ -98,26 +142,23 @@ async def arun_eval(scenarios: list[Scenario], options: EvalOptions | None = Non
     temporary = options.workdir is None
     root = Path(options.workdir or tempfile.mkdtemp(prefix="agentmesh-eval-"))
     root.mkdir(parents=True, exist_ok=True)
-    factory = WorldFactory(root, base=settings)
-    state: dict[str, Any] = {"scenarios": {s.id: s for s in scenarios}, "factory": factory, "options": options,
-                             "settings": settings, "results": []}
-    token = _invocation.set(state)
+    ev = _Eval(scenarios={s.id: s for s in scenarios}, worlds=trial_worlds(settings, root), options=options,
+               settings=settings)
     started = time.perf_counter()
     try:
         flow = _eval_flow()
-        await flow(scenario_ids=[s.id for s in scenarios], return_state=True)
+        await flow(scenario_ids=[s.id for s in scenarios], given=in_process(ev, trials=options.trials), return_state=True)
     finally:
-        _invocation.reset(token)
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-    if "error" in state:
-        raise state["error"]
-    if state.get("mismatches"):
-        first, count = state["mismatches"][0], len(state["mismatches"])
+    if ev.error is not None:
+        raise ev.error
+    if ev.mismatches:
+        first, count = ev.mismatches[0], len(ev.mismatches)
         raise UserError(f"--replay: {count} trial{'s' if count > 1 else ''} did not match {'their' if count > 1 else 'its'} "
                         f"cassette (first: {first}); the prompts, tools or graph changed since: record again with --record")
-    return build_report(scenarios, state["results"], settings=settings, options=options,
-                        seconds=time.perf_counter() - started, flow_run_id=state.get("flow_run_id"))
+    return build_report(scenarios, ev.results, settings=settings, options=options,
+                        seconds=time.perf_counter() - started, flow_run_id=ev.flow_run_id)
 
 
 _flow: Any = None
@@ -132,19 +173,16 @@ def _eval_flow() -> Any:
     return _flow
 
 
-async def _eval(scenario_ids: list[str]) -> str:
+async def _eval(scenario_ids: list[str], given: InProcess) -> str:
     """The eval: expected states first, then every trial as a task, at most ``concurrency`` at once."""
     from prefect import task
     from prefect.cache_policies import NONE
     from prefect.context import FlowRunContext
 
-    state = _invocation.get()
-    assert state is not None, "the eval flow runs through agentmesh.evaluation.run_eval"
+    ev = given.value
     ctx = FlowRunContext.get()
-    state["flow_run_id"] = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-    options: EvalOptions = state["options"]
-    factory: WorldFactory = state["factory"]
-    scenarios: dict[str, Scenario] = state["scenarios"]
+    ev.flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    options, factory, scenarios = ev.options, ev.worlds, ev.scenarios
     try:
         # Each scenario's expected state is made once, by its first trial, while other trials run.
         expected: dict[str, asyncio.Future[tuple[dict[str, Any] | None, str | None]]] = {}
@@ -162,8 +200,8 @@ async def _eval(scenario_ids: list[str]) -> str:
                     expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
                 want, why = await expected[scenario.id]
                 result = await trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")(
-                    scenario.id, index, want, why)
-            state["results"].append(result)
+                    quote(ev), scenario.id, index, want, why)
+            ev.results.append(result)
             done += 1
             if options.on_progress is not None:
                 with contextlib.suppress(Exception):
@@ -171,14 +209,14 @@ async def _eval(scenario_ids: list[str]) -> str:
                                          "trial": index + 1, "reward": result.score.reward})
 
         await asyncio.gather(*(one(s, i) for s, i in jobs))
-        await _summary_artifact(scenario_ids, state)
+        await _summary_artifact(scenario_ids, ev)
     except Exception as exc:
-        state["error"] = exc
+        ev.error = exc
         raise
     return "done"
 
 
-async def _expected_state(factory: WorldFactory, scenario: Scenario) -> tuple[dict[str, Any] | None, str | None]:
+async def _expected_state(factory: TrialWorlds, scenario: Scenario) -> tuple[dict[str, Any] | None, str | None]:
     if scenario.evaluation.state is None:
         return None, None
     try:
@@ -187,14 +225,9 @@ async def _expected_state(factory: WorldFactory, scenario: Scenario) -> tuple[di
         return None, f"{type(exc).__name__}: {exc}"
 
 
-async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, expected_error: str | None) -> _TrialResult:
-    from ..runtime import arun_goal
-
-    state = _invocation.get()
-    assert state is not None
-    scenario: Scenario = state["scenarios"][scenario_id]
-    options: EvalOptions = state["options"]
-    factory: WorldFactory = state["factory"]
+async def _trial(ev: _Eval, scenario_id: str, index: int, expected: dict[str, Any] | None,
+                 expected_error: str | None) -> _TrialResult:
+    scenario, options, factory = ev.scenarios[scenario_id], ev.options, ev.worlds
     obs = TrialObservation(expected_state=expected, expected_error=expected_error or (
         None if expected is not None or scenario.evaluation.state is None else "not computed"))
     started = time.perf_counter()
@@ -209,8 +242,8 @@ async def _trial(scenario_id: str, index: int, expected: dict[str, Any] | None, 
                 decision = run.get("decision") or {}
                 context += [f"user: {goal}", f"decision: {decision.get('summary', run.get('status'))}"]
         if options.cassette_mode == "replay" and cassette is not None:
-            _check_replayed(cassette, obs.runs, f"{scenario.id}#{index + 1}", state)
-        obs.final_state = await asyncio.to_thread(state_view, world)
+            _check_replayed(cassette, obs.runs, f"{scenario.id}#{index + 1}", ev)
+        obs.final_state = await asyncio.to_thread(factory.final_state, world)
     except Exception as exc:  # a crash is a scored failure of this trial, never the end of the eval
         obs.error = f"{type(exc).__name__}: {exc}"[:500]
     obs.seconds = round(sum((r.get("timings") or {}).get("wall_s", 0) for r in obs.runs)
@@ -242,7 +275,7 @@ def _cassette(options: EvalOptions, scenario: Scenario, index: int):  # type: ig
         yield cassette
 
 
-def _check_replayed(cassette: Any, runs: list[dict[str, Any]], trial: str, state: dict[str, Any]) -> None:
+def _check_replayed(cassette: Any, runs: list[dict[str, Any]], trial: str, ev: _Eval) -> None:
     """A replay that asked for a request its cassette does not hold, or left recorded ones unasked, is not a
     score of the model: the prompts, tools or graph changed since the recording."""
     unmatched = next((r["error"] for r in runs if "CannotOverwriteExistingCassetteException" in (r.get("error") or "")),
@@ -251,7 +284,7 @@ def _check_replayed(cassette: Any, runs: list[dict[str, Any]], trial: str, state
         return
     why = ("a model request the cassette does not hold" if unmatched else
            f"{len(cassette.responses) - cassette.play_count} recorded model requests never asked")
-    state.setdefault("mismatches", []).append(f"{trial}: {why}")
+    ev.mismatches.append(f"{trial}: {why}")
     raise RuntimeError(f"the replay diverged from its cassette: {why}")
 
 
@@ -301,11 +334,11 @@ def cassette_name(scenario: Scenario, index: int) -> str:
     return f"{scenario.id}-{index + 1}.yaml"
 
 
-async def _summary_artifact(scenario_ids: list[str], state: dict[str, Any]) -> None:
+async def _summary_artifact(scenario_ids: list[str], ev: _Eval) -> None:
     from prefect.artifacts import acreate_markdown_artifact
 
     by: dict[str, list[_TrialResult]] = {}
-    for r in state["results"]:
+    for r in ev.results:
         by.setdefault(r.scenario.id, []).append(r)
     rows = ["| scenario | reward | trials passed | failed components |", "|---|---|---|---|"]
     total = 0.0

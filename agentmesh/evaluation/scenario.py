@@ -29,7 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..exceptions import UserError
+from agentmesh.core.exceptions import UserError
 
 __all__ = [
     "COMPONENTS",
@@ -133,7 +133,7 @@ class CallSpec(_Strict):
     @field_validator("args")
     @classmethod
     def _matchers(cls, args: dict[str, Any]) -> dict[str, Any]:
-        from .matchers import check_matcher
+        from agentmesh.evaluation.matchers import check_matcher
 
         for name, spec in args.items():
             check_matcher(spec, f"args.{name}")
@@ -323,7 +323,7 @@ def load_scenario(path: Path, *, suite: str | None = None) -> Scenario:
 
 def scenario_files(paths: list[str | Path]) -> list[tuple[Path, str]]:
     """(file, suite) for each path: a file, a folder of ``*.yaml``, or a bundled suite name like ``ops``."""
-    from .._resources import bundled
+    from agentmesh.core.bundled import bundled
 
     found: list[tuple[Path, str]] = []
     for raw in paths:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Any, Literal
 
-from .matchers import args_match, normalise
-from .scenario import COMPONENTS, CallSpec, Scenario
+from agentmesh.evaluation.matchers import args_match, normalise
+from agentmesh.evaluation.scenario import COMPONENTS, CallSpec, Scenario
 
 __all__ = [
     "Call",

@@ -18,11 +18,11 @@ __all__ = ["EvolutionOptions", "aevolve", "evolve"]
 
 def __getattr__(name: str) -> Any:
     if name == "EvolutionOptions":
-        from .graph import EvolutionOptions
+        from agentmesh.evolution.graph import EvolutionOptions
 
         return EvolutionOptions
     if name in ("aevolve", "evolve"):
-        from . import flow
+        from agentmesh.evolution import flow
 
         return getattr(flow, name)
     raise AttributeError(name)

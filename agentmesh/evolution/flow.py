@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from contextvars import ContextVar
 from dataclasses import asdict, replace
 from typing import Any
 
-from .._prefect import configure_prefect, ensure_configured
-from ..evaluation import load_scenarios
-from ..exceptions import UserError
-from ..settings import get_settings
-from .graph import EvolutionOptions, build_graph, make_context
+from prefect import flow
 
-ensure_configured()
-
-from prefect import flow  # noqa: E402  (Prefect reads its settings at import)
+from agentmesh.core.exceptions import UserError
+from agentmesh.core.settings import get_settings
+from agentmesh.evaluation import load_scenarios
+from agentmesh.evolution.graph import EvolutionOptions, build_graph, make_context
+from agentmesh.runtime.compile import durable_builder
+from agentmesh.runtime.prefect import InProcess, configure_prefect, in_process
 
 __all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve", "evolve_flow"]
 
@@ -34,25 +32,21 @@ FLOW_NAME = "agentmesh-evolve"
 _PLAIN = ("role", "rounds", "candidates", "trials", "concurrency", "held_out", "alpha", "min_delta",
           "held_out_tolerance", "require_approval", "actor")
 
-# Options that are not plain data (settings, a chat model, a proposer) reach the flow through this, as in
-# agentmesh.runtime; a deployed run has none and reads the environment.
-_invocation: ContextVar[EvolutionOptions | None] = ContextVar("agentmesh_evolve_invocation", default=None)
 
 
 # A module-level flow, so a deployment's entrypoint (`agentmesh.evolution.flow:evolve_flow`) names it.
 @flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
-async def evolve_flow(suite: list[str], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One evolution: its rounds' reports."""
-    from ..runtime import durable_builder
-
-    given = _invocation.get()
-    opts = replace(given) if given is not None else EvolutionOptions(**(options or {}))
+async def evolve_flow(suite: list[str], options: dict[str, Any] | None = None,
+                      given: InProcess | None = None) -> list[dict[str, Any]]:
+    """One evolution: its rounds' reports. In-process callers pass the options that are not plain data (settings,
+    a chat model, a proposer) as ``given``; a deployed run has the plain ``options`` and reads the environment."""
+    opts = replace(given.value) if given is not None else EvolutionOptions(**(options or {}))
     settings = opts.settings or get_settings()
     scenarios = load_scenarios(list(suite))
     if not scenarios:
         raise UserError(f"no scenarios under {', '.join(suite)}")
     ctx = make_context(scenarios, ", ".join(suite), opts, settings)
-    graph = durable_builder(build_graph(ctx), retries=0).compile()
+    graph = durable_builder(build_graph(ctx), retries=0, settings=settings).compile()
     state = await graph.ainvoke({"role": opts.role} if opts.role else {}, {"recursion_limit": 50 * max(1, opts.rounds)})
     return state.get("reports", [])
 
@@ -73,11 +67,8 @@ async def aevolve(suite: list[str], options: EvolutionOptions | None = None) -> 
     settings = options.settings or get_settings()
     configure_prefect(settings)
     load_scenarios(list(suite))  # a bad suite is a one-line error before Prefect starts
-    token = _invocation.set(replace(options, settings=settings))
-    try:
-        state = await evolve_flow(suite=list(suite), return_state=True)
-    finally:
-        _invocation.reset(token)
+    given = in_process(replace(options, settings=settings), role=options.role, rounds=options.rounds)
+    state = await evolve_flow(suite=list(suite), given=given, return_state=True)
     return await state.result()  # type: ignore[misc]  # Prefect types the flow, not its state
 
 

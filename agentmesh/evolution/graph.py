@@ -22,13 +22,10 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from ..evaluation import EvalOptions, Scenario, arun_eval
-from ..exceptions import RunError
-from ..prompts import list_roles
-from ..settings import Settings
-from ..store import get_engine
-from . import versions
-from .proposals import (
+from agentmesh.core.exceptions import RunError
+from agentmesh.core.settings import Settings
+from agentmesh.evaluation import EvalOptions, Scenario, arun_eval
+from agentmesh.evolution.proposals import (
     Candidate,
     ProposalRequest,
     Proposer,
@@ -37,7 +34,10 @@ from .proposals import (
     pick_role,
     rule_proposals,
 )
-from .statistics import compare_paired, scenario_scores, split_scenarios
+from agentmesh.evolution.statistics import compare_paired, scenario_scores, split_scenarios
+from agentmesh.persistence.database import get_engine
+from agentmesh.prompts import versions
+from agentmesh.prompts.templates import list_roles
 
 __all__ = ["EvolutionOptions", "EvolutionState", "build_graph"]
 
@@ -289,7 +289,7 @@ async def _decide(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
 async def _request_approval(ctx: _Context, role: str, version: int, round_id: str) -> str:
     """Start a ``prompt_promotion`` run whose ``promote_prompt`` call (a destructive tool) waits for a person —
     the approval path of any tool call; returns its run id for `agentmesh approve`."""
-    from ..runtime import arun_goal
+    from agentmesh.runtime.run import arun_goal
 
     run = await arun_goal(f"Promote version {version} of the {role} prompt (evolution round {round_id})",
                           graph="prompt_promotion", settings=ctx.settings, approvals="wait")
@@ -300,7 +300,7 @@ async def _request_approval(ctx: _Context, role: str, version: int, round_id: st
 
 
 async def _report(state: EvolutionState, ctx: _Context) -> dict[str, Any]:
-    from .report import publish
+    from agentmesh.evolution.report import publish
 
     base = state["baseline"]
     report = {

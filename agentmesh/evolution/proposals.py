@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from ..prompts import PromptTemplate
+from agentmesh.prompts.templates import PromptTemplate
 
 __all__ = ["Candidate", "Failure", "ProposalRequest", "Proposer", "add_instruction", "failures_of", "model_proposals",
            "pick_role", "rule_proposals", "with_settings"]
@@ -121,7 +121,7 @@ def with_settings(text: str, settings: dict[str, Any]) -> str:
 
 def _settings_change(request: ProposalRequest, change: dict[str, Any], tool: str | None) -> dict[str, Any] | None:
     """The new settings a rule's change asks for, or None when it changes nothing."""
-    from ..settings import get_settings
+    from agentmesh.core.settings import get_settings
 
     current = PromptTemplate.from_text(request.current)
     for key, most in (("plan_rounds", 10), ("tool_rounds", 50)):  # the front matter's bounds
@@ -139,8 +139,8 @@ def _settings_change(request: ProposalRequest, change: dict[str, Any], tool: str
 
 def _allowed_tools(request: ProposalRequest) -> list[str]:
     """The tools the policy lets the role call (what ``tools: auto`` offers)."""
-    from ..runtime import components
-    from ..settings import get_settings
+    from agentmesh.core.settings import get_settings
+    from agentmesh.runtime.components import components
 
     parts = components(request.settings or get_settings())
     return [t.name for t in parts.registry if request.role in parts.policy.allowed_roles(t)]
@@ -258,7 +258,7 @@ def model_proposals(request: ProposalRequest) -> list[Candidate]:
     A settings change naming a tool the policy does not let the role call is dropped (the model is untrusted)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from ..models import make_chat_model
+    from agentmesh.models import make_chat_model
 
     template = PromptTemplate.from_text((_HERE / "evolver.md").read_text(encoding="utf-8"), path=_HERE / "evolver.md")
     current = PromptTemplate.from_text(request.current)

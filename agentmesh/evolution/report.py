@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from ..store import utcnow
-from ._tables import evolution_rounds
+from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.tables import evolution_rounds
 
 __all__ = ["list_rounds", "publish", "render_html"]
 

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import store
-from ..events import event_log, events
-from ..exceptions import ConfigError, NotFoundError, UserError
-from ..settings import OFFLINE, Settings
+from agentmesh.core.exceptions import ConfigError, NotFoundError, UserError
+from agentmesh.core.settings import OFFLINE, Settings
+from agentmesh.persistence import runs as store
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.events import event_log, events
 
 __all__ = ["TERMINAL", "GoalService"]
 
@@ -56,7 +57,7 @@ class GoalService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = store.get_engine(settings.resolved_database_url)
+        self.engine = get_engine(settings.resolved_database_url)
         self.log = event_log(self.engine)
         self._submissions: dict[str, _Submission] = {}
         self._model_settings: dict[str, Settings] = {}
@@ -64,12 +65,12 @@ class GoalService:
     # -- validation --------------------------------------------------------------------------------
 
     def graph_names(self) -> list[str]:
-        from ..graphs import list_graphs
+        from agentmesh.runtime.graphs import list_graphs
 
         return sorted(list_graphs(self.settings.graphs_paths))
 
     def check_graph(self, name: str | None) -> str:
-        from ..graphs import get_graph
+        from agentmesh.runtime.graphs import get_graph
 
         name = name or self.settings.graph
         try:
@@ -95,7 +96,7 @@ class GoalService:
     def submit(self, goal: str, *, graph: str | None = None, model: str | None = None,
                approvals: str | None = None, context: list[str] | None = None) -> str:
         """Start a goal in the background; returns its run id at once."""
-        from ..runtime import MAX_GOAL_CHARS, arun_goal
+        from agentmesh.runtime.run import MAX_GOAL_CHARS, arun_goal
 
         text = (goal or "").strip()
         if not text:
@@ -156,7 +157,7 @@ class GoalService:
 
     def get(self, run_id: str) -> dict[str, Any]:
         """The run's JSON (agentmesh.runs); a goal not yet recorded by the runtime shows as ``queued``."""
-        from ..runs import run_result
+        from agentmesh.persistence.runs import run_result
 
         try:
             result = run_result(self.engine, run_id)
@@ -181,7 +182,7 @@ class GoalService:
     async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
                       reason: str | None = None) -> dict[str, Any]:
         """Record a verdict on pending calls (one, or all) and resume the run in the background."""
-        from ..approvals import aapprove
+        from agentmesh.runtime.approvals import aapprove
 
         run_id = self.resolve(run_id)
         await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,
@@ -191,7 +192,7 @@ class GoalService:
 
     def _resume(self, run_id: str) -> None:
         """Resume the run in the background, after the task still finishing it (if any) is over."""
-        from ..runtime import aresume_run
+        from agentmesh.runtime.run import aresume_run
 
         record = store.get_run(self.engine, run_id)
         sub = self._submissions.get(run_id)

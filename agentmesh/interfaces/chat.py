@@ -23,9 +23,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from ..cli._render import EventPrinter, _args, audit_table, print_result, runs_table
-from ..exceptions import AgentmeshError, UserError
-from ..settings import Settings, get_settings
+from agentmesh.core.exceptions import AgentmeshError, UserError
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.interfaces.cli._render import EventPrinter, _args, audit_table, print_result, runs_table
 
 __all__ = ["ChatSession"]
 
@@ -113,7 +113,7 @@ class ChatSession:
     # -- goals ---------------------------------------------------------------------------------------
 
     def _goal(self, goal: str) -> None:
-        from ..runtime import arun_goal
+        from agentmesh.runtime.run import arun_goal
 
         printer = EventPrinter(self.console)
         ids: dict[str, str] = {}
@@ -148,7 +148,7 @@ class ChatSession:
 
     def _settle(self, result: dict[str, Any]) -> dict[str, Any]:
         """Print the result; while the run waits for approval, ask, record the verdicts and resume."""
-        from ..runtime import aresume_run
+        from agentmesh.runtime.run import aresume_run
 
         while True:
             print_result(self.console, result)
@@ -166,7 +166,7 @@ class ChatSession:
 
     def _ask_verdicts(self, run_id: str, pending: list[dict[str, Any]]) -> bool:
         """Ask about each pending call; True when every one got a verdict (recorded in the audit)."""
-        from ..approvals import aapprove
+        from agentmesh.runtime.approvals import aapprove
 
         assert self._runner is not None
         for call in pending:
@@ -222,12 +222,12 @@ class ChatSession:
         self.console.print(HELP)
 
     def _engine(self) -> Any:
-        from ..store import get_engine
+        from agentmesh.persistence.database import get_engine
 
         return get_engine(self.settings.resolved_database_url)
 
     def _runs(self, arg: str) -> None:
-        from ..runs import runs_listing
+        from agentmesh.persistence.runs import runs_listing
 
         rows = runs_listing(self._engine(), limit=20)
         self.console.print(runs_table(rows) if rows else "no runs yet: type a goal")
@@ -239,7 +239,7 @@ class ChatSession:
         return run_id
 
     def _show(self, arg: str) -> None:
-        from ..runs import run_result
+        from agentmesh.persistence.runs import run_result
 
         result = run_result(self._engine(), self._run_id(arg))
         self.console.print(f"[bold]{escape(result['goal'])}[/]  [dim]graph {result['graph']} · run {result['run_id']}[/]")
@@ -249,15 +249,15 @@ class ChatSession:
         print_result(self.console, result)
 
     def _audit(self, arg: str) -> None:
-        from ..audit import list_calls
-        from ..store import get_run
+        from agentmesh.persistence.audit import list_calls
+        from agentmesh.persistence.database import get_run
 
         engine = self._engine()
         calls = [c.model_dump(mode="json") for c in list_calls(engine, get_run(engine, self._run_id(arg))["run_id"])]
         self.console.print(audit_table(calls) if calls else "no tool calls")
 
     def _approve(self, arg: str) -> None:
-        from ..runs import run_result
+        from agentmesh.persistence.runs import run_result
 
         result = run_result(self._engine(), self._run_id(arg))
         if not result.get("pending_approvals"):
@@ -274,7 +274,7 @@ class ChatSession:
         self.console.print(f"model: [cyan]{escape(self.settings.model_name)}[/]")
 
     def _graph(self, arg: str) -> None:
-        from ..graphs import get_graph, list_graphs
+        from agentmesh.runtime.graphs import get_graph, list_graphs
 
         if not arg:
             names = ", ".join(sorted(list_graphs(self.settings.graphs_paths)))
@@ -324,7 +324,7 @@ class _History:
 def _quiet_prefect_console(settings: Settings) -> Iterator[None]:
     """Prefect's console log lines (e.g. "Crash detected" when a run is cancelled) would tear through the
     chat, which shows each run's outcome itself; Prefect's API still receives every log."""
-    from .._prefect import configure_prefect
+    from agentmesh.runtime.prefect import configure_prefect
 
     configure_prefect(settings)  # also warms the local Prefect server before the first goal
     import prefect.logging.configuration  # noqa: F401  (sets up Prefect's handlers, so they can be quieted)

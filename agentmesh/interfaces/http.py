@@ -36,9 +36,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
-from ..exceptions import AgentmeshError, NotFoundError, UserError
-from ..settings import Settings
-from ._goals import GoalService
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, UserError
+from agentmesh.core.settings import Settings
+from agentmesh.interfaces._goals import GoalService
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -232,20 +232,20 @@ def _sse(event: dict[str, Any]) -> str:
 
 def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The agentmesh HTTP app. ``token`` (default: ``AGENTMESH_API_TOKEN``) protects every ``/v1`` endpoint."""
-    from .. import __version__
-    from .openai_compat import router as openai_router
+    from agentmesh import __version__
+    from agentmesh.interfaces.openai_compat import router as openai_router
 
     token = token if token is not None else (os.environ.get("AGENTMESH_API_TOKEN") or None)
     service = GoalService(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from .._prefect import configure_prefect
-        from ..runtime import components
+        from agentmesh.runtime.components import components
+        from agentmesh.runtime.prefect import configure_prefect
 
-        # Before the first request: the local Prefect server (seconds on a first start) and the world.
+        # Before the first request: the local Prefect server (seconds on a first start), the tools and the policy.
         await asyncio.to_thread(configure_prefect, settings)
-        await asyncio.to_thread(lambda: components(settings).world.ensure_initialised())
+        await asyncio.to_thread(components, settings)
         yield
         await service.shutdown()
 
@@ -325,7 +325,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> dict[str, Any]:
         """The latest runs, newest first."""
-        from ..runs import runs_listing
+        from agentmesh.persistence.runs import runs_listing
 
         return {"object": "list", "data": runs_listing(service.engine, limit=limit, status=status)}
 
@@ -337,7 +337,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
     @api.get("/runs/{run_id}/audit", tags=["runs"])
     async def run_audit(run_id: RunId) -> dict[str, Any]:
         """Every attempted tool call of a run: arguments, status, reason, result, approver."""
-        from ..audit import list_calls
+        from agentmesh.persistence.audit import list_calls
 
         run_id = service.resolve(run_id)
         return {"object": "list", "run_id": run_id,

@@ -23,9 +23,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..exceptions import NotFoundError, UserError
-from ._goals import GoalService
-from ._text import decision_text, progress_line
+from agentmesh.core.exceptions import NotFoundError, UserError
+from agentmesh.interfaces._goals import GoalService
+from agentmesh.interfaces._text import decision_text, progress_line
 
 __all__ = ["router"]
 
@@ -75,7 +75,7 @@ def _service(request: Request) -> GoalService:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     """One model per graph: pass its id as `model` to /v1/chat/completions."""
-    from ..graphs import list_graphs
+    from agentmesh.runtime.graphs import list_graphs
 
     service = _service(request)
     data = []

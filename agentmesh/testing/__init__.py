@@ -6,6 +6,17 @@ faults) or a responder function.
 
 from __future__ import annotations
 
-from .openai_server import OpenAIServer, Reply, ToolCall, cut, empty, error, huge, slow, text, tool_call
+from agentmesh.testing.openai_server import (
+    OpenAIServer,
+    Reply,
+    ToolCall,
+    cut,
+    empty,
+    error,
+    huge,
+    slow,
+    text,
+    tool_call,
+)
 
 __all__ = ["OpenAIServer", "Reply", "ToolCall", "cut", "empty", "error", "huge", "slow", "text", "tool_call"]

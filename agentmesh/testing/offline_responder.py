@@ -14,8 +14,8 @@ from typing import Any
 
 from langchain_core.messages import convert_to_messages
 
-from ..offline import OfflineChatModel
-from .openai_server import Reply, ToolCall
+from agentmesh.models.offline import OfflineChatModel
+from agentmesh.testing.openai_server import Reply, ToolCall
 
 __all__ = ["offline_responder"]
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agentmesh.settings import DEFAULT_POLICY_FILE
+from agentmesh.core.settings import DEFAULT_POLICY_FILE
 
 AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
@@ -121,7 +121,7 @@ def _prefect_step_runs(flow_run_id: str) -> list[dict[str, Any]]:
     A worker reports its task run's states as events, which the server records a moment later: the goal may
     have its result before the server shows the run Completed. So read until every step run is final (or 30 s).
     """
-    from agentmesh._prefect import local_server_state
+    from agentmesh.runtime.prefect import local_server_state
 
     state = local_server_state(Path(os.environ["PREFECT_HOME"]))
     assert state, "no local Prefect server recorded under PREFECT_HOME"

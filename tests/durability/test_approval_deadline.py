@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from agentmesh import Settings, UserError, arun_goal, audit
-from agentmesh.approvals import aapprove
-from agentmesh.policy import DEFAULT_POLICY_FILE
-from agentmesh.runtime import aresume_run, components
-from agentmesh.store import utcnow
+from agentmesh import Settings, UserError, arun_goal
+from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
+from agentmesh.persistence import audit
+from agentmesh.persistence.database import utcnow
+from agentmesh.runtime.run import aresume_run
+from agentmesh.runtime.components import components
+from agentmesh.runtime.approvals import aapprove
 
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
 

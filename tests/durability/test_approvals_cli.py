@@ -7,7 +7,7 @@ from pathlib import Path
 
 from durability_helpers import cli_env, loads, query, run_cli
 
-from agentmesh.policy import DEFAULT_POLICY_FILE
+from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
 
 GOAL = "Go through the urgent open support tickets and sort them out: refunds where fair, escalate the rest"
 

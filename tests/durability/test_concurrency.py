@@ -10,10 +10,11 @@ from pathlib import Path
 from langchain_core.messages import AIMessage
 from sqlalchemy import select
 
-from agentmesh import Settings, arun_goal, audit
-from agentmesh.runtime import components
+from agentmesh import Settings, arun_goal
+from agentmesh.persistence import audit
+from agentmesh.plugins.operations.world import _tables
+from agentmesh.runtime.components import components
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
-from agentmesh.world import _tables
 
 GOALS = [
     "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost",

@@ -7,7 +7,7 @@ from pathlib import Path
 from langchain_core.messages import AIMessage
 
 from agentmesh import Settings, arun_goal
-from agentmesh.runtime import components
+from agentmesh.runtime.components import components
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh._resources import bundled
+from agentmesh.core.bundled import bundled
+from agentmesh.core.settings import Settings
 from agentmesh.evaluation import EvalOptions, arun_eval, gate, load_scenarios
 from agentmesh.evaluation.report import compare, load_report
-from agentmesh.settings import Settings
 
 FAIL_UNDER = 0.9
 

@@ -85,7 +85,7 @@ def test_compare_and_gate() -> None:
 def test_cli_compare_validate_and_bad_file_exit_codes(tmp_path: Path) -> None:
     import typer
 
-    from agentmesh.cli import eval as eval_cli
+    from agentmesh.interfaces.cli import eval as eval_cli
 
     app = typer.Typer()
     eval_cli.register(app)
@@ -106,8 +106,8 @@ def test_cli_compare_validate_and_bad_file_exit_codes(tmp_path: Path) -> None:
 def test_cli_record_and_replay_refuse_what_cannot_work(home: Path) -> None:
     import typer
 
-    from agentmesh.cli import eval as eval_cli
-    from agentmesh.exceptions import UserError
+    from agentmesh.core.exceptions import UserError
+    from agentmesh.interfaces.cli import eval as eval_cli
 
     app = typer.Typer()
     eval_cli.register(app)

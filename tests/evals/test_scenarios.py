@@ -63,7 +63,7 @@ def test_line_numbers(tmp_path: Path, text: str, line: int, words: str) -> None:
 
 
 def test_a_do_nothing_agent_scores_zero_where_the_right_decision_acts(tmp_path: Path) -> None:
-    from agentmesh.evaluation.worlds import WorldFactory, state_view
+    from agentmesh.plugins.operations.evals import WorldFactory, state_view
 
     factory = WorldFactory(tmp_path, model="offline")
     acting = [s for s in load_scenarios(SUITES) if s.evaluation.reference_actions]

@@ -20,8 +20,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agentmesh.offline import OfflineChatModel
-from agentmesh.offline import respond as offline_respond
+from agentmesh.models.offline import OfflineChatModel
+from agentmesh.models.offline import respond as offline_respond
 from agentmesh.testing.scripted import reply
 
 GOOD = re.compile(r"(?is)escalate a ticket with `escalate_ticket`.*above the refund cap")

@@ -19,10 +19,8 @@ from prompt_sensitive import (
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from agentmesh.cli import app
+from agentmesh.core.settings import Settings
 from agentmesh.evaluation import load_scenarios
-from agentmesh.evolution import versions
-from agentmesh.evolution._tables import evolution_rounds
 from agentmesh.evolution.flow import aevolve
 from agentmesh.evolution.graph import EvolutionOptions
 from agentmesh.evolution.proposals import (
@@ -33,10 +31,12 @@ from agentmesh.evolution.proposals import (
     with_settings,
 )
 from agentmesh.evolution.statistics import split_scenarios
+from agentmesh.interfaces.cli import app
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.tables import evolution_rounds
+from agentmesh.prompts import versions
 from agentmesh.prompts import load_prompt
-from agentmesh.runtime import arun_goal
-from agentmesh.settings import Settings
-from agentmesh.store import get_engine
+from agentmesh.runtime.run import arun_goal
 
 ABOVE = ["refund-cap-0", "refund-cap-2", "refund-cap-6", "refund-cap-7", "refund-cap-8", "refund-cap-9", "refund-cap-1"]
 WITHIN = ["refund-small-0", "refund-small-1", "refund-small-2"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentmesh.evolution import versions
+from agentmesh.core.settings import Settings
 from agentmesh.evolution.proposals import Failure, ProposalRequest, rule_proposals, with_settings
+from agentmesh.persistence.database import get_engine
+from agentmesh.prompts import versions
 from agentmesh.prompts import PromptTemplate, load_prompt
-from agentmesh.runtime import arun_goal
-from agentmesh.settings import Settings
-from agentmesh.store import get_engine
+from agentmesh.runtime.run import arun_goal
 
 
 def test_settings_live_in_the_front_matter_and_change_the_sha() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentmesh.approvals import aapprove
-from agentmesh.evolution import versions
+from agentmesh.core.settings import Settings
 from agentmesh.evolution.proposals import add_instruction
-from agentmesh.runtime import arun_goal
-from agentmesh.settings import Settings
-from agentmesh.store import get_engine
+from agentmesh.persistence.database import get_engine
+from agentmesh.prompts import versions
+from agentmesh.runtime.run import arun_goal
+from agentmesh.runtime.approvals import aapprove
 
 
 def _pending(engine, role: str) -> int:  # type: ignore[no-untyped-def]

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentmesh.cli import app
-from agentmesh.evolution import versions
+from agentmesh.core.exceptions import UserError
+from agentmesh.core.settings import Settings
 from agentmesh.evolution.proposals import add_instruction
 from agentmesh.evolution.statistics import compare_paired, sign_test, split_scenarios
-from agentmesh.exceptions import UserError
+from agentmesh.interfaces.cli import app
+from agentmesh.persistence.database import get_engine
+from agentmesh.prompts import versions
 from agentmesh.prompts import load_prompt
-from agentmesh.settings import Settings
-from agentmesh.store import get_engine
 
 
 def test_sign_test_is_exact() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gateway_harness import GatewayHarness
 
-from agentmesh._context import Budget, RunContext, StepScope
-from agentmesh.runtime import components
-from agentmesh.settings import Settings
+from agentmesh.agents.context import Budget, RunContext, StepScope
+from agentmesh.core.settings import Settings
+from agentmesh.runtime.components import components
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 
-from agentmesh import audit
-from agentmesh._context import RunContext, StepScope
+from agentmesh.agents.context import RunContext, StepScope
 from agentmesh.gateway import call_tool
-from agentmesh.policy import DEFAULT_POLICY_FILE
+from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
+from agentmesh.persistence import audit
 from agentmesh.testing import Reply, ToolCall
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 

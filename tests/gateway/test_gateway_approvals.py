@@ -12,10 +12,10 @@ import pytest
 from gateway_harness import MeshScript, write_policy
 
 import agentmesh
-from agentmesh import audit
-from agentmesh.approvals import aapprove
-from agentmesh.runtime import components
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.persistence import audit
+from agentmesh.runtime.components import components
+from agentmesh.runtime.approvals import aapprove
 
 SCALE = ("scale_service", {"service": "checkout-api", "replicas": 6})
 
@@ -49,7 +49,7 @@ def effects_of(settings: Settings, run_id: str) -> int:
     """How many times a scale was applied under this run's keys (the world's own idempotency table)."""
     from sqlalchemy import func, select
 
-    from agentmesh.world._tables import effects
+    from agentmesh.plugins.operations.world._tables import effects
 
     with components(settings).engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(effects).where(

@@ -11,7 +11,7 @@ import pytest
 from gateway_harness import write_policy
 from typer.testing import CliRunner
 
-from agentmesh.cli import app
+from agentmesh.interfaces.cli import app
 
 BUILTINS = {
     "list_services": ("read", ["analyst", "innovator", "optimizer"]),

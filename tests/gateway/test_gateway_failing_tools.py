@@ -11,8 +11,8 @@ import pytest
 from gateway_harness import MeshScript
 
 import agentmesh
-from agentmesh import audit
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.persistence import audit
 
 HANG_S = 60.0
 SLACK_S = 10.0

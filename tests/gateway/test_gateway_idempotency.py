@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from gateway_harness import GatewayHarness
 
-from agentmesh import audit
+from agentmesh.persistence import audit
 
 
 class Crash(BaseException):

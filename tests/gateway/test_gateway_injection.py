@@ -12,9 +12,9 @@ from typing import Any
 from gateway_harness import MeshScript
 
 import agentmesh
-from agentmesh import audit
-from agentmesh.runtime import components
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.persistence import audit
+from agentmesh.runtime.components import components
 
 INJECTED = ["T-1008", "T-1015"]
 

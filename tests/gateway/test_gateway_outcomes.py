@@ -10,8 +10,8 @@ import pytest
 from gateway_harness import GatewayHarness, MeshScript
 
 import agentmesh
-from agentmesh import audit
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.persistence import audit
 from agentmesh.testing import OpenAIServer
 
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import agentmesh
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
 
 pytestmark = pytest.mark.postgres
 

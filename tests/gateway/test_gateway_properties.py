@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from agentmesh.audit import FINAL
-from agentmesh.world import _tables as tables
+from agentmesh.persistence.audit import FINAL
+from agentmesh.plugins.operations.world import _tables as tables
 
 SERVICES = ["checkout-api", "payments-api", "search-api", "recommendations", "inventory-svc", "auth-api",
             "notifications-worker"]

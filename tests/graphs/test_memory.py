@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agentmesh import UserError, arun_goal
-from agentmesh.cli import app
+from agentmesh.core.settings import Settings
 from agentmesh.evaluation.report import write_report
+from agentmesh.interfaces.cli import app
 from agentmesh.memory import EVAL_REPORTS_DIR, add_feedback, eval_outcomes, list_feedback, recall
-from agentmesh.settings import Settings
-from agentmesh.store import create_run, get_engine, update_run
+from agentmesh.persistence.database import create_run, get_engine, update_run
 
 
 def _engine(home: Path):  # type: ignore[no-untyped-def]

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import update
 
 from agentmesh import Settings, UserError, arun_goal
-from agentmesh.graphs import get_graph, list_graphs
 from agentmesh.memory import add_feedback
-from agentmesh.store import get_engine
-from agentmesh.world import World
-from agentmesh.world import _tables as world_tables
+from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations.world import World
+from agentmesh.plugins.operations.world import _tables as world_tables
+from agentmesh.runtime.graphs import get_graph, list_graphs
 
 SEED_GRAPHS = ["self_healing", "data_pipeline", "customer_service", "infra_management", "collaboration", "learning"]
 
@@ -47,7 +47,7 @@ def test_the_cli_lists_every_seed_graph_and_shows_its_structure() -> None:
 
     from typer.testing import CliRunner
 
-    from agentmesh.cli import app
+    from agentmesh.interfaces.cli import app
 
     listed = CliRunner().invoke(app, ["graphs", "--json"])
     assert listed.exit_code == 0, listed.output

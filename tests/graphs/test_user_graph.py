@@ -13,8 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from agentmesh import Settings, arun_goal
-from agentmesh.audit import list_calls
-from agentmesh.store import get_engine
+from agentmesh.persistence.audit import list_calls
+from agentmesh.persistence.database import get_engine
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_graph"
 
@@ -81,8 +81,8 @@ async def test_the_role_a_user_tool_allows_is_enforced(home: Path, tmp_path: Pat
 async def test_a_user_tool_waits_for_approval_when_the_users_policy_asks(home: Path, tmp_path: Path) -> None:
     """Approvals come with the gateway too: the user's policy names reorder_stock, so each reorder pauses the
     run until a person answers; the verdicts and approvers are in the audit."""
-    from agentmesh.approvals import aapprove
-    from agentmesh.policy import DEFAULT_POLICY_FILE
+    from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
+    from agentmesh.runtime.approvals import aapprove
 
     user = tmp_path / "user_project"
     shutil.copytree(EXAMPLE / "tools", user / "tools")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
 from agentmesh.testing import OpenAIServer
 
 KEY = "sk-hostile-SECRET-0123456789abcdef"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentmesh import audit
+from agentmesh.persistence import audit
 from agentmesh.testing import Reply
 from agentmesh.testing.offline_responder import offline_responder
 

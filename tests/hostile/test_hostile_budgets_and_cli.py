@@ -22,8 +22,8 @@ from hostile_faults import (
 )
 
 import agentmesh
-from agentmesh.runtime import components
-from agentmesh.settings import ModelPrice, Settings
+from agentmesh.core.settings import ModelPrice, Settings
+from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer, Reply, ToolCall, error, huge
 from agentmesh.testing.offline_responder import offline_responder
 

@@ -17,9 +17,9 @@ import pytest
 from hostile_faults import Fault, FaultyTeam, assert_audit_complete, assert_ended, output_tool, tool_messages
 
 import agentmesh
-from agentmesh import audit
-from agentmesh.runtime import components
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.persistence import audit
+from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer, Reply, ToolCall, cut, empty, error, huge, slow, tool_call
 
 GOAL = "checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cost"
@@ -205,7 +205,7 @@ def test_a_workers_answer_that_never_validates_fails_its_step_not_the_goal(
 
 
 def test_a_pause_for_approval_is_a_recorded_end(endpoint: OpenAIServer, hostile_settings: Any, home: Path) -> None:
-    from agentmesh.policy import DEFAULT_POLICY_FILE
+    from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
 
     home.mkdir(parents=True, exist_ok=True)
     text = DEFAULT_POLICY_FILE.read_text().replace("approval_required = []", 'approval_required = ["scale_service"]')

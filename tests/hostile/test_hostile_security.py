@@ -19,12 +19,13 @@ from conftest import KEY
 from hostile_faults import FaultyTeam, assert_audit_complete, assert_ended, tool_messages
 
 import agentmesh
-from agentmesh import audit, store
-from agentmesh.exceptions import ConfigError
-from agentmesh.runtime import components
+from agentmesh.core.exceptions import ConfigError
+from agentmesh.persistence import audit
+from agentmesh.persistence import database as store
+from agentmesh.plugins.operations.world import _tables as world_tables
+from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer, Reply, ToolCall
 from agentmesh.testing.offline_responder import offline_responder
-from agentmesh.world import _tables as world_tables
 
 GOAL = "Work through the high-priority support tickets"
 DB_PASSWORD = "pg-SECRET-pw-9876"
@@ -44,7 +45,7 @@ def _artifacts(flow_run_id: str) -> list[dict[str, Any]]:
 
 def _everything_recorded(settings: Any, run_id: str) -> str:
     engine = components(settings).engine
-    from agentmesh.events import event_log
+    from agentmesh.persistence.events import event_log
 
     parts = [json.dumps(agentmesh.runs.run_result(engine, run_id), default=str),
              json.dumps([c.model_dump(mode="json") for c in audit.list_calls(engine, run_id)]),
@@ -91,7 +92,7 @@ def test_a_database_password_never_reaches_errors_or_settings_output(home: Path,
     monkeypatch.setenv("AGENTMESH_DATABASE_URL", url)
     from typer.testing import CliRunner
 
-    from agentmesh.cli import app
+    from agentmesh.interfaces.cli import app
 
     shown = CliRunner().invoke(app, ["config", "--json"])
     run = CliRunner().invoke(app, ["runs", "list"])

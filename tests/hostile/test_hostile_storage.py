@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from agentmesh import store
-from agentmesh.doctor import run_checks
-from agentmesh.settings import Settings
+from agentmesh.core.settings import Settings
+from agentmesh.interfaces.doctor import run_checks
+from agentmesh.persistence import database as store
 from agentmesh.testing import OpenAIServer
 
 AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agentmesh.settings import DEFAULT_POLICY_FILE
+from agentmesh.core.settings import DEFAULT_POLICY_FILE
 
 TOKEN = "test-token-7f3a"
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -133,8 +133,8 @@ def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_sess
         output = finish(child)
     assert "Traceback" not in output
 
-    from agentmesh import store
-    from agentmesh.settings import Settings
+    from agentmesh.core.settings import Settings
+    from agentmesh.persistence import database as store
 
     record = store.get_run(store.get_engine(Settings(home=home).resolved_database_url), cancelled)
     assert record["status"] == "cancelled"

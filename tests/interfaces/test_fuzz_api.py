@@ -16,8 +16,8 @@ def _app() -> Any:
     import contextlib
     import tempfile
 
+    from agentmesh.core.settings import Settings
     from agentmesh.interfaces.http import create_app
-    from agentmesh.settings import Settings
 
     app = create_app(Settings(home=tempfile.mkdtemp(prefix="agentmesh-fuzz-"), model="offline"), token=None)
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import vcr
 
+from agentmesh.core.settings import Settings
 from agentmesh.models import TransportRetry
-from agentmesh.settings import Settings
 from agentmesh.testing import OpenAIServer
 
 CASSETTES = Path(__file__).parent / "cassettes"

@@ -162,15 +162,15 @@ def test_usage_of_a_message_without_usage_is_zero():
 
 def test_offline_settings_give_the_offline_model(home):
     offline = pytest.importorskip("agentmesh.offline")
-    from agentmesh.settings import Settings
+    from agentmesh.core.settings import Settings
 
     assert isinstance(make_chat_model(Settings(model="offline")), offline.OfflineChatModel)
     assert isinstance(make_chat_model(Settings(), model="offline"), offline.OfflineChatModel)
 
 
 def test_a_named_model_without_a_key_is_a_config_error(home):
-    from agentmesh.exceptions import ConfigError
-    from agentmesh.settings import Settings
+    from agentmesh.core.exceptions import ConfigError
+    from agentmesh.core.settings import Settings
 
     with pytest.raises(ConfigError, match="needs an API key"):
         make_chat_model(Settings(), model="gpt-4o")

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from agentmesh.exceptions import ModelError
+from agentmesh.core.exceptions import ModelError
 from agentmesh.models import is_transport_failure, make_chat_model, model_error, retry_after_s
 from agentmesh.testing import cut, error, slow, text
 

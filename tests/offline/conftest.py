@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from offline_harness import POLICY_FILE, StepRun
 
-from agentmesh.policy import Policy
-from agentmesh.store import get_engine
+from agentmesh.gateway.policy import Policy
+from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolRegistry
-from agentmesh.world import World
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
-from agentmesh._messages import render_step_input, tool_result
-from agentmesh.exceptions import NotFoundError, PolicyViolation
-from agentmesh.offline import OfflineChatModel
-from agentmesh.policy import Policy
-from agentmesh.schemas import OUTPUT_TOOLS
+from agentmesh.core.exceptions import NotFoundError, PolicyViolation
+from agentmesh.core.messages import render_step_input, tool_result
+from agentmesh.core.schemas import OUTPUT_TOOLS
+from agentmesh.gateway.policy import Policy
+from agentmesh.models.offline import OfflineChatModel
+from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolRegistry
-from agentmesh.world import World
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "agentmesh" / "default_policy.toml"
 

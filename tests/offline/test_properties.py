@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from offline_harness import output_schema, step_messages
 
-from agentmesh._messages import render_step_input, tool_result
-from agentmesh.offline import respond
-from agentmesh.schemas import OUTPUT_TOOLS
+from agentmesh.core.messages import render_step_input, tool_result
+from agentmesh.core.schemas import OUTPUT_TOOLS
+from agentmesh.models.offline import respond
 from agentmesh.tools import ToolRegistry
 
 TOOLS = [t.openai_schema() for t in ToolRegistry.load()]

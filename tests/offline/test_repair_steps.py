@@ -6,8 +6,8 @@ import pytest
 from offline_harness import StepRun
 from sqlalchemy import update
 
-from agentmesh.world import World
-from agentmesh.world import _tables as t
+from agentmesh.plugins.operations.world import World
+from agentmesh.plugins.operations.world import _tables as t
 
 WRITES = ("scale_service", "restart_service", "rollback_service")
 
@@ -53,7 +53,7 @@ def test_an_error_no_repair_explains_is_left_for_a_person(run_step: StepRun, wor
 
 def test_a_failed_rollback_is_reported_not_retried(run_step: StepRun, world: World) -> None:
     def refuse(name: str, args: dict) -> str | None:
-        from agentmesh._messages import tool_result
+        from agentmesh.core.messages import tool_result
 
         return tool_result("refused", error="rollback needs a person") if name == "rollback_service" else None
 

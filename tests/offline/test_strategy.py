@@ -9,9 +9,9 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from offline_harness import output_schema
 
-from agentmesh._messages import render_step_input
-from agentmesh.offline import OfflineChatModel
-from agentmesh.schemas import Decision, Plan, Review
+from agentmesh.core.messages import render_step_input
+from agentmesh.core.schemas import Decision, Plan, Review
+from agentmesh.models.offline import OfflineChatModel
 
 
 def ask(name: str, **sections: Any) -> dict[str, Any]:

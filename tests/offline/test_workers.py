@@ -9,9 +9,9 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from offline_harness import output_schema, step_messages
 
-from agentmesh._messages import tool_result
-from agentmesh.offline import OfflineChatModel
-from agentmesh.schemas import Finding
+from agentmesh.core.messages import tool_result
+from agentmesh.core.schemas import Finding
+from agentmesh.models.offline import OfflineChatModel
 from agentmesh.tools import tool
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from offline_harness import StepRun
 
-from agentmesh.schemas import Finding
-from agentmesh.world import World
+from agentmesh.core.schemas import Finding
+from agentmesh.plugins.operations.world import World
 
 LATENCY_GOAL = "checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cost"
 

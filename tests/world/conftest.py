@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agentmesh.policy import Policy
-from agentmesh.settings import Settings
-from agentmesh.store import get_engine
+from agentmesh.core.settings import Settings
+from agentmesh.gateway.policy import Policy
+from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolContext, ToolRegistry
-from agentmesh.world import World
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
-from agentmesh.exceptions import NotFoundError, PolicyViolation
-from agentmesh.world import World
-from agentmesh.world.sample.generate import PLANTED
+from agentmesh.core.exceptions import NotFoundError, PolicyViolation
+from agentmesh.plugins.operations.world import World
+from agentmesh.plugins.operations.world.sample.generate import PLANTED
 
 
 def _col(profile: dict, name: str) -> dict:
@@ -146,7 +146,7 @@ def test_a_clean_holds_no_database_lock_while_duckdb_works(sqlite_world: World, 
     would stall every goal, event and reader. Another writer with a 0.5 s busy timeout gets in mid-clean."""
     import sqlite3
 
-    from agentmesh.world import datasets
+    from agentmesh.plugins.operations.world import datasets
 
     database = sqlite_world.home / "agentmesh.db"
     wrote: list[str] = []
@@ -170,7 +170,7 @@ def test_a_clean_holds_no_database_lock_while_duckdb_works(sqlite_world: World, 
 def test_a_clean_overtaken_by_another_cleans_the_version_that_landed(world: World, monkeypatch) -> None:
     """Two cleans of one dataset at once: the one that records second cleans the first one's version again,
     so no version is lost and lineage stays a line."""
-    from agentmesh.world import datasets
+    from agentmesh.plugins.operations.world import datasets
 
     run_operations = datasets.run_operations
     overtaken: list[dict] = []

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentmesh.cli.world import policy_app, world_app
-from agentmesh.exceptions import ConfigError
-from agentmesh.policy import Policy
+from agentmesh.core.exceptions import ConfigError
+from agentmesh.gateway.policy import Policy
+from agentmesh.interfaces.cli.world import policy_app, world_app
 
 runner = CliRunner()
 
@@ -59,8 +59,8 @@ def test_world_cli(home: Path) -> None:
     assert len(snap["tickets"]) == 40 and {"id", "status", "refund_total_usd"} <= set(snap["tickets"][0])
     assert len(snap["datasets"]) == 4
 
-    from agentmesh.settings import get_settings
-    from agentmesh.world import World
+    from agentmesh.core.settings import get_settings
+    from agentmesh.plugins.operations.world import World
 
     World.from_settings(get_settings()).scale_service("checkout-api", 6)
     assert runner.invoke(world_app, ["reset"]).exit_code == 0

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agentmesh.exceptions import NotFoundError, PolicyViolation
-from agentmesh.world import World
-from agentmesh.world.queueing import SATURATED_P95_MS, load
+from agentmesh.core.exceptions import NotFoundError, PolicyViolation
+from agentmesh.plugins.operations.world import World
+from agentmesh.plugins.operations.world.queueing import SATURATED_P95_MS, load
 
 
 def test_sample_has_varied_services(call) -> None:
@@ -84,7 +84,7 @@ def test_queueing_model_is_monotone_and_saturates() -> None:
 def _leak(world: World, service: str) -> None:
     from sqlalchemy import update
 
-    from agentmesh.world import _tables as t
+    from agentmesh.plugins.operations.world import _tables as t
 
     with world.engine.begin() as conn:
         conn.execute(update(t.services).where(t.services.c.name == service).values(fault="memory_leak"))
@@ -136,7 +136,7 @@ def test_restart_and_rollback_replay_by_key(call) -> None:
 
 
 def test_only_the_optimizer_restarts_and_rolls_back_and_a_policy_can_gate_rollbacks(registry) -> None:
-    from agentmesh.policy import Policy
+    from agentmesh.gateway.policy import Policy
 
     policy = Policy.default()
     for name in ("restart_service", "rollback_service"):

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agentmesh.exceptions import NotFoundError, PolicyViolation
-from agentmesh.world import World
+from agentmesh.core.exceptions import NotFoundError, PolicyViolation
+from agentmesh.plugins.operations.world import World
 
 
 def test_list_tickets(call) -> None:

@@ -1,0 +1,232 @@
+"""Settings: ``AGENTMESH_*`` variables, an optional ``agentmesh.toml``, and the OpenAI SDK's own variables.
+
+Precedence, highest first: explicit arguments, environment, ``agentmesh.toml`` (in the working folder, or
+the file named by ``AGENTMESH_CONFIG``), defaults.
+
+    >>> settings = Settings(model="offline")
+    >>> settings.database_url.startswith("sqlite")
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from agentmesh.core.bundled import DEFAULT_POLICY_FILE
+from agentmesh.core.exceptions import ConfigError
+
+__all__ = ["ModelPrice", "Settings", "get_settings"]
+
+OFFLINE = "offline"
+
+DEFAULT_ONLINE_MODEL = "gpt-4o-mini"
+
+
+class ModelPrice(BaseModel):
+    """Price of one model, in US dollars per million tokens."""
+
+    input_per_mtok: float
+    """Dollars per million input (prompt) tokens."""
+    output_per_mtok: float
+    """Dollars per million output (completion) tokens."""
+
+
+# A small default price table; `[prices]` in agentmesh.toml adds to or overrides it. Unknown models: tokens only.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
+    "gpt-4o": {"input_per_mtok": 2.50, "output_per_mtok": 10.00},
+    "gpt-4.1": {"input_per_mtok": 2.00, "output_per_mtok": 8.00},
+    "gpt-4.1-mini": {"input_per_mtok": 0.40, "output_per_mtok": 1.60},
+    "offline": {"input_per_mtok": 0.0, "output_per_mtok": 0.0},
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of agentmesh, typed; ``agentmesh config`` prints the effective values with secrets masked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTMESH_",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    home: Path = Path(".agentmesh")
+    """Where state lives: the SQLite database, checkpoints, dataset versions, Prefect's home."""
+    database_url: str = ""
+    """SQLAlchemy URL of the agentmesh database; empty means SQLite under `home`."""
+    checkpoint_url: str = ""
+    """Where LangGraph checkpoints go; empty means alongside the agentmesh database."""
+
+    model: str = ""
+    """`offline`, or an OpenAI-compatible model name; empty picks offline when no key is set."""
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "AGENTMESH_OPENAI_API_KEY", "openai_api_key")
+    )
+    """The key, read as the OpenAI SDK reads it."""
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "AGENTMESH_OPENAI_BASE_URL", "openai_base_url"),
+    )
+    """An OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, LiteLLM, Azure…); empty means OpenAI."""
+    model_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds before one model HTTP request is abandoned (and retried by the transport layer)."""
+    model_retries: int = Field(default=3, ge=0, le=10)
+    """Transport retries for one model request: 429 (honouring Retry-After), 5xx, timeouts, cut connections."""
+    model_temperature: float | None = None
+    """Sampling temperature passed to the model; None leaves the endpoint's default."""
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Extra or overriding prices per model name (see DEFAULT_PRICES)."""
+
+    prefect: Literal["local", "embedded"] = "local"
+    """Without PREFECT_API_URL: `local` starts (once) and reuses a Prefect server on 127.0.0.1 in the
+    background; `embedded` uses Prefect's ephemeral server inside each process (slow to start, no schedules)."""
+    prefect_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_API_URL", "AGENTMESH_PREFECT_API_URL", "prefect_api_url")
+    )
+    """A Prefect server to record runs in (read as Prefect reads it); empty: see `prefect`."""
+    prefect_home: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_HOME", "AGENTMESH_PREFECT_HOME", "prefect_home")
+    )
+    """Prefect's home (its local server's state and database); empty means `home/prefect`."""
+    plugins: list[str] = Field(default_factory=lambda: ["operations"])
+    """Plug-ins to enable: a bundled one's name (`operations`, the sample world) or `package.module[:attribute]`."""
+
+    graph: str = "mesh"
+    """The graph a goal runs on when none is named."""
+    policy_file: Path | None = None
+    """The policy users edit; default `home/policy.toml` when present, else the bundled default."""
+    tools_paths: list[Path] = Field(default_factory=list)
+    """Extra folders of user tools (each `*.py` file's decorated functions)."""
+    graphs_paths: list[Path] = Field(default_factory=list)
+    """Extra folders holding a `langgraph.json` of user graphs."""
+    prompts_path: Path | None = None
+    """A folder of prompt files overriding the bundled ones, role by role."""
+
+    max_plan_rounds: int = Field(default=2, ge=1, le=10)
+    """How many times the strategist may plan (the first plan plus replans)."""
+    max_tool_rounds: int = Field(default=6, ge=1, le=50)
+    """Model turns one agent step may take before it must answer."""
+    max_output_retries: int = Field(default=2, ge=0, le=10)
+    """Re-asks when a structured output fails validation, before the step fails."""
+    max_model_calls: int = Field(default=60, ge=1)
+    """Model calls per goal."""
+    max_tokens: int = Field(default=400_000, ge=1)
+    """Input plus output tokens per goal."""
+    max_cost_usd: float = Field(default=2.0, ge=0)
+    """Model spend per goal, in dollars (models without a price count as free)."""
+    max_seconds: float = Field(default=900.0, gt=0)
+    """Wall time per goal."""
+    node_retries: int = Field(default=1, ge=0, le=5)
+    """Prefect task retries for a node that fails for a reason other than the model transport or policy."""
+    flow_retries: int = Field(default=0, ge=0, le=5)
+    """Prefect retries of a goal's flow run; a retry resumes from the checkpoint and repeats no finished work."""
+    tool_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds a tool may run before its call is failed and the model told so."""
+    approvals: Literal["wait", "auto", "deny"] = "wait"
+    """What a call that needs approval does: wait for a person, approve when policy allows, or reject."""
+    dry_run: bool = False
+    """Plan and validate every tool call but execute none."""
+    remote_roles: list[str] = Field(default_factory=list)
+    """Roles whose agent steps run on task workers (`agentmesh worker --role ROLE`), not in the goal's process."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.model and self.model != OFFLINE and not self.openai_api_key:
+            raise ConfigError(
+                f"model {self.model!r} needs an API key: set OPENAI_API_KEY (any value for a local server), "
+                "or use --model offline"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("AGENTMESH_CONFIG", "agentmesh.toml"))
+        if "AGENTMESH_CONFIG" in os.environ and not config_file.is_file():
+            raise ConfigError(f"AGENTMESH_CONFIG names {config_file}, which does not exist")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+
+    # -- derived values ---------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The model actually used: offline unless a model is named or a key is configured."""
+        if self.model:
+            return self.model
+        return DEFAULT_ONLINE_MODEL if self.openai_api_key else OFFLINE
+
+    @property
+    def offline(self) -> bool:
+        return self.model_name == OFFLINE
+
+    @cached_property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_prefect_home(self) -> Path:
+        return (self.prefect_home or self.resolved_home / "prefect").expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'agentmesh.db'}"
+
+    @property
+    def resolved_policy_file(self) -> Path:
+        if self.policy_file:
+            if not self.policy_file.is_file():
+                raise ConfigError(f"policy file {self.policy_file} does not exist")
+            return self.policy_file
+        mine = self.resolved_home / "policy.toml"
+        return mine if mine.is_file() else DEFAULT_POLICY_FILE
+
+    def price(self, model: str) -> ModelPrice | None:
+        if model in self.prices:
+            return self.prices[model]
+        known = DEFAULT_PRICES.get(model)
+        return ModelPrice(**known) if known else None
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked, database passwords hidden."""
+        data = self.model_dump(mode="json")
+        data["openai_api_key"] = "****" + self.openai_api_key.get_secret_value()[-4:] if self.openai_api_key else None
+        for key in ("database_url", "checkpoint_url"):
+            data[key] = mask_url(data[key])
+        data["model_name"] = self.model_name
+        data["resolved_database_url"] = mask_url(self.resolved_database_url)
+        return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL: ``postgresql://u:****@h/db``."""
+    from sqlalchemy.engine import make_url
+
+    if not url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and files, with explicit overrides (None values are ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

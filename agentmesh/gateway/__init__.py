@@ -1,0 +1,284 @@
+"""The tool gateway: every tool call, built-in or user-defined, passes here and only here.
+
+    validate arguments → role permission → approval → idempotency → execute with a timeout → audit
+
+The audit record is written before the side effect and completed after it. A refused, invalid, rejected
+or failed call is audited and explained to the model in its ``ToolMessage``; it never crashes the run.
+A domain's own limits (the operations world's replica ranges, cost ceiling, refund cap) are checked by the
+domain inside the same transaction as the change, so two goals cannot both pass a check and then both act.
+
+    gateway = run.gateway                    # one per run, built with the run's context
+    content = await gateway.call({"id": "call_1", "name": "scale_service", "args": {...}},
+                                 agent="optimizer", step_key="optimizer:3f2", node="optimizer", offered={...})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
+from agentmesh.core.messages import tool_result
+from agentmesh.gateway.policy import Policy
+from agentmesh.persistence import audit
+from agentmesh.tools import Tool, ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from agentmesh.core.resources import Resources
+    from agentmesh.core.settings import Settings
+
+__all__ = ["ApprovalPause", "Gateway"]
+
+_MAX_RESULT_CHARS = 12_000
+
+
+@dataclass(kw_only=True)
+class Gateway:
+    """The gateway of one run: its tools, policy and approval mode, and where its records go."""
+
+    run_id: str
+    """The run every call belongs to (half of each call's idempotency key)."""
+    settings: Settings
+    """Dry run and the default tool timeout."""
+    engine: Engine
+    """The database the audit lives in."""
+    registry: ToolRegistry
+    """The tools that exist."""
+    policy: Policy
+    """Roles, approvals and concurrency."""
+    resources: Resources
+    """What tools may ask for (``ToolContext.resource``)."""
+    approvals: str = "wait"
+    """wait: pause for a person; auto: approve what policy allows; deny: reject."""
+    emit: Callable[..., None] = lambda event, conn=None: None
+    """The run's event sink (``emit(event, conn)`` stores the event in the caller's transaction)."""
+    pause_by_raising: bool = False
+    """A step with no LangGraph context to ``interrupt()`` (on a task worker, ``agentmesh.runtime.remote``)
+    raises ``ApprovalPause`` instead, and the node that sent the step pauses for it."""
+
+    async def call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
+        """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
+        call_id = str(call.get("id") or "")
+        name = str(call.get("name") or "")
+        args = call.get("args")
+        recorded = audit.get_call(self.engine, self.run_id, call_id)
+        if recorded is not None and recorded.status in audit.FINAL:
+            return _replay(recorded)
+
+        tool = self.registry.tools.get(name)
+        base = dict(run_id=self.run_id, tool_call_id=call_id, step_key=step_key, node=node, agent=agent, tool=name)
+        if recorded is None:
+            with self.engine.begin() as conn:  # the record and its event: one commit
+                audit.begin_call(conn, **base, risk=tool.risk if tool else None, args=_jsonable(args),
+                                 status="running", dry_run=self.settings.dry_run)
+                self.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id},
+                          conn)
+
+        def finish(status: str, *, reason: str | None = None, result: Any = None) -> str:
+            with self.engine.begin() as conn:
+                audit.finish_call(conn, self.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
+                self.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id,
+                           "status": status, "reason": reason}, conn)
+            return tool_result(status, result=result, error=reason)
+
+        if tool is None or name not in offered:
+            known = ", ".join(sorted(offered)) or "none"
+            what = "no such tool" if tool is None else f"the {agent} is not offered {name!r}"
+            return finish("refused", reason=f"{what}; your tools are: {known}")
+        if not isinstance(args, dict):
+            return finish("invalid", reason=str(call.get("error") or "arguments must be a JSON object"))
+        try:
+            parsed = tool.args_model.model_validate(args)
+        except ValidationError as exc:
+            return finish("invalid", reason=_validation_message(exc))
+        if agent not in self.policy.allowed_roles(tool):
+            return finish("refused", reason=f"policy does not let the {agent} call {name}")
+
+        needs_approval = self.policy.needs_approval(tool)
+        if self.settings.dry_run and tool.risk != "read":
+            # Before the approval: a dry run never waits for a person to approve what it will not do.
+            reason = "dry run: not executed" + (" (it would need approval)" if needs_approval else "")
+            return finish("dry_run", reason=reason, result={"would_call": name, "args": args})
+
+        if needs_approval:
+            verdict = self._approval(call_id, name, parsed.model_dump(mode="json"), agent, recorded)
+            if verdict is not None:
+                return finish("rejected", reason=verdict)
+
+        context = ToolContext(run_id=self.run_id, tool_call_id=call_id, agent=agent, settings=self.settings,
+                              resources=self.resources)
+        kwargs = dict(parsed)
+        if tool.context_param:
+            kwargs[tool.context_param] = context
+        timeout = tool.timeout_s or self.settings.tool_timeout_s
+
+        async def attempt() -> tuple[str, str | None, Any]:
+            try:
+                async with await self._slot(name):  # waiting for a slot is not the tool's time
+                    result = await asyncio.wait_for(_execute(tool, kwargs), timeout)
+            except TimeoutError:
+                return "failed", f"{name} did not finish within {timeout:g} s", None
+            except PolicyViolation as exc:
+                return "refused", str(exc), None
+            except (NotFoundError, ValueError, AgentmeshError) as exc:
+                return "failed", _one_line(exc), None
+            except Exception as exc:  # a user's tool may raise anything; the model hears about it, the run goes on
+                return "failed", f"{name} raised {type(exc).__name__}: {_one_line(exc)}", None
+            try:
+                return "ok", None, _compact(result)
+            except ToolError as exc:
+                return "failed", str(exc), None
+
+        outcome = asyncio.ensure_future(attempt())
+        try:
+            status, why, result = await asyncio.shield(outcome)
+        except asyncio.CancelledError:
+            # The step was cancelled while the tool ran (a parallel step failed, the goal ran out of budget). The
+            # tool goes on in its thread regardless; when it ends — within its timeout — its outcome is audited,
+            # or the record would stay `running` as if the call never finished. A callback, not an await: a
+            # cancelled scope would cancel the await too.
+            def audit_outcome(done: asyncio.Future[tuple[str, str | None, Any]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    status, reason, result = done.result()
+                    finish(status, reason=reason, result=result)
+
+            outcome.add_done_callback(audit_outcome)
+            raise
+        return finish(status, reason=why, result=result)
+
+    def _approval(self, call_id: str, name: str, args: dict[str, Any], agent: str,
+                  recorded: audit.ToolCallRecord | None) -> str | None:
+        """None when approved; otherwise the rejection reason. Pauses the run (interrupt) while waiting."""
+        if recorded is not None and recorded.approval == "approved":
+            return None
+        if recorded is not None and recorded.approval == "rejected":
+            return f"rejected by {recorded.approver}" + (f": {recorded.approval_reason}" if recorded.approval_reason else "")
+        if self.approvals == "auto":
+            audit.record_approval(self.engine, self.run_id, call_id, approved=True, approver="auto (--approvals auto)")
+            return None
+        if self.approvals == "deny":
+            audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="auto (--approvals deny)")
+            return "rejected by --approvals deny"
+        with self.engine.begin() as conn:
+            audit.finish_call(conn, self.run_id, call_id, status="pending_approval", approval="pending", ended=None)
+            self.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args,
+                       "agent": agent}, conn)
+        # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
+        # from the journal and reaches this call again, now with a recorded verdict.
+        while True:
+            payload = {"type": "approval", "tool_call_id": call_id, "tool": name, "args": args, "agent": agent}
+            if self.pause_by_raising:
+                raise ApprovalPause(payload)
+            answer = interrupt(payload)
+            latest = audit.get_call(self.engine, self.run_id, call_id)
+            if latest is not None and latest.approval in ("approved", "rejected"):
+                return self._approval(call_id, name, args, agent, latest)
+            approved = answer.get("approved") if isinstance(answer, dict) else answer
+            if approved is not None:
+                audit.record_approval(self.engine, self.run_id, call_id, approved=bool(approved), approver="resume")
+                return None if approved else "rejected"
+            # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
+            # the call keeps waiting — the next interrupt() pauses the run again.
+
+    async def _slot(self, name: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A slot of the tool's Prefect global concurrency limit, when the policy sets one (on the Prefect server
+        the run context's factory configured)."""
+        limit = self.policy.concurrency.get(name)
+        if not limit:
+            return contextlib.nullcontext()
+        from prefect.client.orchestration import get_client
+        from prefect.concurrency.asyncio import concurrency
+
+        key = f"agentmesh-tool-{name}"
+        if (key, limit) not in _limits_ready:
+            from prefect.exceptions import ObjectAlreadyExists
+
+            async with get_client() as client:
+                with contextlib.suppress(ObjectAlreadyExists):  # another goal created it a moment ago
+                    await client.upsert_global_concurrency_limit_by_name(key, limit)
+            _limits_ready.add((key, limit))
+        return concurrency(key, occupy=1, strict=True)
+
+
+_limits_ready: set[tuple[str, int]] = set()
+
+
+class ApprovalPause(Exception):  # noqa: N818  (a control-flow signal, not an error)
+    """A call waits for approval in a step that cannot interrupt() itself; ``payload`` is the interrupt's."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload["tool_call_id"])
+        self.payload = payload
+
+
+async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:
+    if tool.is_async:
+        return await tool.function(**kwargs)
+    # A sync tool runs in a daemon thread of its own, not the loop's default executor: a hung tool keeps its
+    # thread, but the call ends at the timeout and the run goes on — and `asyncio.run` does not wait for the
+    # thread at exit (it joins the default executor's threads, so a hang there would hold the run's return).
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Any, error: BaseException | None) -> None:
+        if not done.done():
+            if error is None:
+                done.set_result(outcome)
+            else:
+                done.set_exception(error)
+
+    def work() -> None:
+        try:
+            outcome, error = context.run(tool.function, **kwargs), None
+        except BaseException as exc:  # delivered to the awaiting call, whatever it is
+            outcome, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while the tool ran
+            loop.call_soon_threadsafe(settle, outcome, error)
+
+    threading.Thread(target=work, name=f"agentmesh-tool-{tool.name}", daemon=True).start()
+    return await done
+
+
+def _replay(recorded: audit.ToolCallRecord) -> str:
+    return tool_result(recorded.status, result=recorded.result, error=recorded.reason)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid arguments — " + "; ".join(parts)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _compact(result: Any) -> Any:
+    if hasattr(result, "model_dump"):
+        result = result.model_dump(mode="json")
+    text = json.dumps(result, default=str)
+    if len(text) > _MAX_RESULT_CHARS:
+        raise ToolError(f"result of {len(text)} characters is too large for a model; summarise it in the tool")
+    return json.loads(text)

@@ -1,0 +1,119 @@
+"""The policy: what the agents may do, in a file users edit.
+
+The bundled ``default_policy.toml`` ships with the package; copy it to ``$AGENTMESH_HOME/policy.toml``
+(``agentmesh world init`` does) and edit it there. The gateway's own rules live at the top level — which roles
+may call which tools, which calls wait for a person and for how long, how many calls of a tool may run at once.
+A plug-in's limits live in the plug-in's own table (the operations world's in ``[world]``: replica ranges, the
+cost ceiling, refund caps, protected datasets), validated by the plug-in's model and enforced by the plug-in.
+
+    >>> policy = Policy.load(DEFAULT_POLICY_FILE)
+    >>> policy.approval_default
+    'reject'
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentmesh.core.bundled import DEFAULT_POLICY_FILE
+from agentmesh.core.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from agentmesh.tools import Tool
+
+__all__ = ["DEFAULT_POLICY_FILE", "Policy"]
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class Policy(BaseModel):
+    """Roles, approvals and concurrency — the gateway's rules — plus each plug-in's validated table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approval_required: list[str] = Field(default_factory=list)
+    """Tool names that pause for a person before running (in addition to tools that ask for it themselves)."""
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    """Role -> tool names it may call; a tool absent from every list falls back to the tool's own `roles`."""
+    concurrency: dict[str, int] = Field(default_factory=dict)
+    """Tool name -> the most calls of it running at once across every goal, process and machine (enforced
+    with a Prefect global concurrency limit named `agentmesh-tool-<name>`)."""
+    approval_timeout_s: float | None = Field(default=None, gt=0)
+    """Seconds an approval may wait; None waits forever."""
+    approval_default: Literal["reject", "approve"] = "reject"
+    """What happens to a pending approval when its deadline passes."""
+    sections: dict[str, BaseModel] = Field(default_factory=dict, exclude=True)
+    """Plug-ins' tables by name (e.g. ``world``), each validated by the model the plug-in registered."""
+    source: str = Field(default="", exclude=True)
+    """The file the policy was loaded from."""
+
+    @classmethod
+    def load(cls, path: Path, *, sections: Mapping[str, type[BaseModel]] | None = None) -> Policy:
+        """Read a policy file (TOML); an unreadable file or a bad value is a ConfigError naming the file.
+
+        ``sections`` are the plug-ins' tables (name -> model); a table no plug-in claims is an error, as is any
+        key the gateway does not know.
+        """
+        path = Path(path)
+        sections = dict(sections or {})
+        try:
+            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"policy file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"policy file {path}: cannot read it ({exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"policy file {path}: not valid TOML ({exc})") from None
+        for key in data:  # a plug-in's limit written at the top level (as before plug-ins had tables)
+            owner = next((name for name, model in sections.items() if key in model.model_fields), None)
+            if owner is not None and key not in cls.model_fields:
+                raise ConfigError(f"policy file {path}: `{key}` belongs in the [{owner}] table")
+        validated: dict[str, BaseModel] = {}
+        for name, model in sections.items():
+            try:
+                validated[name] = model.model_validate(data.pop(name, {}))
+            except ValidationError as exc:
+                raise ConfigError(f"policy file {path}: {name}.{_where(exc)}") from None
+        try:
+            return cls.model_validate({**data, "sections": validated, "source": str(path)})
+        except ValidationError as exc:
+            raise ConfigError(f"policy file {path}: {_where(exc)}") from None
+
+    @classmethod
+    def default(cls, *, sections: Mapping[str, type[BaseModel]] | None = None) -> Policy:
+        """The bundled default policy."""
+        return cls.load(DEFAULT_POLICY_FILE, sections=sections)
+
+    def section(self, name: str, model: type[S]) -> S:
+        """A plug-in's table, validated; its model's defaults when the file has no such table."""
+        found = self.sections.get(name)
+        if isinstance(found, model):
+            return found
+        return model()
+
+    def allowed_roles(self, tool: Tool) -> tuple[str, ...]:
+        """The roles that may call a tool: those whose list names it, else the tool's own defaults."""
+        named = tuple(sorted(role for role, names in self.roles.items() if tool.name in names))
+        return named if named or self._listed(tool.name) else tuple(tool.roles)
+
+    def _listed(self, name: str) -> bool:
+        return any(name in names for names in self.roles.values())
+
+    def needs_approval(self, tool: Tool) -> bool:
+        return tool.requires_approval or tool.name in self.approval_required
+
+    def summary(self) -> dict[str, Any]:
+        """The policy as plain data, for ``agentmesh policy show --json``."""
+        tables = {name: section.model_dump(mode="json") for name, section in self.sections.items()}
+        return {"source": self.source, **self.model_dump(mode="json"), **tables}
+
+
+def _where(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return f"{where}: {err['msg']}"

@@ -1,0 +1,3 @@
+from agentmesh.interfaces.cli import main
+
+main()

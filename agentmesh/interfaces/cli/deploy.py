@@ -1,0 +1,114 @@
+"""`agentmesh deploy`: scheduled goals as Prefect deployments, and `agentmesh prefect` for the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agentmesh.core.exceptions import UserError
+
+out = Console()
+ACTIONS = ("list", "run", "pause", "resume")
+
+prefect_app = typer.Typer(help="The local Prefect server agentmesh runs in the background.", no_args_is_help=True)
+
+
+def deploy(
+    target: Annotated[list[str] | None, typer.Argument(
+        help="NAME to create a deployment; or list | run NAME | pause NAME | resume NAME.")] = None,
+    goal: Annotated[str | None, typer.Option("--goal", help="The goal each scheduled run pursues.")] = None,
+    graph: Annotated[str, typer.Option("--graph", "-g", help="The graph to run.")] = "mesh",
+    cron: Annotated[str | None, typer.Option("--cron", help="A cron schedule, e.g. '*/15 * * * *'.")] = None,
+    interval: Annotated[float | None, typer.Option("--interval", help="Seconds between runs.")] = None,
+    work_pool: Annotated[str | None, typer.Option("--work-pool", help="A Prefect work pool whose workers run it.")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the deployments (all, or the NAMEs) from this process.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="With --serve: goals run at once.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Schedule a goal as a Prefect deployment; list, run, pause or resume deployments; or serve them."""
+    from agentmesh.core.settings import get_settings
+    from agentmesh.runtime.prefect import configure_prefect
+
+    configure_prefect(get_settings())
+    from agentmesh import deployments as d
+
+    args = list(target or [])
+    if serve:
+        d.serve(args or None, limit=limit)
+        return
+    if not args:
+        raise UserError("name a deployment (`agentmesh deploy NAME --goal ... --interval 3600`) or an action: "
+                        + ", ".join(ACTIONS))
+    action, rest = args[0], args[1:]
+    if action == "list":
+        rows = asyncio.run(d.list_deployments())
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        for r in [] if as_json else rows:
+            when = f"cron {r['cron']}" if r["cron"] else f"every {r['interval']:g} s" if r["interval"] else "manual"
+            state = "paused" if r["paused"] else "active"
+            out.print(f"[bold]{r['name']}[/] {state} · {when} · pool {r['work_pool'] or '(served)'} · "
+                      f"{(r['parameters'].get('goal') or 'evolve ' + ' '.join(r['parameters'].get('suite') or []))[:80]}")
+        return
+    if action in ("run", "pause", "resume"):
+        if len(rest) != 1:
+            raise UserError(f"`agentmesh deploy {action} NAME` takes one deployment name")
+        if action == "run":
+            flow_run_id = asyncio.run(d.run_now(rest[0]))
+            out.print(f"started flow run {flow_run_id}; `agentmesh runs list` shows it once a worker picks it up")
+        else:
+            asyncio.run(d.set_paused(rest[0], action == "pause"))
+            out.print(f"{rest[0]} {action}d")
+        return
+    if len(args) != 1:
+        raise UserError("`agentmesh deploy NAME --goal TEXT (--cron EXPR | --interval SECONDS)` takes one NAME")
+    if goal is None:
+        raise UserError("--goal is required to create a deployment")
+    deployment_id = asyncio.run(d.create_deployment(action, goal=goal, graph=graph, cron=cron, interval=interval,
+                                                    work_pool=work_pool))
+    if as_json:
+        sys.stdout.write(json.dumps({"id": deployment_id, "name": action}) + "\n")
+    else:
+        runner = f"workers of pool {work_pool}" if work_pool else "`agentmesh deploy --serve`"
+        out.print(f"deployment [bold]{action}[/] created ({deployment_id}); {runner} will run it")
+
+
+def _prefect_home() -> Path:
+    from agentmesh.core.settings import get_settings
+
+    return Path(os.environ.get("PREFECT_HOME") or get_settings().resolved_home / "prefect")
+
+
+@prefect_app.command("status")
+def prefect_status() -> None:
+    """Where runs are recorded: PREFECT_API_URL, the local server, or Prefect's embedded mode."""
+    from agentmesh.runtime.prefect import _alive, _healthy, local_server_state
+
+    if os.environ.get("PREFECT_API_URL"):
+        out.print(f"PREFECT_API_URL = {os.environ['PREFECT_API_URL']}")
+        return
+    state = local_server_state(_prefect_home())
+    if state and _alive(state.get("pid")) and _healthy(state["url"]):
+        out.print(f"local Prefect server running at {state['url']} (pid {state['pid']})")
+    else:
+        out.print("no local Prefect server running; the next run starts one")
+
+
+@prefect_app.command("stop")
+def prefect_stop() -> None:
+    """Stop the local Prefect server (runs stay recorded; the next run starts it again)."""
+    from agentmesh.runtime.prefect import stop_local_server
+
+    out.print("stopped" if stop_local_server(_prefect_home()) else "no local Prefect server was running")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"allow_interspersed_args": True})(deploy)
+    app.add_typer(prefect_app, name="prefect")

@@ -1,0 +1,55 @@
+"""`agentmesh serve`: the HTTP API, the OpenAI-compatible endpoints and the web page."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from typing import Annotated
+
+import typer
+
+from agentmesh.core.exceptions import UserError
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except (OSError, ValueError):
+            return False
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+        token: Annotated[str | None, typer.Option("--token", help="API token clients send as `Authorization: Bearer`; "
+                                                  "default AGENTMESH_API_TOKEN.")] = None,
+        model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
+        log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Serve the HTTP API (docs at /docs), the OpenAI-compatible endpoints and the web page at /."""
+        import uvicorn
+
+        from agentmesh.core.settings import get_settings
+        from agentmesh.interfaces.http import create_app
+
+        token = token or os.environ.get("AGENTMESH_API_TOKEN") or None
+        if not is_loopback(host) and not token:
+            raise UserError(f"--host {host} accepts connections from other machines: set a token "
+                            "(--token or AGENTMESH_API_TOKEN) so that only your clients can run goals")
+        if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
+            raise UserError(f"--log-level must be critical, error, warning, info, debug or trace, not {log_level!r}")
+        settings = get_settings(model=model)
+        app_ = create_app(settings, token=token)
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"agentmesh serving on http://{shown}:{port} · API docs /docs · model {settings.model_name}"
+                   + (" · token required" if token else ""), err=True)
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)

@@ -1,0 +1,98 @@
+"""The audit: one record per attempted tool call, written before the side effect and completed after.
+
+A record's key is ``(run_id, tool_call_id)`` — the call's idempotency key — so a retried or resumed step
+that reaches the same call finds its record and reuses the result instead of acting twice.
+
+Statuses: ``running`` (written, not finished: a crash happened here), ``ok``, ``refused`` (permissions or
+policy), ``invalid`` (arguments failed validation), ``failed`` (the tool raised or timed out),
+``pending_approval``, ``rejected`` (a person or the approval mode said no), ``dry_run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.tables import tool_calls
+
+__all__ = ["FINAL", "ToolCallRecord", "begin_call", "finish_call", "get_call", "list_calls", "pending_approvals",
+           "record_approval"]
+
+FINAL = frozenset({"ok", "refused", "invalid", "failed", "rejected", "dry_run"})
+
+
+class ToolCallRecord(BaseModel):
+    """One attempted tool call, as `agentmesh runs audit --json` shows it."""
+
+    run_id: str
+    tool_call_id: str
+    step_key: str | None = None
+    node: str | None = None
+    agent: str | None = None
+    tool: str
+    risk: str | None = None
+    args: Any = None
+    status: str
+    reason: str | None = None
+    result: Any = None
+    dry_run: bool = False
+    started: datetime
+    ended: datetime | None = None
+    approval: str | None = None
+    approver: str | None = None
+    approval_reason: str | None = None
+    approved_at: datetime | None = None
+
+
+def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(tool_calls).where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
+        ).mappings().first()
+    return ToolCallRecord.model_validate(dict(row)) if row else None
+
+
+def _writing(bind: Engine | Connection) -> contextlib.AbstractContextManager[Connection]:
+    """A transaction of its own on an engine; on a connection, the caller's (to commit an event with the record)."""
+    return bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+
+
+def begin_call(bind: Engine | Connection, **values: Any) -> None:
+    with _writing(bind) as conn:
+        conn.execute(insert(tool_calls).values(started=utcnow(), **values))
+
+
+def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, **values: Any) -> None:
+    values.setdefault("ended", utcnow())
+    with _writing(bind) as conn:
+        conn.execute(
+            update(tool_calls)
+            .where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
+            .values(**values)
+        )
+
+
+def list_calls(engine: Engine, run_id: str) -> list[ToolCallRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.started)
+        ).mappings()
+        return [ToolCallRecord.model_validate(dict(r)) for r in rows]
+
+
+def pending_approvals(engine: Engine, run_id: str) -> list[ToolCallRecord]:
+    return [c for c in list_calls(engine, run_id) if c.approval == "pending"]
+
+
+def record_approval(engine: Engine, run_id: str, tool_call_id: str, *, approved: bool, approver: str,
+                    reason: str | None = None) -> None:
+    finish_call(
+        engine, run_id, tool_call_id,
+        approval="approved" if approved else "rejected",
+        approver=approver, approval_reason=reason, approved_at=utcnow(), ended=None,
+    )

@@ -1,0 +1,48 @@
+"""Approvals: a person's verdict on a run's pending tool calls, then the run resumed from any process.
+
+The verdict is recorded in the audit; the run then resumes from its checkpoint in whatever process asks, and the
+paused node replays to the call, which now finds its verdict (see ``agentmesh.gateway``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from agentmesh.core.exceptions import UserError
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.gateway.approvals import expire_approvals
+from agentmesh.persistence import audit
+from agentmesh.persistence.runs import get_run, run_result
+from agentmesh.runtime.components import EventSink, components
+from agentmesh.runtime.run import aresume_run
+
+__all__ = ["aapprove"]
+
+
+async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = True, approver: str,
+                   reason: str | None = None, settings: Settings | None = None, resume: bool = True,
+                   approvals: str | None = None, on_event: EventSink | None = None,
+                   chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+    """Record a verdict on a run's pending calls (one, or all), then resume the run from any process."""
+    settings = settings or get_settings()
+    parts = components(settings)
+    engine = parts.engine
+    run_id = get_run(engine, run_id)["run_id"]
+    expired = expire_approvals(engine, parts.policy, run_id)
+    if call_id is not None and any(c.endswith(call_id) for c in expired):
+        raise UserError(f"the approval deadline of call {call_id} had passed; the policy's default outcome was "
+                        f"applied — `agentmesh runs resume {run_id}` continues the run")
+    pending = audit.pending_approvals(engine, run_id)
+    if call_id is not None:
+        pending = [c for c in pending if c.tool_call_id == call_id or c.tool_call_id.endswith(call_id)]
+        if not pending:
+            raise UserError(f"run {run_id} has no call {call_id!r} waiting for approval; `agentmesh runs show {run_id}`")
+    if not pending:
+        raise UserError(f"run {run_id} has nothing waiting for approval")
+    for call in pending:
+        audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
+    if not resume:
+        return run_result(engine, run_id)
+    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model)

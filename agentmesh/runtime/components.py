@@ -1,0 +1,141 @@
+"""The composition root of a run: the components an installation shares, and the one factory of run contexts.
+
+``components(settings)`` — the database, the plug-ins, the tool registry, the policy and the plug-ins'
+resources — is built once per process and home. ``build_run_context`` makes the ``RunContext`` of one run from
+them; local runs, resumes, remote task workers, eval trials and a gateway used on its own all build theirs here,
+and Prefect is configured from the settings passed in before anything talks to it.
+
+    parts = components(settings)
+    run = build_run_context(settings, run_id="r1", goal="...", graph="mesh")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, func, select
+
+from agentmesh.agents.context import Budget, RunContext, StepDelegate
+from agentmesh.core.resources import Resources
+from agentmesh.core.settings import Settings
+from agentmesh.gateway import Gateway
+from agentmesh.gateway.policy import Policy
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.events import event_log
+from agentmesh.persistence.runs import list_steps
+from agentmesh.persistence.tables import model_calls
+from agentmesh.runtime.plugins import Plugin, load_plugins
+from agentmesh.runtime.prefect import configure_prefect
+from agentmesh.tools import ToolRegistry
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agentmesh.models.offline import OfflineRules
+
+__all__ = ["Components", "EventSink", "build_run_context", "components"]
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(kw_only=True)
+class Components:
+    """What the runs of one process and home share."""
+
+    settings: Settings
+    """The settings they were built from."""
+    engine: Engine
+    """The agentmesh database."""
+    plugins: list[Plugin]
+    """The plug-ins the settings enable, in order."""
+    registry: ToolRegistry
+    """Built-in tools, the plug-ins' tools, then the user's."""
+    policy: Policy
+    """The policy file, with the plug-ins' tables validated."""
+    resources: Resources
+    """The plug-ins' resources, built on first use."""
+
+    @property
+    def offline_rules(self) -> OfflineRules | None:
+        """The first enabled plug-in's rules for the offline model."""
+        return next((p.offline_rules for p in self.plugins if p.offline_rules is not None), None)
+
+
+_components: dict[tuple[str, str], Components] = {}
+
+
+def components(settings: Settings) -> Components:
+    """The components for these settings, built once per process (again when given new settings)."""
+    key = (settings.resolved_database_url, str(settings.resolved_home))
+    found = _components.get(key)
+    if found is None or found.settings is not settings:
+        plugins = load_plugins(settings.plugins)
+        tables = {name: model for p in plugins for name, model in p.policy_tables.items()}
+        policy = Policy.load(settings.resolved_policy_file, sections=tables)
+        registry = ToolRegistry.load([*(folder for p in plugins for folder in p.tools), *settings.tools_paths])
+        factories = {kind: _bind(make, settings, policy) for p in plugins for kind, make in p.resources.items()}
+        found = _components[key] = Components(
+            settings=settings, engine=get_engine(settings.resolved_database_url), plugins=plugins,
+            registry=registry, policy=policy, resources=Resources(factories),
+        )
+    return found
+
+
+def _bind(make: Callable[[Settings, Policy], Any], settings: Settings, policy: Policy) -> Callable[[], Any]:
+    return lambda: make(settings, policy)
+
+
+def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str, approvals: str | None = None,
+                      on_event: EventSink | None = None, chat_model: BaseChatModel | None = None,
+                      delegates: dict[str, StepDelegate] | None = None, on_worker: bool = False) -> RunContext:
+    """The context of one run: its components, gateway, budget (what the run already spent is counted) and event
+    stream. ``delegates``: roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is
+    such a step, on a task worker, whose approvals pause by raising."""
+    configure_prefect(settings)
+    parts = components(settings)
+    mode = approvals or settings.approvals
+    emit = _emitter(run_id, on_event, parts.engine)
+    gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
+                      policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
+                      pause_by_raising=on_worker)
+    run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
+                     registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
+                     budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
+                     offline_rules=parts.offline_rules)
+    if chat_model is not None:
+        run.models[settings.model_name] = chat_model
+    run.delegates = dict(delegates or {})
+    run.step_seq = max((s["seq"] for s in list_steps(parts.engine, run_id)), default=0)
+    return run
+
+
+def _budget(settings: Settings, engine: Engine, run_id: str) -> Budget:
+    budget = Budget(max_model_calls=settings.max_model_calls, max_tokens=settings.max_tokens,
+                    max_cost_usd=settings.max_cost_usd, max_seconds=settings.max_seconds)
+    with engine.connect() as conn:
+        calls, tokens_in, tokens_out, cost = conn.execute(
+            select(func.count(), func.coalesce(func.sum(model_calls.c.input_tokens), 0),
+                   func.coalesce(func.sum(model_calls.c.output_tokens), 0),
+                   func.coalesce(func.sum(model_calls.c.cost_usd), 0.0))
+            .where(model_calls.c.run_id == run_id)
+        ).one()
+    budget.model_calls, budget.input_tokens, budget.output_tokens, budget.cost_usd = calls, tokens_in, tokens_out, cost
+    return budget
+
+
+def _emitter(run_id: str, sink: EventSink | None, engine: Engine) -> Callable[..., None]:
+    log = event_log(engine)
+
+    def emit(event: dict[str, Any], conn: Any = None) -> None:
+        event.setdefault("run_id", run_id)
+        event.setdefault("time", time.time())
+        log.append(run_id, event, conn)
+        if sink is not None:
+            with contextlib.suppress(Exception):  # a broken display must not break a run
+                sink(event)
+
+    return emit

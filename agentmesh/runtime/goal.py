@@ -1,0 +1,231 @@
+"""A goal's flow: one Prefect flow run per goal (its id is the run id and the LangGraph thread id), the graph
+run durably inside it with a checkpointer, and the run's record, decision and artifacts at the end.
+
+``goal_flow`` is the flow every goal runs as. ``agentmesh run`` and the other in-process callers pass a
+``GoalInvocation`` — the typed inputs that are not plain data (settings, the event sink, a chat model) —
+as the ``invocation`` parameter; a deployment names the flow by module path
+(``agentmesh.runtime.goal:goal_flow``) and a worker runs it with plain parameters and the environment's settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from prefect import flow
+
+from agentmesh.agents.context import RunContext, running
+from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.persistence.audit import list_calls
+from agentmesh.persistence.checkpoints import checkpointer
+from agentmesh.persistence.runs import create_run, find_run, get_run, update_run, usage_of_run
+from agentmesh.runtime import remote
+from agentmesh.runtime.compile import durable_graph
+from agentmesh.runtime.components import EventSink, build_run_context, components
+from agentmesh.runtime.graphs import GraphSpec, get_graph
+from agentmesh.runtime.prefect import InProcess, api_url, in_process
+
+__all__ = ["FLOW_NAME", "GoalInvocation", "goal_flow"]
+
+FLOW_NAME = "agentmesh-goal"
+
+
+@dataclass(kw_only=True)
+class GoalInvocation:
+    """One goal's inputs, typed, as its caller passes them to the flow; the flow records the run id here."""
+
+    goal: str
+    """The goal as submitted."""
+    spec: GraphSpec
+    """The graph it runs on."""
+    settings: Settings
+    """The settings of the run."""
+    approvals: Literal["wait", "auto", "deny"] = "wait"
+    """What a call needing approval does."""
+    on_event: EventSink | None = None
+    """Where progress events go, besides the run's event log."""
+    deployment: str | None = None
+    """The deployment that started it, if any."""
+    chat_model: BaseChatModel | None = None
+    """Replaces the configured model for every agent (a test seam: a scripted model)."""
+    context: list[str] | None = None
+    """Earlier conversation shown to the planner as data."""
+    resume_of: str | None = None
+    """The run this invocation resumes."""
+    run_id: str | None = None
+    """Pre-assigned (or, once the flow started, the actual) run id."""
+    error: str | None = None
+    """Why the flow could not start the run."""
+
+    def as_parameter(self) -> Any:
+        """This invocation as the goal flow's ``invocation`` parameter (Prefect shows a summary of it)."""
+        return in_process(self, approvals=self.approvals, model=_model_label(self.settings, self.chat_model),
+                          context_turns=len(self.context or []))
+
+
+@flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
+async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None,
+                    invocation: InProcess | None = None) -> Any:
+    """One goal: a flow run whose id is the run id (unless one was pre-assigned); every graph node a task run
+    under it. Started by Prefect (a schedule, a worker), it reads its settings from the environment."""
+    if invocation is not None:
+        return await execute(invocation.value)
+    from prefect.runtime import deployment
+
+    settings = get_settings()
+    return await execute(GoalInvocation(
+        goal=goal, spec=get_graph(graph, settings.graphs_paths), settings=settings, approvals=settings.approvals,
+        deployment=deployment.name, resume_of=resume_of, run_id=run_id))
+
+
+async def execute(inv: GoalInvocation) -> Any:
+    """The body of the goal flow (inside its flow run)."""
+    from prefect.context import FlowRunContext
+    from prefect.states import Failed
+
+    settings = inv.settings
+    engine = components(settings).engine
+    flow_run_id = str(FlowRunContext.get().flow_run.id)  # type: ignore[union-attr]
+    run_id = inv.run_id = inv.resume_of or inv.run_id or flow_run_id
+    resume_of = inv.resume_of
+    started = time.perf_counter()
+    if resume_of is None and find_run(engine, run_id) is not None:
+        resume_of = run_id  # a Prefect flow retry: go on from the checkpoint, reusing finished work
+    if resume_of is None:
+        create_run(engine, run_id=run_id, flow_run_id=flow_run_id, goal=inv.goal, graph=inv.spec.name,
+                   status="running", model=_model_label(settings, inv.chat_model),
+                   offline=settings.offline and inv.chat_model is None, deployment=inv.deployment,
+                   prefect_api_url=api_url())
+    else:
+        previous = get_run(engine, run_id)
+        if previous["status"] == "running" and previous["flow_run_id"]:
+            await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
+        update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
+    status, error = "failed", None
+    values: dict[str, Any] = {}
+    run: RunContext | None = None
+    try:
+        run = build_run_context(settings, run_id=run_id, goal=inv.goal, graph=inv.spec.name, approvals=inv.approvals,
+                                on_event=inv.on_event, chat_model=inv.chat_model, delegates=remote.delegates(settings))
+        run.emit({"type": "run_started", "run_id": run_id, "goal": inv.goal, "graph": inv.spec.name,
+                  "model": settings.model_name, "offline": settings.offline, "resumed": resume_of is not None})
+        with running(run):
+            async with checkpointer(settings) as saver:
+                compiled = durable_graph(inv.spec.builder, settings).copy({"checkpointer": saver})
+                config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
+                graph_input = await _input(compiled, config, inv.goal, resume_of, inv.context)
+                try:
+                    if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
+                        values = (await compiled.aget_state(config)).values
+                    else:
+                        values = await compiled.ainvoke(graph_input, config)
+                except Exception:
+                    # Partial results: what the graph had checkpointed (the plan, the findings so far) is kept.
+                    with contextlib.suppress(Exception):
+                        values = (await compiled.aget_state(config)).values
+                    raise
+                snapshot = await compiled.aget_state(config)
+        status = "waiting_approval" if snapshot.interrupts else "done"
+    except BudgetExceeded as exc:
+        status, error = "budget_exceeded", str(exc)
+    except asyncio.CancelledError:
+        status, error = "cancelled", "cancelled by the user"
+        raise
+    except AgentmeshError as exc:
+        status, error = "failed", str(exc)
+    except Exception as exc:  # a bug in a user's node: recorded, reported in one line, the process survives
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        if run is not None:
+            await _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
+        else:  # it failed before it could start: still recorded, never left "running"
+            update_run(engine, run_id, status=status, error=error)
+    if status == "failed":
+        return Failed(message=error or "failed")
+    return status
+
+
+async def _mark_crashed(flow_run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with contextlib.suppress(Exception):  # best effort: the agentmesh database is the record
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
+            if flow_run.state is not None and not flow_run.state.is_final():
+                await client.set_flow_run_state(UUID(flow_run_id), Crashed(message="process died; resumed"), force=True)
+
+
+def _model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
+    if chat_model is None:
+        return settings.model_name
+    return getattr(chat_model, "model_name", None) or chat_model._llm_type
+
+
+_FINISHED = object()
+
+
+async def _input(compiled: CompiledStateGraph, config: RunnableConfig, goal: str, resume_of: str | None,
+                 context: list[str] | None) -> Any:
+    """What to invoke the graph with: a new goal, a resume of its interrupts, or None to go on from the
+    last checkpoint (LangGraph re-runs the tasks that had not finished)."""
+    if resume_of is None:
+        return {"goal": goal, "memory": context} if context else {"goal": goal}
+    snapshot = await compiled.aget_state(config)
+    if snapshot.interrupts:
+        # Each pending approval's verdict is in the audit; the node re-reads it when it replays.
+        return Command(resume={i.id: {"approved": None} for i in snapshot.interrupts})
+    if snapshot.next:
+        return None
+    return _FINISHED if snapshot.values else {"goal": goal}
+
+
+async def _finish(run: RunContext, status: str, error: str | None, values: dict[str, Any], seconds: float) -> None:
+    usage = usage_of_run(run.engine, run.run_id)
+    previous = get_run(run.engine, run.run_id)
+    timings = dict(previous.get("timings") or {})
+    timings["wall_s"] = round(timings.get("wall_s", 0) + seconds, 3)
+    update_run(
+        run.engine, run.run_id, status=status, error=error, usage=usage, timings=timings,
+        plan=values.get("plan") or previous.get("plan"), decision=values.get("decision") or previous.get("decision"),
+        prompt_versions=run.prompt_versions or previous.get("prompt_versions"),
+    )
+    run.emit({"type": "run_finished", "status": status, "error": error})
+    try:
+        await _artifacts(run, values)
+    except Exception as exc:  # artifacts are a view; the run is already recorded
+        run.emit({"type": "warning", "message": f"could not create Prefect artifacts: {exc}"})
+
+
+async def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
+    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+    made = []
+    decision = values.get("decision")
+    if decision:
+        made.append(acreate_markdown_artifact(
+            key=f"decision-{run.run_id[:8]}",
+            markdown=f"# Decision\n\n{decision['summary']}\n\n**Outcome:** {decision.get('outcome')} · "
+            f"**confidence** {decision['confidence']}\n\n## Rationale\n\n{decision['rationale']}\n",
+            description=f"Decision for: {run.goal[:120]}",
+        ))
+    calls = list_calls(run.engine, run.run_id)
+    if calls:
+        made.append(acreate_table_artifact(
+            key=f"tool-calls-{run.run_id[:8]}",
+            table=[{"agent": c.agent, "tool": c.tool, "args": str(c.args)[:200], "status": c.status,
+                    "reason": c.reason or ""} for c in calls],
+            description="Tool calls of this run (agentmesh runs audit shows them in full)",
+        ))
+    for failed in await asyncio.gather(*made, return_exceptions=True):
+        if isinstance(failed, Exception):
+            raise failed

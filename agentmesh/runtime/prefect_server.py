@@ -1,0 +1,78 @@
+"""The local Prefect server agentmesh starts once in the background: ``python -m agentmesh.runtime.prefect_server``.
+
+It is Prefect's own server application (``prefect.server.api.server.create_app``, the one
+``prefect server start`` serves), with its background services, on 127.0.0.1, with one change: every SQLite
+transaction of the server begins ``IMMEDIATE``. With Prefect's default (``DEFERRED`` for most writes), a
+write that first reads fails with ``SQLITE_BUSY_SNAPSHOT`` whenever another write committed in between —
+concurrent task runs, tag concurrency leases, the event persister — and the client answers the resulting
+503 by sleeping 2 s (measured here: most back-to-back goals stalled 2–10 s). ``IMMEDIATE`` makes writers
+queue on SQLite's busy timeout instead, which costs microseconds. A PostgreSQL-backed server needs none of
+this; point ``PREFECT_API_URL`` at it.
+
+The server exits by itself after ``--idle-minutes`` without requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+def _immediate_sqlite_transactions() -> None:
+    from prefect.server.database import configurations
+
+    config = getattr(configurations, "AioSqliteConfiguration", None)
+    original = getattr(config, "begin_transaction", None)
+    if config is None or original is None:  # a Prefect without this hook: run it as it is
+        return
+
+    @contextlib.asynccontextmanager
+    async def begin_transaction(self: Any, session: Any, with_for_update: bool = False) -> AsyncIterator[Any]:
+        async with original(self, session, with_for_update=True) as transaction:
+            yield transaction
+
+    config.begin_transaction = begin_transaction
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--idle-minutes", type=float, default=120.0)
+    args = parser.parse_args()
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The UI needs a build step that writes into the installed package; the API is what agentmesh needs.
+    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+
+    import uvicorn
+    from prefect.server.api.server import create_app
+
+    _immediate_sqlite_transactions()
+    app = create_app(final=True)
+    last_request = [time.monotonic()]
+
+    @app.middleware("http")
+    async def _touch(request: Any, call_next: Any) -> Any:
+        last_request[0] = time.monotonic()
+        return await call_next(request)
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning",
+                                           access_log=False))
+
+    def watch_idle() -> None:
+        while not server.should_exit:
+            time.sleep(10)
+            if time.monotonic() - last_request[0] > args.idle_minutes * 60:
+                server.should_exit = True
+
+    threading.Thread(target=watch_idle, daemon=True).start()
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Agent steps on other machines: Prefect 3 task workers, one routing key per role.
+
+    # on the machine that suits the analyst (near its data, or its GPU's model server):
+    agentmesh worker --role analyst
+    # wherever goals run:
+    AGENTMESH_REMOTE_ROLES='["analyst"]' agentmesh run "checkout-api p95 is 900 ms; bring it under 300 ms"
+
+The goal's flow run and its node tasks stay where the goal runs. When a role is remote, ``Agent.run`` sends
+the step — plain data: run id, role, step key, goal, step-input sections, prompt — as a background task
+(``Task.delay``) whose task key names the role, and awaits its result. ``agentmesh worker --role R`` serves
+that key (``prefect.task_worker.serve``), rebuilds the run's context from the shared agentmesh database and
+runs the ordinary agent step there: the same model journal, gateway, policy and audit, under the same keys,
+so a retried or resumed node replays the finished model calls and tool calls wherever it runs. The output
+comes back as JSON and is validated against the agent's output schema.
+
+Why task workers and not a distributed task runner (prefect-dask, prefect-ray): those move whole node tasks,
+so the goal's flow run would hand its LangGraph config — checkpointer, callbacks, the compiled graph's
+internals — to pickling, and a node's retries and timeline would live on another machine's runner. Here
+the flow run, node tasks, retries and checkpoints stay put, only JSON crosses machines, and every side
+effect still passes the one journal and audit by the same keys. A role maps to a queue by the task key, so
+placement is a command-line flag on the machine that suits the role.
+
+The run context places the step: ``build_run_context(delegates=delegates(settings))`` maps each remote role to
+``run_step``, and ``Agent.run`` hands such a role's step to it; on the worker, the run context is built with no
+delegates, so the step runs there.
+
+Approvals: a step on a worker has no LangGraph context, so its gateway raises ``ApprovalPause`` there
+instead of calling ``interrupt()``; the worker returns ``{"paused": payload}`` and the node calls
+``interrupt(payload)`` itself. On resume the node sends the step again, the worker replays the journal, and
+the gateway finds the verdict in the audit.
+
+Storage: ``.delay()`` writes the parameters, and the worker its result, to Prefect's result storage. On one
+machine the default (under ``PREFECT_HOME``) works when both processes share ``PREFECT_HOME``; across
+machines set ``PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK`` and ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``
+to a shared block (S3, GCS, or a shared filesystem), and ``AGENTMESH_DATABASE_URL`` to one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import importlib
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentmesh.agents.agent import Agent
+from agentmesh.agents.context import StepDelegate, StepScope, current_run, current_step, running, stepping
+from agentmesh.core import exceptions
+from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.gateway import ApprovalPause
+from agentmesh.persistence import audit
+from agentmesh.prompts import PromptTemplate
+from agentmesh.runtime._upstream import prefect_context
+from agentmesh.runtime.components import build_run_context
+
+if TYPE_CHECKING:
+    from prefect import Task
+    from pydantic import BaseModel
+
+__all__ = ["agent_step", "delegates", "run_step", "serve", "step_task", "task_key", "worker_id"]
+
+_tasks: dict[str, Task[..., Any]] = {}
+
+
+def task_key(role: str) -> str:
+    """The Prefect task key a role's steps are queued under (what `agentmesh worker --role` subscribes to)."""
+    return f"agentmesh-agent-step-{role}"
+
+
+def worker_id() -> str:
+    """This process, as a step's record shows where it ran: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def delegates(settings: Settings) -> dict[str, StepDelegate]:
+    """The roles whose steps a run sends to task workers (``settings.remote_roles``), each to ``run_step``."""
+    return {role: run_step for role in settings.remote_roles}
+
+
+def step_task(role: str) -> Task[..., Any]:
+    """The background task carrying one role's steps; the same object shape on the sending and serving side."""
+    found = _tasks.get(role)
+    if found is None:
+        from prefect import Task
+
+        class _RoleStep(Task):  # type: ignore[type-arg]
+            # Prefect derives a task's key from its function's name and code, whose hash includes the file path
+            # (so differs between installs) and which copies made by `with_options` — the task worker makes
+            # one — recompute. A role's steps need one key everywhere: the role's.
+            def with_options(self, **kwargs: Any) -> Task[..., Any]:
+                copy = super().with_options(**kwargs)
+                copy.task_key = self.task_key
+                return copy
+
+        found = _RoleStep(
+            fn=agent_step, name=f"agent-step-{role}", tags=["agentmesh", role, "remote"], retries=0,
+            # Keyed by the task run: the result is stored for the sender to read, and never served from cache
+            # to a later send (a resumed step must not get its earlier "paused" reply; the journal makes a
+            # replay cheap).
+            cache_key_fn=_own_run_key,
+        )
+        found.task_key = task_key(role)
+        _tasks[role] = found
+    return found
+
+
+def _own_run_key(context: Any, parameters: Any) -> str:
+    return f"agentmesh-step-{context.task_run.id}"
+
+
+# -- the sending side ------------------------------------------------------------------------------------
+
+
+async def run_step(agent: Agent, *, goal: str, variables: dict[str, Any] | None,
+                   sections: dict[str, Any]) -> BaseModel:
+    """Send one agent step to a worker serving its role; returns the validated output (or pauses the node)."""
+    from langgraph.types import interrupt
+
+    run = current_run()
+    scope = current_step()
+    scope.agent_runs += 1  # the worker's step takes this number, so its journal key is the one used here
+    template = agent.template(run)
+    run.prompt_versions[agent.role] = f"{template.version}@{template.sha}"
+    request = {
+        "run_id": run.run_id, "goal": goal, "graph": run.graph, "role": agent.role,
+        "step_key": scope.key, "node": scope.node, "agent_run": scope.agent_runs,
+        "approvals": run.approvals, "dry_run": run.settings.dry_run,
+        "prompt": _template_data(template), "tools": agent.tools, "model": agent.model,
+        "output": f"{agent.output.__module__}:{agent.output.__qualname__}",
+        "variables": variables or {}, "sections": sections,
+    }
+    while True:
+        reply = await _send(agent.role, request, timeout=run.settings.max_seconds)
+        if "error" in reply:
+            raise _error(reply["error"])
+        if "paused" not in reply:
+            return agent.output.model_validate(reply["output"])
+        payload = reply["paused"]
+        answer = interrupt(payload)  # pauses the node on the first pass; on resume, the answer (if any)
+        approved = answer.get("approved") if isinstance(answer, dict) else answer
+        latest = audit.get_call(run.engine, run.run_id, payload["tool_call_id"])
+        if approved is not None and latest is not None and latest.approval == "pending":
+            audit.record_approval(run.engine, run.run_id, payload["tool_call_id"], approved=bool(approved),
+                                  approver="resume")
+        # Send the step again: the worker replays the journal and finds the verdict (or pauses once more).
+
+
+async def _send(role: str, request: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    task = step_task(role)
+
+    def delay() -> Any:
+        from prefect.context import TaskRunContext
+
+        # The background run belongs to the goal's flow run (it shows in its timeline), but not to the node's
+        # task run: Prefect would ship that context to the worker, and its parameters hold LangGraph's config.
+        with prefect_context(TaskRunContext, None):
+            return task.delay(request)
+
+    # In a thread of its own: `delay` talks to the API synchronously.
+    future = await asyncio.to_thread(contextvars.copy_context().run, delay)
+    await future.wait_async(timeout=timeout)
+    state = future.state
+    if not state.is_final():
+        raise RunError(f"no `agentmesh worker --role {role}` finished the {role}'s step within {timeout:.0f} s "
+                       f"(task run {future.task_run_id}); start one, or drop {role!r} from remote_roles")
+    for attempt in range(50):
+        try:
+            result = await state.aresult()
+            break
+        except ValueError as exc:
+            # The worker's task engine reports Completed a moment before its transaction writes the result.
+            if "does not exist" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
+    if not isinstance(result, dict):
+        raise RunError(f"the {role}'s worker returned {type(result).__name__}, not a step result")
+    return result
+
+
+def _template_data(template: Any) -> dict[str, Any]:
+    data = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
+    data["path"] = str(data["path"]) if data.get("path") else None
+    return data
+
+
+def _error(error: dict[str, Any]) -> AgentmeshError:
+    cls = getattr(exceptions, error.get("type", ""), None)
+    message = f"{error['message']} (on worker {error.get('worker')})"
+    if cls is BudgetExceeded:
+        return BudgetExceeded(message, budget=error.get("budget") or "unknown")
+    if isinstance(cls, type) and issubclass(cls, AgentmeshError):
+        return cls(message)
+    return RunError(message)
+
+
+# -- the serving side -------------------------------------------------------------------------------------
+
+
+async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
+    """One agent step on a task worker: the run's context rebuilt from the agentmesh database, then the
+    ordinary step. Returns ``{"output": ...}``, ``{"paused": approval}`` or ``{"error": ...}`` (plain JSON)."""
+    settings = get_settings()
+    if request["dry_run"] != settings.dry_run:
+        settings = settings.model_copy(update={"dry_run": request["dry_run"]})
+    role = request["role"]
+    run = build_run_context(settings, run_id=request["run_id"], goal=request["goal"], graph=request["graph"],
+                            approvals=request["approvals"], on_worker=True)
+    scope = StepScope(key=request["step_key"], node=request["node"], agent=role,
+                      agent_runs=request["agent_run"] - 1)  # Agent.run counts this run again
+    prompt = dict(request["prompt"])
+    prompt["path"] = Path(prompt["path"]) if prompt.get("path") else None
+    module, _, name = request["output"].partition(":")
+    agent = Agent(role=role, prompt=PromptTemplate(**prompt), tools=request["tools"], model=request["model"],
+                  output=getattr(importlib.import_module(module), name))
+    here = worker_id()
+    with running(run), stepping(scope):
+        try:
+            run.emit({"type": "remote_step", "agent": role, "node": scope.node, "step_key": scope.key,
+                      "agent_run": request["agent_run"], "worker": here})
+            output = await agent.run(goal=request["goal"], variables=request["variables"], **request["sections"])
+            return {"output": output.model_dump(mode="json"), "worker": here}
+        except ApprovalPause as pause:
+            return {"paused": pause.payload, "worker": here}
+        except AgentmeshError as exc:  # sent back as data: the node decides about retries, as for a local step
+            return {"error": {"type": type(exc).__name__, "message": str(exc), "worker": here,
+                              "budget": getattr(exc, "budget", None)}}
+
+
+def serve(roles: list[str], *, limit: int = 4) -> None:
+    """Serve the steps of these roles from this process until interrupted."""
+    if not roles:
+        raise UserError("name at least one role to serve: `agentmesh worker --role analyst`")
+    from prefect.task_worker import serve as serve_tasks
+
+    serve_tasks(*[step_task(role) for role in roles], limit=limit)

@@ -1,0 +1,102 @@
+"""Running goals: ``run_goal`` runs one goal as one Prefect flow run (``agentmesh.runtime.goal``) with a
+checkpointer keyed by the run id; ``resume_run`` continues one from its last checkpoint.
+
+    from agentmesh import run_goal
+    result = run_goal("checkout-api p95 is 900 ms; bring it under 300 ms")
+    result["decision"]["summary"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from agentmesh.core.exceptions import RunError, UserError
+from agentmesh.core.settings import Settings, get_settings
+from agentmesh.gateway.approvals import expire_approvals
+from agentmesh.persistence.runs import get_run, run_result
+from agentmesh.runtime.components import EventSink, components
+from agentmesh.runtime.goal import GoalInvocation, goal_flow
+from agentmesh.runtime.graphs import GraphSpec, get_graph
+from agentmesh.runtime.prefect import configure_prefect, shared_clients
+
+__all__ = ["aresume_run", "arun_goal", "resume_run", "run_goal"]
+
+MAX_GOAL_CHARS = 4000
+
+
+async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings | None = None,
+                    approvals: str | None = None, on_event: EventSink | None = None,
+                    deployment: str | None = None, chat_model: BaseChatModel | None = None,
+                    context: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.persistence.runs).
+
+    ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
+    ``context`` is earlier conversation (e.g. previous goals and decisions of a chat thread), shown to the
+    planner as data. ``run_id`` pre-assigns the run id (e.g. a uuid4 the HTTP API returns before the flow
+    starts); by default the run id is the flow run's id.
+    """
+    goal = (goal or "").strip()
+    if not goal:
+        raise UserError("the goal is empty: say what you want done, e.g. \"keep checkout-api p95 under 300 ms\"")
+    if len(goal) > MAX_GOAL_CHARS:
+        raise UserError(f"the goal is {len(goal)} characters; keep it under {MAX_GOAL_CHARS}")
+    settings = settings or get_settings()
+    spec = get_graph(graph or settings.graph, settings.graphs_paths)
+    return await _execute(GoalInvocation(
+        goal=goal, spec=spec, settings=settings, approvals=_approvals(approvals, settings), on_event=on_event,
+        deployment=deployment, chat_model=chat_model, context=context, run_id=run_id))
+
+
+async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
+                      on_event: EventSink | None = None, chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+    """Continue a run from its last checkpoint: after a crash, a pause for approval, or a failure."""
+    settings = settings or get_settings()
+    parts = components(settings)
+    record = get_run(parts.engine, run_id)
+    if record["status"] == "done":
+        raise UserError(f"run {record['run_id']} is already done; nothing to resume")
+    spec = get_graph(record["graph"], settings.graphs_paths)
+    expire_approvals(parts.engine, parts.policy, record["run_id"])
+    return await _execute(GoalInvocation(
+        goal=record["goal"], spec=spec, settings=settings, approvals=_approvals(approvals, settings),
+        on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model, resume_of=record["run_id"]))
+
+
+def run_goal(goal: str, **kwargs: Any) -> dict[str, Any]:
+    """Synchronous ``arun_goal``."""
+    return asyncio.run(arun_goal(goal, **kwargs))
+
+
+def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
+    """Synchronous ``aresume_run``."""
+    return asyncio.run(aresume_run(run_id, **kwargs))
+
+
+def _approvals(value: str | None, settings: Settings) -> str:
+    value = value or settings.approvals
+    if value not in ("wait", "auto", "deny"):
+        raise UserError(f"approvals must be wait, auto or deny, not {value!r}")
+    return value
+
+
+async def _execute(inv: GoalInvocation) -> dict[str, Any]:
+    configure_prefect(inv.settings)
+    _check(inv.spec)
+    flow = goal_flow
+    if inv.settings.flow_retries:
+        flow = flow.with_options(retries=inv.settings.flow_retries, retry_delay_seconds=1)
+    if inv.resume_of:
+        flow = flow.with_options(flow_run_name=f"resume-{inv.resume_of[:8]}")
+    async with shared_clients():
+        await flow(goal=inv.goal, graph=inv.spec.name, resume_of=inv.resume_of, run_id=inv.run_id,
+                   invocation=inv.as_parameter(), return_state=True)
+    if inv.run_id is None:
+        raise RunError(inv.error or "the run did not start")
+    return run_result(components(inv.settings).engine, inv.run_id)
+
+
+def _check(spec: GraphSpec) -> None:
+    spec.builder  # noqa: B018  (import errors surface before Prefect starts)
