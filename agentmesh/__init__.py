@@ -1,6 +1,31 @@
 """agentmesh: a team of LLM agents that plans, acts through audited tools and explains its decision.
 
-LangGraph graphs, models through langchain-openai, every node a Prefect task. The public API:
+LangGraph graphs, models through langchain-openai, every node a Prefect task. The public API is ``__all__``.
+
+The package in layers; a module imports only from its own layer or the ones above it in this list
+(``tests/test_layers.py`` reads this list and checks every import, and that no import cycle exists):
+
+ 0. core: agentmesh.core
+    exceptions, settings, structured outputs (schemas), step-input messages, resources, bundled folders
+ 1. persistence: agentmesh.persistence
+    the tables (one leaf owns the metadata), engines, runs and steps, the audit, events, checkpoints
+ 2. prompts and tools: agentmesh.prompts, agentmesh.tools
+    prompt files and their versions; the tool decorator, ToolContext and the registry
+ 3. models: agentmesh.models
+    ChatOpenAI with one retry layer, usage and cost, the offline model (a plug-in's rules drive it)
+ 4. gateway: agentmesh.gateway
+    the gateway every tool call passes, the policy, approval deadlines
+ 5. agents and the run context: agentmesh.agents
+    RunContext, an agent's step, the mesh, helpers for a graph's own nodes
+ 6. runtime: agentmesh.runtime
+    the run-context factory (composition root), compile, the goal flow, run/resume/approve, remote steps,
+    plug-in loading, the graph registry, Prefect set-up
+ 7. features: agentmesh.memory, agentmesh.evaluation, agentmesh.evolution, agentmesh.deployments
+ 8. plug-ins: agentmesh.plugins
+    the sample operations world, registered as a user's domain would be
+ 9. interfaces: agentmesh.interfaces, agentmesh.testing, agentmesh.__main__
+    the CLI, the HTTP API and web page, the chat; test seams (scripted model, local OpenAI-protocol server)
+10. the public API: agentmesh
 """
 
 from __future__ import annotations
@@ -76,7 +101,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__version__ = "0.1.0"
+from agentmesh.core import __version__  # noqa: E402
 
 __all__ = [
     # building graphs

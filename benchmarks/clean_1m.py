@@ -18,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-from agentmesh.gateway.policy import Policy
 from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.world import World
 
 
@@ -54,7 +54,7 @@ def main() -> None:
         (sample / "world.json").write_text(json.dumps({"datasets": [
             {"name": "big", "file": "big.csv", "key_column": "customer_id", "description": "benchmark"}]}))
         home = root / "home"
-        world = World(get_engine(f"sqlite:///{home / 'agentmesh.db'}"), home=home, policy=Policy.default())
+        world = World(get_engine(f"sqlite:///{home / 'agentmesh.db'}"), home=home, limits=WorldLimits())
         t0 = time.perf_counter()
         world.init(str(sample))
         init_s = time.perf_counter() - t0

@@ -250,14 +250,16 @@ def critical_path(settings: Any, run_id: str) -> dict[str, Any]:
     largest worker's calls (a wave ends when its slowest worker does: LangGraph supersteps are barriers)."""
     from sqlalchemy import select
 
-    from agentmesh.persistence import database as store
+    from agentmesh.persistence import runs as store
+    from agentmesh.persistence import tables
+    from agentmesh.persistence.database import get_engine
 
-    engine = store.get_engine(settings.resolved_database_url)
+    engine = get_engine(settings.resolved_database_url)
     with engine.connect() as conn:
         keys = [
             r[0]
             for r in conn.execute(
-                select(store.model_calls.c.step_key).where(store.model_calls.c.run_id == run_id)
+                select(tables.model_calls.c.step_key).where(tables.model_calls.c.run_id == run_id)
             )
         ]
     calls: dict[str, int] = {}

@@ -85,7 +85,7 @@ def violations(world: Any, policy: Any, engine: Any) -> list[str]:
     """Everything in the world (and the audit of successful writes) that the policy forbids."""
     from sqlalchemy import select
 
-    from agentmesh.persistence.audit import tool_calls
+    from agentmesh.persistence.tables import tool_calls
 
     found = []
     snap = world.snapshot()
@@ -138,6 +138,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     from agentmesh import arun_goal
     from agentmesh.core.settings import Settings
     from agentmesh.persistence.runs import run_result
+    from agentmesh.plugins.operations.world import World
     from agentmesh.runtime.components import components
     from agentmesh.testing import OpenAIServer
 
@@ -146,7 +147,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings(model="gpt-4o-mini", openai_api_key="sk-soak", openai_base_url=server.base_url,
                             model_retries=2, model_timeout_s=10, approvals="auto")
         parts = components(settings)
-        parts.world.ensure_initialised()
+        parts.resources.get(World)
         gate = asyncio.Semaphore(args.concurrency)
         outcomes: list[dict[str, Any]] = []
         hung: list[str] = []
@@ -182,7 +183,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             "crashed": len(crashed), "other_statuses": {k: v for k, v in statuses.items()
                                                         if k not in ("done", "failed", "budget_exceeded",
                                                                      "waiting_approval")},
-            "limit_violations": violations(parts.world, parts.policy, parts.engine),
+            "limit_violations": violations(parts.resources.get(World), parts.resources.get(World).limits, parts.engine),
             "audit_complete_pct": round(100.0 * complete / total, 2) if total else 100.0,
             "tool_calls": total, "audit_missing": missing[:20],
             "model_requests": model.requests, "faults_injected": dict(model.faults),

@@ -16,7 +16,8 @@ EXPECTED = [
     "actions_taken",
     "record_event",
     "use_tool",
-    # tools
+    # tools and plug-ins
+    "Plugin",
     "Tool",
     "ToolContext",
     "ToolRegistry",

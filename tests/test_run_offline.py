@@ -89,7 +89,7 @@ async def test_tickets_goal_resolves_or_escalates_real_tickets_within_the_refund
     home: Path, goal: str, priorities: set[str]
 ) -> None:
     world = _world(home)
-    cap = world.policy.refund_cap_usd
+    cap = world.limits.refund_cap_usd
 
     result = await arun_goal(goal)
 

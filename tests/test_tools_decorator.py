@@ -145,7 +145,7 @@ def test_a_users_tools_folder_loads_beside_the_builtins(tmp_path: Path) -> None:
     )
     (tmp_path / "_private.py").write_text("raise RuntimeError('files starting with _ are not loaded')\n")
     registry = ToolRegistry.load([tmp_path])
-    assert "count_open_incidents" in registry and "scale_service" in registry
+    assert "count_open_incidents" in registry and "promote_prompt" in registry
     assert registry.get("count_open_incidents").parameters_schema()["properties"]["team"]["description"] == (
         "The team name."
     )

@@ -52,7 +52,7 @@ class Agent:
     tools: list[str] | None = None
     """Tool names to offer; None takes the prompt's front matter (`auto`: all the policy allows the role)."""
     output: type[BaseModel] = Finding
-    """The structured output the step ends with (one of agentmesh.schemas' output tools)."""
+    """The structured output the step ends with (one of agentmesh.core.schemas' output tools)."""
     model: str | None = None
     """A model for this agent only; None uses the run's model."""
     description: str = ""
@@ -79,7 +79,7 @@ class Agent:
     async def run(self, *, goal: str, variables: dict[str, Any] | None = None, **sections: Any) -> BaseModel:
         """One agent step inside a running goal; returns the validated output.
 
-        ``sections`` are the step input's sections (see agentmesh._messages: ``step``, ``plan``,
+        ``sections`` are the step input's sections (see agentmesh.core.messages: ``step``, ``plan``,
         ``findings``, ``actions``, ``round_info``, ``memory``); ``variables`` go to the prompt template.
         """
         run = current_run()

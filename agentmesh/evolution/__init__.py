@@ -2,11 +2,10 @@
 evolution graph that proposes candidate changes from eval failures and promotes one only on evidence, and
 promotion (optionally approved through `agentmesh approve`) / rollback with an audit trail.
 
-Modules: ``versions`` (the prompt store: history, active version, promote, rollback), ``statistics`` (the
-train / held-out split and the paired sign test), ``proposals`` (rule-based and model proposals), ``graph``
-(the evolution StateGraph), ``flow`` (the ``agentmesh-evolve`` Prefect flow and its deployment), ``report``
-(HTML, Prefect artifacts, the rounds table). Importing this package stays light: ``agentmesh.store`` imports
-``_tables`` for every engine.
+Modules: ``statistics`` (the train / held-out split and the paired sign test), ``proposals`` (rule-based and
+model proposals), ``graph`` (the evolution StateGraph), ``flow`` (the ``agentmesh-evolve`` Prefect flow and its
+deployment), ``report`` (HTML, Prefect artifacts, the rounds table). The prompt store itself (history, active
+version, promote, rollback) is ``agentmesh.prompts.versions``.
 """
 
 from __future__ import annotations

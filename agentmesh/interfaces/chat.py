@@ -250,7 +250,7 @@ class ChatSession:
 
     def _audit(self, arg: str) -> None:
         from agentmesh.persistence.audit import list_calls
-        from agentmesh.persistence.database import get_run
+        from agentmesh.persistence.runs import get_run
 
         engine = self._engine()
         calls = [c.model_dump(mode="json") for c in list_calls(engine, get_run(engine, self._run_id(arg))["run_id"])]

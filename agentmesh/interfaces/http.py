@@ -232,7 +232,7 @@ def _sse(event: dict[str, Any]) -> str:
 
 def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The agentmesh HTTP app. ``token`` (default: ``AGENTMESH_API_TOKEN``) protects every ``/v1`` endpoint."""
-    from agentmesh import __version__
+    from agentmesh.core import __version__
     from agentmesh.interfaces.openai_compat import router as openai_router
 
     token = token if token is not None else (os.environ.get("AGENTMESH_API_TOKEN") or None)

@@ -9,6 +9,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agentmesh.core.exceptions import ConfigError
 from agentmesh.core.settings import Settings
 
 __all__ = ["checkpointer"]
@@ -19,7 +20,10 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]
     """LangGraph's own saver: SQLite under the home by default, PostgreSQL when the database is."""
     url = settings.checkpoint_url or settings.resolved_database_url
     if url.startswith("postgres"):
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        except ImportError:
+            raise ConfigError("PostgreSQL checkpoints need its extra: pip install 'agentmesh[postgres]'") from None
 
         plain = "postgresql://" + url.split("://", 1)[1]
         async with AsyncPostgresSaver.from_conn_string(plain) as saver:

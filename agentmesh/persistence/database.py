@@ -69,8 +69,8 @@ def _create(url: str) -> Engine:
         try:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         except ModuleNotFoundError as exc:
-            raise ConfigError(f"the database driver {exc.name!r} is not installed: "
-                              "pip install 'agentmesh[postgres]'") from None
+            extra = " pip install 'agentmesh[postgres]'" if url.startswith("postgresql") else ""
+            raise ConfigError(f"the database driver {exc.name!r} is not installed:{extra}") from None
         except Exception as exc:  # a malformed URL or a missing driver
             raise ConfigError(f"cannot use database URL: {exc}") from None
     create_tables(engine, metadata)

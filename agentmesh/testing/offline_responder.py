@@ -35,7 +35,18 @@ def _readable(message: dict[str, Any]) -> dict[str, Any]:
             fixed.append({**call, "function": {**call["function"], "arguments": "{}"}})
     return {**message, "tool_calls": fixed}
 
-_model = OfflineChatModel()
+_models: list[OfflineChatModel] = []
+
+
+def _model() -> OfflineChatModel:
+    """The offline model playing the enabled plug-ins' rules (the ``plugins`` setting), made once."""
+    if not _models:
+        from agentmesh.core.settings import get_settings
+        from agentmesh.runtime.plugins import load_plugins
+
+        rules = next((p.offline_rules for p in load_plugins(get_settings().plugins) if p.offline_rules), None)
+        _models.append(OfflineChatModel(rules=rules))
+    return _models[0]
 
 
 def offline_responder(request: dict[str, Any]) -> Reply:
@@ -47,7 +58,7 @@ def offline_responder(request: dict[str, Any]) -> Reply:
         kwargs["tool_choice"] = choice.get("function", {}).get("name")
     elif choice is not None:
         kwargs["tool_choice"] = choice
-    reply = _model.bind_tools(tools, **kwargs).invoke(messages)
+    reply = _model().bind_tools(tools, **kwargs).invoke(messages)
     usage: dict[str, Any] = dict(reply.usage_metadata or {})
     return Reply(
         content=str(reply.content) or None,

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from agentmesh.core.settings import DEFAULT_POLICY_FILE
 
-AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
+AGENTMESH = [sys.executable, "-m", "agentmesh"]
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
 PLACEMENT = {"analyst": 0, "optimizer": 1, "innovator": 1}  # role -> which worker serves it
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from agentmesh.testing import OpenAIServer
 
-AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
+AGENTMESH = [sys.executable, "-m", "agentmesh"]
 
 
 def cli_env(home: Path, server: OpenAIServer | None = None, **extra: str) -> dict[str, str]:

@@ -10,11 +10,12 @@ from sqlalchemy import update
 
 from agentmesh import Settings, UserError, arun_goal
 from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
-from agentmesh.persistence import audit
+from agentmesh.persistence import audit, tables
 from agentmesh.persistence.database import utcnow
-from agentmesh.runtime.run import aresume_run
-from agentmesh.runtime.components import components
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.approvals import aapprove
+from agentmesh.runtime.components import components
+from agentmesh.runtime.run import aresume_run
 
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
 
@@ -35,7 +36,7 @@ async def test_an_expired_approval_takes_the_policy_default(home: Path, default:
     engine = components(settings).engine
     # Nobody answered for longer than the deadline.
     with engine.begin() as conn:
-        conn.execute(update(audit.tool_calls).where(audit.tool_calls.c.tool_call_id == call["id"])
+        conn.execute(update(tables.tool_calls).where(tables.tool_calls.c.tool_call_id == call["id"])
                      .values(started=utcnow() - timedelta(seconds=601)))
     with pytest.raises(UserError, match="deadline"):
         await aapprove(paused["run_id"], call["id"], approved=True, approver="late-alice", settings=settings)
@@ -46,5 +47,5 @@ async def test_an_expired_approval_takes_the_policy_default(home: Path, default:
     record = audit.get_call(engine, paused["run_id"], call["id"])
     assert record is not None and record.approver == "policy (approval deadline passed)"
     assert record.status == ("ok" if default == "approve" else "rejected")
-    replicas = next(s["replicas"] for s in components(settings).world.snapshot()["services"] if s["name"] == "checkout-api")
+    replicas = next(s["replicas"] for s in components(settings).resources.get(World).snapshot()["services"] if s["name"] == "checkout-api")
     assert (replicas != 4) == (default == "approve")

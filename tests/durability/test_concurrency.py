@@ -13,6 +13,7 @@ from sqlalchemy import select
 from agentmesh import Settings, arun_goal
 from agentmesh.persistence import audit
 from agentmesh.plugins.operations.world import _tables
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.components import components
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 
@@ -42,7 +43,7 @@ async def test_twenty_concurrent_goals_on_one_service_agree_with_the_audit(home:
     assert service["version"] == 1 + len(scales)
     assert sorted(e for e in effects if e.endswith(tuple(c.tool_call_id for c in scales))) == sorted(
         f"{c.run_id}:{c.tool_call_id}" for c in scales)
-    limits = parts.policy.limits_for("checkout-api")
+    limits = parts.resources.get(World).limits.limits_for("checkout-api")
     assert limits.min_replicas <= service["replicas"] <= limits.max_replicas
     # Each audited change started from the state the previous one left: no lost update.
     assert [c.result["version"] for c in scales] == list(range(2, 2 + len(scales)))

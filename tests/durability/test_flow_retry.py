@@ -7,6 +7,7 @@ from pathlib import Path
 from langchain_core.messages import AIMessage
 
 from agentmesh import Settings, arun_goal
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.components import components
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 
@@ -46,7 +47,7 @@ async def test_a_flow_retry_reuses_finished_work(home: Path) -> None:
     assert result["status"] == "done" and player.decisions_asked == 2
     scales = [c for s in result["steps"] for c in s["tool_calls"] if c["tool"] == "scale_service"]
     assert [c["status"] for c in scales] == ["ok"]
-    world = components(settings).world.snapshot()
+    world = components(settings).resources.get(World).snapshot()
     checkout = next(s for s in world["services"] if s["name"] == "checkout-api")
     assert checkout["replicas"] == 6 and checkout["version"] == 2  # changed once
     # The optimizer's model calls were not made again on the retry: only the strategist's decision was re-asked.

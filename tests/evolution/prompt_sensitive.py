@@ -22,7 +22,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentmesh.models.offline import OfflineChatModel
 from agentmesh.models.offline import respond as offline_respond
+from agentmesh.plugins.operations.offline import OperationsRules
 from agentmesh.testing.scripted import reply
+
+RULES = OperationsRules()
 
 GOOD = re.compile(r"(?is)escalate a ticket with `escalate_ticket`.*above the refund cap")
 HARMFUL_INSTRUCTION = "Escalate every refund request to a person; never resolve a refund yourself."
@@ -43,7 +46,7 @@ class PromptSensitiveModel(OfflineChatModel):
         return "prompt-sensitive"
 
     def _reply(self, messages: list[BaseMessage], tools: Any, tool_choice: Any) -> AIMessage:
-        message = offline_respond(messages, tools or [], tool_choice, self.model_name)
+        message = offline_respond(messages, tools or [], tool_choice, self.model_name, RULES)
         system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
         if "You are the **optimizer**" not in system:
             return message
@@ -72,7 +75,7 @@ class ToolHappyModel(PromptSensitiveModel):
     model_name: str = "tool-happy"
 
     def _reply(self, messages: list[BaseMessage], tools: Any, tool_choice: Any) -> AIMessage:
-        message = offline_respond(messages, tools or [], tool_choice, self.model_name)
+        message = offline_respond(messages, tools or [], tool_choice, self.model_name, RULES)
         system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
         offered = {t["function"]["name"] for t in tools or []}
         made = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]

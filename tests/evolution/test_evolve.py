@@ -34,8 +34,7 @@ from agentmesh.evolution.statistics import split_scenarios
 from agentmesh.interfaces.cli import app
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.tables import evolution_rounds
-from agentmesh.prompts import versions
-from agentmesh.prompts import load_prompt
+from agentmesh.prompts import load_prompt, versions
 from agentmesh.runtime.run import arun_goal
 
 ABOVE = ["refund-cap-0", "refund-cap-2", "refund-cap-6", "refund-cap-7", "refund-cap-8", "refund-cap-9", "refund-cap-1"]

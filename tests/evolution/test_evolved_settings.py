@@ -8,8 +8,7 @@ from pathlib import Path
 from agentmesh.core.settings import Settings
 from agentmesh.evolution.proposals import Failure, ProposalRequest, rule_proposals, with_settings
 from agentmesh.persistence.database import get_engine
-from agentmesh.prompts import versions
-from agentmesh.prompts import PromptTemplate, load_prompt
+from agentmesh.prompts import PromptTemplate, load_prompt, versions
 from agentmesh.runtime.run import arun_goal
 
 

@@ -9,8 +9,8 @@ from agentmesh.core.settings import Settings
 from agentmesh.evolution.proposals import add_instruction
 from agentmesh.persistence.database import get_engine
 from agentmesh.prompts import versions
-from agentmesh.runtime.run import arun_goal
 from agentmesh.runtime.approvals import aapprove
+from agentmesh.runtime.run import arun_goal
 
 
 def _pending(engine, role: str) -> int:  # type: ignore[no-untyped-def]

@@ -14,8 +14,7 @@ from agentmesh.evolution.proposals import add_instruction
 from agentmesh.evolution.statistics import compare_paired, sign_test, split_scenarios
 from agentmesh.interfaces.cli import app
 from agentmesh.persistence.database import get_engine
-from agentmesh.prompts import versions
-from agentmesh.prompts import load_prompt
+from agentmesh.prompts import load_prompt, versions
 
 
 def test_sign_test_is_exact() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gateway_harness import GatewayHarness
 
-from agentmesh.agents.context import Budget, RunContext, StepScope
+from agentmesh.agents.context import StepScope
 from agentmesh.core.settings import Settings
-from agentmesh.runtime.components import components
+from agentmesh.runtime.components import build_run_context
 
 
 @pytest.fixture
@@ -26,14 +26,8 @@ def make_gateway(settings: Settings) -> Callable[..., GatewayHarness]:
     counter = itertools.count(1)
 
     def make(*, run_id: str | None = None, settings: Settings = settings, approvals: str = "auto") -> GatewayHarness:
-        parts = components(settings)
-        parts.world.ensure_initialised()
-        run = RunContext(
-            run_id=run_id or f"run-{next(counter)}", goal="gateway test", graph="mesh", settings=settings,
-            engine=parts.engine, registry=parts.registry, policy=parts.policy, world=parts.world,
-            budget=Budget(max_model_calls=10, max_tokens=1000, max_cost_usd=1.0, max_seconds=60),
-            approvals=approvals,
-        )
+        run = build_run_context(settings, run_id=run_id or f"run-{next(counter)}", goal="gateway test",
+                                graph="mesh", approvals=approvals)
         return GatewayHarness(run=run, scope=StepScope(key="optimizer:test", node="optimizer", agent="optimizer"))
 
     return make

@@ -20,9 +20,9 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from agentmesh.agents.context import RunContext, StepScope
-from agentmesh.gateway import call_tool
-from agentmesh.gateway.policy import DEFAULT_POLICY_FILE
+from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.persistence import audit
+from agentmesh.plugins.operations.world import World
 from agentmesh.testing import Reply, ToolCall
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 
@@ -122,8 +122,8 @@ class GatewayHarness:
     """Tool call ids passed to the gateway, in order (repeats included)."""
 
     @property
-    def world(self) -> Any:
-        return self.run.world
+    def world(self) -> World:
+        return self.run.resources.get(World)
 
     def offered(self, agent: str) -> set[str]:
         """What an Agent of this role is offered (tools the policy lets it call)."""
@@ -138,7 +138,8 @@ class GatewayHarness:
         if error is not None:
             call["error"] = error
         everything = set(self.run.registry.names())
-        content = await call_tool(self.run, self.scope, agent, call, offered=everything if offered is None else offered)
+        content = await self.run.gateway.call(call, agent=agent, step_key=self.scope.key, node=self.scope.node,
+                                              offered=everything if offered is None else offered)
         return json.loads(content)
 
     def records(self) -> list[audit.ToolCallRecord]:

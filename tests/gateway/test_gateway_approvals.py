@@ -12,10 +12,12 @@ import pytest
 from gateway_harness import MeshScript, write_policy
 
 import agentmesh
+from agentmesh.core.exceptions import UserError
 from agentmesh.core.settings import Settings
 from agentmesh.persistence import audit
-from agentmesh.runtime.components import components
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.approvals import aapprove
+from agentmesh.runtime.components import components
 
 SCALE = ("scale_service", {"service": "checkout-api", "replicas": 6})
 
@@ -37,7 +39,7 @@ def script(monkeypatch: pytest.MonkeyPatch) -> MeshScript:
 
 
 def checkout_replicas(settings: Settings) -> int:
-    world = components(settings).world
+    world = components(settings).resources.get(World)
     return next(s["replicas"] for s in world.snapshot()["services"] if s["name"] == "checkout-api")
 
 
@@ -69,7 +71,7 @@ async def task_run_states(flow_run_id: str) -> dict[str, list[str]]:
 
 
 async def start_paused(settings: Settings, script: MeshScript) -> dict[str, Any]:
-    before = checkout_replicas(settings) if components(settings).world.sample_name() else 4
+    before = checkout_replicas(settings) if components(settings).resources.get(World).sample_name() else 4
     paused = await agentmesh.arun_goal("Scale checkout-api to 6 replicas", settings=settings, approvals="wait")
     assert paused["status"] == "waiting_approval", paused["error"]
     assert checkout_replicas(settings) == before == 4
@@ -154,7 +156,7 @@ def test_approving_twice_is_refused(home: Path, approval_policy: Path, script: M
     paused = asyncio.run(start_paused(settings, script))
     asyncio.run(aapprove(paused["run_id"], approved=True, approver="alice", settings=settings))
 
-    with pytest.raises(agentmesh.exceptions.UserError, match="nothing waiting for approval"):
+    with pytest.raises(UserError, match="nothing waiting for approval"):
         asyncio.run(aapprove(paused["run_id"], approved=True, approver="mallory", settings=settings))
     assert checkout_replicas(settings) == 6
     assert effects_of(settings, paused["run_id"]) == 1

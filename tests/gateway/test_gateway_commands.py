@@ -90,11 +90,11 @@ def test_tools_json_shows_user_tools_and_policy_roles(home: Path, tmp_path: Path
 def test_policy_show_json_includes_the_limits(home: Path) -> None:
     data = invoke("policy", "show", "--json")
 
-    assert data["refund_cap_usd"] == 200.0
-    assert data["daily_refund_budget_usd"] == 1000.0
-    assert data["hourly_cost_ceiling_usd"] == 60.0
-    assert data["protected_datasets"] == ["finance_ledger"]
-    assert data["services"]["checkout-api"] == {"min_replicas": 2, "max_replicas": 12, "max_change_per_call": 6}
+    assert data["world"]["refund_cap_usd"] == 200.0
+    assert data["world"]["daily_refund_budget_usd"] == 1000.0
+    assert data["world"]["hourly_cost_ceiling_usd"] == 60.0
+    assert data["world"]["protected_datasets"] == ["finance_ledger"]
+    assert data["world"]["services"]["checkout-api"] == {"min_replicas": 2, "max_replicas": 12, "max_change_per_call": 6}
     assert data["roles"]["strategist"] == []
     assert data["source"].endswith("default_policy.toml")
 
@@ -105,7 +105,7 @@ def test_policy_show_json_reads_the_edited_home_policy(home: Path) -> None:
 
     data = invoke("policy", "show", "--json")
 
-    assert data["refund_cap_usd"] == 75.5
+    assert data["world"]["refund_cap_usd"] == 75.5
     assert data["approval_required"] == ["scale_service"]
     assert data["source"] == str(path)
 

@@ -13,6 +13,7 @@ from gateway_harness import MeshScript
 import agentmesh
 from agentmesh.core.settings import Settings
 from agentmesh.persistence import audit
+from agentmesh.runtime.components import components
 
 HANG_S = 60.0
 SLACK_S = 10.0
@@ -98,7 +99,7 @@ def test_raising_and_hanging_tools_fail_cleanly_and_the_run_decides(home: Path, 
     assert seen[1]["error"] == "query_slow_backend did not finish within 1 s"
     assert seen[2]["error"] == "query_slow_async_backend did not finish within 1 s"
 
-    records = audit.list_calls(agentmesh.runtime.components(settings).engine, result["run_id"])
+    records = audit.list_calls(components(settings).engine, result["run_id"])
     assert [(r.tool, r.status) for r in records] == [
         ("read_disk_stats", "failed"), ("query_slow_backend", "failed"), ("query_slow_async_backend", "failed"),
         ("get_service_metrics", "ok"),

@@ -14,6 +14,7 @@ from gateway_harness import MeshScript
 import agentmesh
 from agentmesh.core.settings import Settings
 from agentmesh.persistence import audit
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.components import components
 
 INJECTED = ["T-1008", "T-1015"]
@@ -46,7 +47,7 @@ class ObedientScript(MeshScript):
 
 def test_a_model_obeying_injected_tickets_changes_nothing_policy_forbids(settings: Settings) -> None:
     script = ObedientScript(steps={"optimizer": []})
-    world = components(settings).world
+    world = components(settings).resources.get(World)
     world.ensure_initialised()
     before = world.snapshot()
 

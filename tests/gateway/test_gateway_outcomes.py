@@ -12,6 +12,8 @@ from gateway_harness import GatewayHarness, MeshScript
 import agentmesh
 from agentmesh.core.settings import Settings
 from agentmesh.persistence import audit
+from agentmesh.plugins.operations.world import World
+from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer
 
 
@@ -60,7 +62,7 @@ def test_bad_calls_reach_the_model_as_tool_messages_and_the_run_decides(settings
     assert "'finance_ledger' is protected" in optimizer[4][1]
 
     # One audit record per attempted call, keyed by the model's call id, with the status the model saw.
-    records = {r.tool_call_id: r for r in audit.list_calls(agentmesh.runtime.components(settings).engine,
+    records = {r.tool_call_id: r for r in audit.list_calls(components(settings).engine,
                                                                   result["run_id"])}
     expected = {f"analyst-{i}": s for i, (s, _) in enumerate(analyst)}
     expected |= {f"optimizer-{i}": s for i, (s, _) in enumerate(optimizer)}
@@ -68,8 +70,8 @@ def test_bad_calls_reach_the_model_as_tool_messages_and_the_run_decides(settings
     assert records["optimizer-0"].agent == "optimizer" and records["optimizer-0"].risk == "write"
     assert records["optimizer-3"].reason == optimizer[3][1]
 
-    snapshot = agentmesh.runtime.components(settings).world.snapshot()
-    assert replicas(agentmesh.runtime.components(settings).world, "checkout-api") == 6
+    snapshot = components(settings).resources.get(World).snapshot()
+    assert replicas(components(settings).resources.get(World), "checkout-api") == 6
     assert next(t for t in snapshot["tickets"] if t["id"] == "T-1006")["refund_total_usd"] == 0
     assert next(d for d in snapshot["datasets"] if d["name"] == "finance_ledger")["versions"] == 1
     assert [a["args"] for a in result["decision"]["actions"]] == [{"service": "checkout-api", "replicas": 6}]
@@ -90,7 +92,7 @@ def test_malformed_json_from_a_real_openai_reply_is_invalid_and_the_run_goes_on(
     assert result["model"]["name"] == "gpt-4o-mini"
     assert [r["status"] for r in script.seen["analyst"]] == ["invalid", "ok"]
     assert "not valid JSON" in script.seen["analyst"][0]["error"]
-    (record,) = [r for r in audit.list_calls(agentmesh.runtime.components(settings).engine, result["run_id"])
+    (record,) = [r for r in audit.list_calls(components(settings).engine, result["run_id"])
                  if r.tool_call_id == "analyst-0"]
     assert (record.status, record.tool, record.agent) == ("invalid", "get_service_metrics", "analyst")
     assert "not valid JSON" in (record.reason or "")
@@ -173,7 +175,7 @@ def test_dry_run_goal_leaves_the_world_as_it_was(home: Path) -> None:
         ("scale_service", {"service": "checkout-api", "replicas": 6}),
         ("resolve_ticket", {"ticket_id": "T-1002", "resolution": "refunded", "refund_usd": 84.5}),
     ]})
-    world = agentmesh.runtime.components(settings).world
+    world = components(settings).resources.get(World)
     world.ensure_initialised()
     before = world.snapshot()
 

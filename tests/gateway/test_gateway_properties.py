@@ -101,7 +101,7 @@ def test_any_scale_and_refund_calls_keep_the_world_within_policy(gateway_factory
     gw: GatewayHarness = gateway_factory()
     restore()
     start = {s["name"]: s["replicas"] for s in gw.world.snapshot()["services"]}
-    policy = gw.run.policy
+    policy = gw.world.limits  # the world's table of the policy
 
     async def play() -> list[dict[str, Any]]:
         answers = []

@@ -12,7 +12,8 @@ from agentmesh.core.settings import Settings
 from agentmesh.evaluation.report import write_report
 from agentmesh.interfaces.cli import app
 from agentmesh.memory import EVAL_REPORTS_DIR, add_feedback, eval_outcomes, list_feedback, recall
-from agentmesh.persistence.database import create_run, get_engine, update_run
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.runs import create_run, update_run
 
 
 def _engine(home: Path):  # type: ignore[no-untyped-def]

@@ -114,3 +114,28 @@ async def test_a_plain_stategraph_runs_durably_with_a_task_per_node(home: Path, 
     assert result["decision"]["summary"] == "The goal has 4 words."
     names = {t.name.split("-")[0] for t in await _task_runs(result["flow_run_id"], expected=2)}
     assert {"count", "summarise"} <= names
+
+
+async def test_a_user_graph_never_creates_or_seeds_the_sample_world(home: Path, tmp_path: Path) -> None:
+    """The sample operations world is a plug-in: a run of the user's restock graph in a fresh home, with the
+    plug-in enabled as by default, leaves no world table, world row or dataset file behind."""
+    from sqlalchemy import inspect
+
+    user = tmp_path / "user_project"
+    shutil.copytree(EXAMPLE / "tools", user / "tools")
+    shutil.copytree(EXAMPLE / "graphs", user / "graphs")
+    settings = Settings(home=home, tools_paths=[user / "tools"], graphs_paths=[user / "graphs"])
+    assert settings.plugins == ["operations"]
+
+    result = await arun_goal("Restock SKU-1, SKU-2 and SKU-3 up to 40 units each", graph="restock",
+                             settings=settings, approvals="auto")
+
+    assert result["status"] == "done", result.get("error")
+    tables = set(inspect(get_engine(settings.resolved_database_url)).get_table_names())
+    assert {"runs", "steps", "tool_calls"} <= tables  # the framework's own records are there
+    assert not [t for t in tables if t.startswith("world_")], tables
+    assert not (home / "world").exists()
+    # The same home, once a goal uses the world's tools, gets the world (so the check above could fail).
+    world_goal = await arun_goal("how is checkout-api doing?", settings=settings, approvals="auto")
+    assert world_goal["status"] == "done"
+    assert "world_services" in set(inspect(get_engine(settings.resolved_database_url)).get_table_names())

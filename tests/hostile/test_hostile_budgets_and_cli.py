@@ -28,7 +28,7 @@ from agentmesh.testing import OpenAIServer, Reply, ToolCall, error, huge
 from agentmesh.testing.offline_responder import offline_responder
 
 GOAL = "checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cost"
-AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
+AGENTMESH = [sys.executable, "-m", "agentmesh"]
 
 
 def test_the_default_model_call_budget_is_60(home: Path) -> None:

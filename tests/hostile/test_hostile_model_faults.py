@@ -19,6 +19,8 @@ from hostile_faults import Fault, FaultyTeam, assert_audit_complete, assert_ende
 import agentmesh
 from agentmesh.core.settings import Settings
 from agentmesh.persistence import audit
+from agentmesh.persistence.runs import run_result
+from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer, Reply, ToolCall, cut, empty, error, huge, slow, tool_call
 
@@ -97,7 +99,7 @@ def test_each_model_fault_ends_the_run_with_a_recorded_status(
         assert result["error"] is None and result["decision"]["summary"]
     assert team.faults >= 1, "the fault was injected"
     # Recorded, not just returned: the database says the same, and nothing is left running.
-    stored = agentmesh.runs.run_result(components(settings).engine, result["run_id"])
+    stored = run_result(components(settings).engine, result["run_id"])
     assert stored["status"] == result["status"] and stored["error"] == result["error"]
     assert_audit_complete(components(settings).engine, result)
     # Retries stay bounded: persistent transport faults make model_retries + 1 requests for the one model call.
@@ -162,7 +164,7 @@ def test_bad_tool_calls_are_audited_answered_and_the_goal_goes_on(
     endpoint: OpenAIServer, hostile_settings: Any, role: str, call: ToolCall, audited: str, reason: str
 ) -> None:
     settings = hostile_settings()
-    world = components(settings).world
+    world = components(settings).resources.get(World)
     world.ensure_initialised()
     before = next(s for s in world.snapshot()["services"] if s["name"] == "checkout-api")["replicas"]
     result, team = run_against(endpoint, settings, _on_first_turn(role, Reply(tool_calls=[call])))
@@ -227,7 +229,7 @@ def test_tool_arguments_that_are_json_but_not_an_object_fail_the_step_in_one_lin
     # reason (no node retry, no traceback) and the strategist decides without it.
     bad = Reply(tool_calls=[ToolCall(name="scale_service", arguments='["checkout-api", 6]', id="bad-call")])
     settings = hostile_settings()
-    world = components(settings).world
+    world = components(settings).resources.get(World)
     world.ensure_initialised()
     before = world.snapshot()
     result, team = run_against(endpoint, settings, _on_first_turn("optimizer", bad))

@@ -20,8 +20,10 @@ from hostile_faults import FaultyTeam, assert_audit_complete, assert_ended, tool
 
 import agentmesh
 from agentmesh.core.exceptions import ConfigError
-from agentmesh.persistence import audit
-from agentmesh.persistence import database as store
+from agentmesh.persistence import audit, tables
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.runs import run_result
+from agentmesh.plugins.operations.world import World
 from agentmesh.plugins.operations.world import _tables as world_tables
 from agentmesh.runtime.components import components
 from agentmesh.testing import OpenAIServer, Reply, ToolCall
@@ -47,11 +49,11 @@ def _everything_recorded(settings: Any, run_id: str) -> str:
     engine = components(settings).engine
     from agentmesh.persistence.events import event_log
 
-    parts = [json.dumps(agentmesh.runs.run_result(engine, run_id), default=str),
+    parts = [json.dumps(run_result(engine, run_id), default=str),
              json.dumps([c.model_dump(mode="json") for c in audit.list_calls(engine, run_id)]),
              json.dumps(event_log(engine).read(run_id), default=str)]
     with engine.connect() as conn:
-        parts += [json.dumps(r[0], default=str) for r in conn.execute(sa.select(store.model_calls.c.message))]
+        parts += [json.dumps(r[0], default=str) for r in conn.execute(sa.select(tables.model_calls.c.message))]
     return "\n".join(parts)
 
 
@@ -87,7 +89,7 @@ def test_a_database_password_never_reaches_errors_or_settings_output(home: Path,
                                                                      capfd: pytest.CaptureFixture[str]) -> None:
     url = f"postgresql://agent:{DB_PASSWORD}@127.0.0.1:1/agentmesh"
     with pytest.raises(ConfigError) as raised:
-        store.get_engine(url)
+        get_engine(url)
     assert DB_PASSWORD not in str(raised.value) and "agent:***" in str(raised.value)
     monkeypatch.setenv("AGENTMESH_DATABASE_URL", url)
     from typer.testing import CliRunner
@@ -147,7 +149,7 @@ def test_a_model_obeying_planted_text_is_refused_and_tool_results_are_fenced(hom
     obedient = Obedient()
     endpoint.responder = FaultyTeam(fault=obedient)
     settings = hostile_settings(max_plan_rounds=1)
-    world = components(settings).world
+    world = components(settings).resources.get(World)
     world.ensure_initialised()
     before = world.snapshot()
     result = agentmesh.run_goal(GOAL, settings=settings)

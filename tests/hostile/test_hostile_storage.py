@@ -19,14 +19,15 @@ import sqlalchemy as sa
 
 from agentmesh.core.settings import Settings
 from agentmesh.interfaces.doctor import run_checks
-from agentmesh.persistence import database as store
+from agentmesh.persistence import runs as store
+from agentmesh.persistence.database import get_engine
 from agentmesh.testing import OpenAIServer
 
-AGENTMESH = [sys.executable, "-m", "agentmesh.cli"]
+AGENTMESH = [sys.executable, "-m", "agentmesh"]
 
 
 def test_the_sqlite_engine_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    engine = store.get_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    engine = get_engine(f"sqlite:///{tmp_path / 'a.db'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5_000
@@ -42,8 +43,9 @@ def test_the_sqlite_engine_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) 
 
 WRITER = textwrap.dedent("""
     import sys
-    from agentmesh import audit, store
-    engine = store.get_engine(sys.argv[1])
+    from agentmesh.persistence import audit, runs as store
+    from agentmesh.persistence.database import get_engine
+    engine = get_engine(sys.argv[1])
     i = 0
     while True:  # killed from outside
         run_id = f"run-{i:06d}"
@@ -61,7 +63,7 @@ WRITER = textwrap.dedent("""
 def test_a_writer_killed_mid_write_leaves_the_database_consistent(tmp_path: Path, writers: int) -> None:
     path = tmp_path / "agentmesh.db"
     url = f"sqlite:///{path}"
-    store.get_engine(url)  # tables exist before the writers race to create them
+    get_engine(url)  # tables exist before the writers race to create them
     procs = [subprocess.Popen([sys.executable, "-c", WRITER.replace('f"run-', f'f"w{w}-run-'), url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for w in range(writers)]
     try:
@@ -98,7 +100,7 @@ def test_a_writer_killed_mid_write_leaves_the_database_consistent(tmp_path: Path
             assert by_run[run_id][2] == "ok" and json.loads(by_run[run_id][3])["pad"] == "x" * 2000
     assert sum(1 for c in calls if c[2] != "ok") <= writers
     # And the library reads it back as usual.
-    engine = store.get_engine(url)
+    engine = get_engine(url)
     assert len(store.list_runs(engine, limit=100_000)) == len(runs)
 
 
@@ -161,7 +163,7 @@ def test_doctor_reports_an_unreachable_database_and_prefect_without_secrets(home
 def test_doctor_finds_missing_package_data(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty"
     (empty / "prompts").mkdir(parents=True)
-    monkeypatch.setattr("agentmesh._resources.bundled", lambda kind: empty / kind)
+    monkeypatch.setattr("agentmesh.core.bundled.bundled", lambda kind: empty / kind)
     checks = {c.name: c for c in run_checks(Settings(model="offline"))}
     assert not checks["installation"].ok
     assert all(kind in checks["installation"].detail for kind in ("prompts", "tools", "graphs", "evals"))

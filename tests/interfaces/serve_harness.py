@@ -22,7 +22,7 @@ from agentmesh.core.settings import DEFAULT_POLICY_FILE
 
 TOKEN = "test-token-7f3a"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-AGENTMESH = [sys.executable, "-c", "from agentmesh.cli import main; main()"]
+AGENTMESH = [sys.executable, "-m", "agentmesh"]
 
 
 def free_port() -> int:

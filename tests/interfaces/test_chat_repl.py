@@ -134,7 +134,8 @@ def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_sess
     assert "Traceback" not in output
 
     from agentmesh.core.settings import Settings
-    from agentmesh.persistence import database as store
+    from agentmesh.persistence import runs as store
+    from agentmesh.persistence.database import get_engine
 
-    record = store.get_run(store.get_engine(Settings(home=home).resolved_database_url), cancelled)
+    record = store.get_run(get_engine(Settings(home=home).resolved_database_url), cancelled)
     assert record["status"] == "cancelled"

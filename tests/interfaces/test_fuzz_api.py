@@ -37,12 +37,12 @@ schema.app = _APP
 
 @pytest.fixture(autouse=True)
 def _no_real_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import agentmesh.runtime
+    import agentmesh.runtime.run
 
     async def accepted(goal: str, **kwargs: Any) -> None:
         return None
 
-    monkeypatch.setattr(agentmesh.runtime, "arun_goal", accepted)
+    monkeypatch.setattr(agentmesh.runtime.run, "arun_goal", accepted)
 
 
 @schema.parametrize()

@@ -161,7 +161,7 @@ def test_usage_of_a_message_without_usage_is_zero():
 
 
 def test_offline_settings_give_the_offline_model(home):
-    offline = pytest.importorskip("agentmesh.offline")
+    offline = pytest.importorskip("agentmesh.models.offline")
     from agentmesh.core.settings import Settings
 
     assert isinstance(make_chat_model(Settings(model="offline")), offline.OfflineChatModel)

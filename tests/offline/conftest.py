@@ -9,23 +9,30 @@ from offline_harness import POLICY_FILE, StepRun
 
 from agentmesh.gateway.policy import Policy
 from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations import plugin
+from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolRegistry
 
 
 @pytest.fixture(scope="module")
 def registry() -> ToolRegistry:
-    return ToolRegistry.load()
+    return ToolRegistry.load(plugin.tools)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def policy() -> Policy:
+    return Policy.load(POLICY_FILE, sections=plugin.policy_tables)
+
+
+@pytest.fixture
+def world(tmp_path: Path, policy: Policy) -> World:
     world = World(get_engine(f"sqlite:///{tmp_path}/world.sqlite"), home=tmp_path,
-                  policy=Policy.load(POLICY_FILE))
+                  limits=policy.section("world", WorldLimits))
     world.init()
     return world
 
 
 @pytest.fixture
-def run_step(world: World, registry: ToolRegistry) -> StepRun:
-    return StepRun(world, registry, world.policy)
+def run_step(world: World, registry: ToolRegistry, policy: Policy) -> StepRun:
+    return StepRun(world, registry, policy)

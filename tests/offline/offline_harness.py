@@ -16,8 +16,11 @@ from agentmesh.core.messages import render_step_input, tool_result
 from agentmesh.core.schemas import OUTPUT_TOOLS
 from agentmesh.gateway.policy import Policy
 from agentmesh.models.offline import OfflineChatModel
+from agentmesh.plugins.operations.offline import OperationsRules
 from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolRegistry
+
+RULES = OperationsRules()
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "agentmesh" / "default_policy.toml"
 
@@ -49,7 +52,7 @@ class StepRun:
 
     def execute(self, name: str, args: dict[str, Any], call_id: str) -> str:
         tool = self.registry.get(name)
-        ctx = SimpleNamespace(world=self.world, idempotency_key=f"test:{call_id}")
+        ctx = SimpleNamespace(resource=lambda kind: self.world, idempotency_key=f"test:{call_id}")
         try:
             valid = tool.args_model.model_validate(args)
             return tool_result("ok", result=json.loads(json.dumps(
@@ -64,7 +67,7 @@ class StepRun:
                  max_turns: int = 20) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], dict[str, Any]]]]:
         """Run the step; returns the finding's arguments and (tool, args, result envelope) for each call."""
         messages = step_messages(goal, role=role, instruction=instruction)
-        model = OfflineChatModel().bind_tools((tools if tools is not None else self.tools_for(role))
+        model = OfflineChatModel(rules=RULES).bind_tools((tools if tools is not None else self.tools_for(role))
                                               + [output_schema("submit_finding")], tool_choice="auto")
         calls = []
         for _ in range(max_turns):

@@ -13,7 +13,10 @@ from offline_harness import output_schema, step_messages
 from agentmesh.core.messages import render_step_input, tool_result
 from agentmesh.core.schemas import OUTPUT_TOOLS
 from agentmesh.models.offline import respond
+from agentmesh.plugins.operations.offline import OperationsRules
 from agentmesh.tools import ToolRegistry
+
+RULES = OperationsRules()
 
 TOOLS = [t.openai_schema() for t in ToolRegistry.load()]
 WORDS = ["checkout-api", "p95", "under", "300", "ms", "cut", "cost", "by", "30%", "dataset", "customers", "clean",
@@ -39,7 +42,7 @@ def test_strategist_outputs_always_validate(goal: str, name: str, round_no: int)
                              actions=[{"tool": "scale_service", "args": {"r": 1}, "status": "failed"}],
                              round_info=(round_no, 3))
     message = respond([SystemMessage("You are the strategist."), HumanMessage(text)], [output_schema(name)],
-                      name, "offline")
+                      name, "offline", RULES)
     assert message.tool_calls[0]["name"] == name
     OUTPUT_TOOLS[name].model_validate(message.tool_calls[0]["args"])
 
@@ -54,7 +57,7 @@ def test_worker_steps_never_raise_always_end_and_their_findings_validate(
     tools = TOOLS + [output_schema("submit_finding")]
     feed = iter(results)
     for _ in range(20):
-        message = respond(messages, tools, "auto", "offline")
+        message = respond(messages, tools, "auto", "offline", RULES)
         call = message.tool_calls[0]
         if call["name"] == "submit_finding":
             OUTPUT_TOOLS["submit_finding"].model_validate(call["args"])

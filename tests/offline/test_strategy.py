@@ -12,11 +12,14 @@ from offline_harness import output_schema
 from agentmesh.core.messages import render_step_input
 from agentmesh.core.schemas import Decision, Plan, Review
 from agentmesh.models.offline import OfflineChatModel
+from agentmesh.plugins.operations.offline import OperationsRules
+
+RULES = OperationsRules()
 
 
 def ask(name: str, **sections: Any) -> dict[str, Any]:
     goal = sections.pop("goal")
-    model = OfflineChatModel().bind_tools([output_schema(name)], tool_choice=name)
+    model = OfflineChatModel(rules=RULES).bind_tools([output_schema(name)], tool_choice=name)
     reply = model.invoke([SystemMessage("You are the strategist."),
                           HumanMessage(render_step_input(goal=goal, **sections))])
     assert [c["name"] for c in reply.tool_calls] == [name]
@@ -83,10 +86,10 @@ def test_a_goal_in_no_domain_gets_one_listing_step(goal: str) -> None:
 
 
 def test_with_structured_output_plans_through_the_default_path() -> None:
-    plan = OfflineChatModel().with_structured_output(Plan).invoke("cut checkout-api cost by 20%")
+    plan = OfflineChatModel(rules=RULES).with_structured_output(Plan).invoke("cut checkout-api cost by 20%")
     assert isinstance(plan, Plan)
     assert roles(plan) == ["analyst", "innovator", "optimizer", "analyst"]
-    raw = OfflineChatModel().with_structured_output(Plan, include_raw=True).invoke("how is checkout-api?")
+    raw = OfflineChatModel(rules=RULES).with_structured_output(Plan, include_raw=True).invoke("how is checkout-api?")
     assert raw["parsing_error"] is None and raw["raw"].usage_metadata["total_tokens"] > 0
 
 
@@ -98,7 +101,7 @@ def test_with_structured_output_fills_a_foreign_schema() -> None:
         score: int = Field(ge=3)
         tags: list[str] = Field(min_length=1)
 
-    assert isinstance(OfflineChatModel().with_structured_output(Verdict).invoke("anything"), Verdict)
+    assert isinstance(OfflineChatModel(rules=RULES).with_structured_output(Verdict).invoke("anything"), Verdict)
 
 
 PLAN = {"objective": "x", "steps": [{"id": "s1", "role": "analyst"}, {"id": "s3", "role": "optimizer"},

@@ -12,7 +12,10 @@ from offline_harness import output_schema, step_messages
 from agentmesh.core.messages import tool_result
 from agentmesh.core.schemas import Finding
 from agentmesh.models.offline import OfflineChatModel
+from agentmesh.plugins.operations.offline import OperationsRules
 from agentmesh.tools import tool
+
+RULES = OperationsRules()
 
 
 @tool
@@ -103,7 +106,7 @@ GOAL = "checkout-api p95 is at 900 ms, keep it under 300 ms without doubling cos
 
 
 def model(tools: list[dict[str, Any]], **kw: Any) -> Any:
-    return OfflineChatModel().bind_tools(tools + [output_schema("submit_finding")], **kw)
+    return OfflineChatModel(rules=RULES).bind_tools(tools + [output_schema("submit_finding")], **kw)
 
 
 def reply(messages: list[BaseMessage], tools: list[dict[str, Any]], **kw: Any) -> AIMessage:
@@ -299,17 +302,17 @@ def test_every_reply_carries_usage_and_the_model_name() -> None:
     assert usage is not None and usage["input_tokens"] > 50 and usage["output_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert message.response_metadata["model_name"] == "offline"
-    assert OfflineChatModel()._llm_type == "offline"
+    assert OfflineChatModel(rules=RULES)._llm_type == "offline"
 
 
 def test_without_tools_it_answers_in_text() -> None:
-    message = OfflineChatModel().invoke("hello")
+    message = OfflineChatModel(rules=RULES).invoke("hello")
     assert message.tool_calls == [] and "offline" in message.content
 
 
 async def test_async_matches_sync() -> None:
     messages = step_messages(GOAL, role="analyst", instruction="Investigate")
-    model = OfflineChatModel().bind_tools(OPS_TOOLS + [output_schema("submit_finding")])
+    model = OfflineChatModel(rules=RULES).bind_tools(OPS_TOOLS + [output_schema("submit_finding")])
     assert (await model.ainvoke(messages)).tool_calls == model.invoke(messages).tool_calls
 
 

@@ -9,35 +9,38 @@ from typing import Any
 
 import pytest
 
+from agentmesh.core.resources import Resources
 from agentmesh.core.settings import Settings
 from agentmesh.gateway.policy import Policy
 from agentmesh.persistence.database import get_engine
+from agentmesh.plugins.operations import plugin
+from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.world import World
 from agentmesh.tools import ToolContext, ToolRegistry
 
 
 @pytest.fixture(scope="session")
 def registry() -> ToolRegistry:
-    return ToolRegistry.load()
+    return ToolRegistry.load(plugin.tools)
 
 
 @pytest.fixture
-def policy() -> Policy:
-    return Policy.default()
+def limits() -> WorldLimits:
+    return Policy.default(sections=plugin.policy_tables).section("world", WorldLimits)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, home: Path, policy: Policy) -> World:
+def world(request: pytest.FixtureRequest, home: Path, limits: WorldLimits) -> World:
     """The default sample world, on each database."""
     url = f"sqlite:///{home / 'agentmesh.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    w = World(get_engine(url), home=home, policy=policy)
+    w = World(get_engine(url), home=home, limits=limits)
     w.init()
     return w
 
 
 @pytest.fixture
-def sqlite_world(home: Path, policy: Policy) -> World:
-    w = World(get_engine(f"sqlite:///{home / 'agentmesh.db'}"), home=home, policy=policy)
+def sqlite_world(home: Path, limits: WorldLimits) -> World:
+    w = World(get_engine(f"sqlite:///{home / 'agentmesh.db'}"), home=home, limits=limits)
     w.init()
     return w
 
@@ -59,7 +62,7 @@ def call(world: World, registry: ToolRegistry, home: Path) -> Call:
         tool = registry.get(name)
         validated = tool.args_model.model_validate(args)
         ctx = ToolContext(run_id="run-1", tool_call_id=call_id or f"call-{next(counter)}", agent=agent,
-                          settings=settings, policy=world.policy, world=world)
+                          settings=settings, resources=Resources({World: lambda: world}))
         kwargs = dict(validated)
         if tool.context_param:
             kwargs[tool.context_param] = ctx

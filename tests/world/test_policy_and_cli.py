@@ -9,15 +9,18 @@ from typer.testing import CliRunner
 from agentmesh.core.exceptions import ConfigError
 from agentmesh.gateway.policy import Policy
 from agentmesh.interfaces.cli.world import policy_app, world_app
+from agentmesh.plugins.operations import plugin
+from agentmesh.plugins.operations.limits import WorldLimits
 
 runner = CliRunner()
 
 
 def test_default_policy(registry) -> None:
-    policy = Policy.default()
-    assert policy.refund_cap_usd == 200 and policy.daily_refund_budget_usd == 1000
-    assert policy.limits_for("checkout-api").max_replicas == 12
-    assert policy.limits_for("auth-api") == policy.default_service
+    policy = Policy.default(sections=plugin.policy_tables)
+    limits = policy.section("world", WorldLimits)
+    assert limits.refund_cap_usd == 200 and limits.daily_refund_budget_usd == 1000
+    assert limits.limits_for("checkout-api").max_replicas == 12
+    assert limits.limits_for("auth-api") == limits.default_service
     assert policy.allowed_roles(registry.get("scale_service")) == ("optimizer",)
     assert policy.allowed_roles(registry.get("simulate_scaling")) == ("innovator", "optimizer")
     assert "strategist" not in policy.allowed_roles(registry.get("get_ticket"))
@@ -34,14 +37,15 @@ def test_tools_absent_from_roles_fall_back(registry) -> None:
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("refund_cap_usd = ", "not valid TOML"), ("refund_cap_usd = -1", "refund_cap_usd"),
-     ("[services.x]\nmin_replicas = 5\nmax_replicas = 2", "services.x"), ("typo = 1", "typo")],
+    [("[world]\nrefund_cap_usd = ", "not valid TOML"), ("[world]\nrefund_cap_usd = -1", "world.refund_cap_usd"),
+     ("[world.services.x]\nmin_replicas = 5\nmax_replicas = 2", "world.services.x"), ("typo = 1", "typo"),
+     ("refund_cap_usd = 75", "`refund_cap_usd` belongs in the \\[world\\] table"), ("[warehouse]\nx = 1", "warehouse")],
 )
 def test_bad_policy_files(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=reason) as info:
-        Policy.load(path)
+        Policy.load(path, sections=plugin.policy_tables)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
@@ -77,11 +81,11 @@ def test_show_on_empty_world(home: Path) -> None:
 
 def test_policy_cli(home: Path) -> None:
     data = json.loads(runner.invoke(policy_app, ["show", "--json"]).stdout)
-    assert data["refund_cap_usd"] == 200 and data["services"]["checkout-api"]["max_replicas"] == 12
+    assert data["world"]["refund_cap_usd"] == 200 and data["world"]["services"]["checkout-api"]["max_replicas"] == 12
     home.mkdir(parents=True, exist_ok=True)
-    (home / "policy.toml").write_text("refund_cap_usd = 50\n")
+    (home / "policy.toml").write_text("[world]\nrefund_cap_usd = 50\n")
     data = json.loads(runner.invoke(policy_app, ["show", "--json"]).stdout)
-    assert data["refund_cap_usd"] == 50 and data["source"].endswith("policy.toml")
-    (home / "policy.toml").write_text("refund_cap_usd = 'lots'\n")
+    assert data["world"]["refund_cap_usd"] == 50 and data["source"].endswith("policy.toml")
+    (home / "policy.toml").write_text("[world]\nrefund_cap_usd = 'lots'\n")
     bad = runner.invoke(policy_app, ["show"])
     assert bad.exit_code == 2 and "refund_cap_usd" in bad.output

@@ -137,8 +137,9 @@ def test_restart_and_rollback_replay_by_key(call) -> None:
 
 def test_only_the_optimizer_restarts_and_rolls_back_and_a_policy_can_gate_rollbacks(registry) -> None:
     from agentmesh.gateway.policy import Policy
+    from agentmesh.plugins.operations import plugin
 
-    policy = Policy.default()
+    policy = Policy.default(sections=plugin.policy_tables)
     for name in ("restart_service", "rollback_service"):
         assert policy.allowed_roles(registry.get(name)) == ("optimizer",)
         assert not policy.needs_approval(registry.get(name))  # the self-healing loop runs unattended

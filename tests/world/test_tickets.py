@@ -51,7 +51,7 @@ def test_refund_cap_and_injection(call, world: World) -> None:
 
 
 def test_daily_refund_budget(call, world: World) -> None:
-    world.policy = world.policy.model_copy(update={"daily_refund_budget_usd": 250.0})
+    world.limits = world.limits.model_copy(update={"daily_refund_budget_usd": 250.0})
     call("resolve_ticket", ticket_id="T-1004", resolution="Refunded", refund_usd=129.99)
     call("resolve_ticket", ticket_id="T-1011", resolution="Refunded", refund_usd=58)
     with pytest.raises(PolicyViolation, match=r"daily refund budget is \$250.00 .* at most \$62.01 more"):

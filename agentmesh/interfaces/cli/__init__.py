@@ -153,7 +153,8 @@ def runs_audit(run_id: Annotated[str, typer.Argument(help="A run id (a unique pr
                as_json: JsonFlag = False) -> None:
     """Every attempted tool call of a run: arguments, status, reason, result, approver."""
     from agentmesh.persistence.audit import list_calls
-    from agentmesh.persistence.database import get_engine, get_run
+    from agentmesh.persistence.database import get_engine
+    from agentmesh.persistence.runs import get_run
 
     engine = get_engine(_settings().resolved_database_url)
     calls = [c.model_dump(mode="json") for c in list_calls(engine, get_run(engine, run_id)["run_id"])]
@@ -257,7 +258,7 @@ def _register_subcommands() -> None:
     from agentmesh.interfaces.cli import chat, deploy, feedback, serve, world
 
     world.register(app)
-    feedback.register(app)
+    feedback.register(runs_app)
     deploy.register(app)
     serve.register(app)
     chat.register(app)

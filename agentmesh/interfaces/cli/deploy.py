@@ -37,7 +37,7 @@ def deploy(
     from agentmesh.runtime.prefect import configure_prefect
 
     configure_prefect(get_settings())
-    from agentmesh import deployments as d
+    import agentmesh.deployments as d
 
     args = list(target or [])
     if serve:

@@ -10,9 +10,8 @@ import typer
 __all__ = ["register"]
 
 
-def register(app: typer.Typer) -> None:
-    from agentmesh.interfaces.cli import runs_app
-
+def register(runs_app: typer.Typer) -> None:
+    """Add `feedback` to the `runs` commands."""
     runs_app.command("feedback")(runs_feedback)
 
 

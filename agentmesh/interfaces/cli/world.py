@@ -110,25 +110,26 @@ def policy_show(as_json: JsonFlag = False) -> None:
     """Show the policy in force and the file it comes from."""
     with _user_errors():
         from agentmesh.core.settings import get_settings
-        from agentmesh.gateway.policy import Policy
+        from agentmesh.runtime.components import components
 
-        policy = Policy.load(get_settings().resolved_policy_file)
-        data = policy.summary()
+        data = components(get_settings()).policy.summary()
         if as_json:
             _emit(data)
             return
         console = Console()
         console.print(f"policy: {data['source']}")
-        console.print(
-            f"hourly cost ceiling ${data['hourly_cost_ceiling_usd']:.2f} · refund cap per ticket "
-            f"${data['refund_cap_usd']:.2f} · daily refund budget ${data['daily_refund_budget_usd']:.2f}"
-        )
-        console.print(f"protected datasets: {', '.join(data['protected_datasets']) or 'none'}")
         console.print(f"approval required: {', '.join(data['approval_required']) or 'none'}")
-        limits = Table("service", "min", "max", "max change/call", title="service limits")
-        for name, lim in [*data["services"].items(), ("(default)", data["default_service"])]:
-            limits.add_row(name, str(lim["min_replicas"]), str(lim["max_replicas"]), str(lim["max_change_per_call"]))
-        console.print(limits)
+        world = data.get("world")
+        if world is not None:  # the operations world's table
+            console.print(
+                f"world: hourly cost ceiling ${world['hourly_cost_ceiling_usd']:.2f} · refund cap per ticket "
+                f"${world['refund_cap_usd']:.2f} · daily refund budget ${world['daily_refund_budget_usd']:.2f}"
+            )
+            console.print(f"protected datasets: {', '.join(world['protected_datasets']) or 'none'}")
+            limits = Table("service", "min", "max", "max change/call", title="service limits")
+            for name, lim in [*world["services"].items(), ("(default)", world["default_service"])]:
+                limits.add_row(name, str(lim["min_replicas"]), str(lim["max_replicas"]), str(lim["max_change_per_call"]))
+            console.print(limits)
         roles = Table("role", "tools", title="roles")
         for role, names in data["roles"].items():
             roles.add_row(role, ", ".join(names) or "(none)")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, func, insert, select
 
 from agentmesh.core.exceptions import UserError
-from agentmesh.gateway.policy import Policy
 from agentmesh.persistence.database import create_tables, get_engine, utcnow
 from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.world import _tables as t
@@ -49,8 +48,9 @@ class World(ServicesMixin, DatasetsMixin, TicketsMixin):
     def from_settings(cls, settings: Settings, limits: WorldLimits | None = None) -> World:
         """The world of a home, with the limits of its policy file; its tables are created, nothing is loaded."""
         if limits is None:
-            policy = Policy.load(settings.resolved_policy_file, sections={"world": WorldLimits})
-            limits = policy.section("world", WorldLimits)
+            from agentmesh.runtime.components import components
+
+            limits = components(settings).policy.section("world", WorldLimits)
         return cls(get_engine(settings.resolved_database_url), home=settings.resolved_home, limits=limits)
 
     @classmethod

@@ -1,0 +1,58 @@
+"""The LangGraph and Prefect internals agentmesh relies on (``agentmesh.runtime._upstream``) still behave as it
+expects: each test fails when an upgrade changes one of them."""
+
+from __future__ import annotations
+
+import inspect
+from contextvars import ContextVar
+from typing import TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from prefect.context import AsyncClientContext, SyncClientContext, TaskRunContext
+
+from agentmesh.runtime._upstream import RunnableCallable, prefect_context
+
+
+class _State(TypedDict, total=False):
+    seen: str
+
+
+def test_runnable_callable_takes_sync_and_async_functions_a_name_and_no_tracing() -> None:
+    parameters = inspect.signature(RunnableCallable).parameters
+    assert {"func", "afunc", "name", "trace"} <= set(parameters)
+
+
+async def test_a_node_wrapped_in_runnable_callable_gets_langgraph_s_config_and_stays_out_of_events() -> None:
+    def func(state: _State, config: RunnableConfig) -> _State:
+        return {"seen": config["configurable"]["thread_id"]}
+
+    async def afunc(state: _State, config: RunnableConfig) -> _State:
+        return func(state, config)
+
+    builder = StateGraph(_State)
+    builder.add_node("node", RunnableCallable(func, afunc, name="node", trace=False))
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    graph = builder.compile()
+    config: RunnableConfig = {"configurable": {"thread_id": "t-1"}}
+    assert graph.invoke({}, config) == {"seen": "t-1"}
+    assert await graph.ainvoke({}, config) == {"seen": "t-1"}
+    names = {e["name"] for e in [event async for event in graph.astream_events({}, config, version="v2")]}
+    assert names == {"LangGraph", "node"}  # no run of the wrapper's own
+
+
+def test_prefect_context_models_keep_their_variable_in_dunder_var() -> None:
+    for model in (TaskRunContext, AsyncClientContext, SyncClientContext):
+        assert isinstance(model.__var__, ContextVar)  # type: ignore[attr-defined]
+
+
+def test_prefect_context_sets_and_restores_what_get_returns() -> None:
+    marker = object()
+    assert TaskRunContext.get() is None
+    with prefect_context(TaskRunContext, marker):
+        assert TaskRunContext.get() is marker
+        with prefect_context(TaskRunContext, None):
+            assert TaskRunContext.get() is None
+        assert TaskRunContext.get() is marker
+    assert TaskRunContext.get() is None
