@@ -14,7 +14,8 @@ Replicas = Annotated[int, Field(ge=0, le=100_000)]
 @tool
 def list_services(ctx: ToolContext) -> dict:
     """List every service with its replicas, CPU, p95 latency, error rate, hourly cost and status,
-    plus the total hourly cost and the policy's cost ceiling."""
+    plus what each service is (its description, with the names people call it by), the total hourly cost and
+    the policy's cost ceiling."""
     return ctx.resource(World).list_services()
 
 

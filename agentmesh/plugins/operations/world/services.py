@@ -145,7 +145,7 @@ class ServicesMixin:
         with self.engine.connect() as conn:
             rows = self._services(conn)
         total = sum(r.replicas * r.cost_per_replica_hour for r in rows)
-        brief = ("name", "replicas", "cpu_pct", "p95_ms", "error_rate", "hourly_cost", "status")
+        brief = ("name", "description", "replicas", "cpu_pct", "p95_ms", "error_rate", "hourly_cost", "status")
         return {
             "services": [{k: self._service_view(r)[k] for k in brief} for r in rows],
             "total_hourly_cost_usd": round(total, 2),

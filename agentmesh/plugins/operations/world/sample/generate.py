@@ -34,7 +34,7 @@ SERVICES = [
     ("checkout-api", "Checkout and order placement", 4, 76.4, 20.0, 140.0, 0.002, 2.50, "v2.14.0"),
     ("payments-api", "Card payments and refunds", 4, 60.0, 25.0, 180.0, 0.001, 3.00, "v7.3.1"),
     ("search-api", "Product search", 3, 45.0, 30.0, 90.0, 0.07, 1.50, "v5.2.0-rc1"),
-    ("recommendations", "Personalised recommendations", 12, 30.0, 25.0, 110.0, 0.001, 1.20, "v3.0.4"),
+    ("recommendations", 'Personalised recommendations ("recs")', 12, 30.0, 25.0, 110.0, 0.001, 1.20, "v3.0.4"),
     ("inventory-svc", "Stock levels and reservations", 3, 52.0, 20.0, 60.0, 0.003, 1.00, "v1.9.2"),
     ("auth-api", "Login and sessions", 3, 40.0, 40.0, 35.0, 0.0005, 0.80, "v4.1.0"),
     ("notifications-worker", "E-mail and push delivery", 2, 10.0, 15.0, 250.0, 0.002, 0.50, "v2.0.7"),
