@@ -9,8 +9,9 @@ Rules (each fixes a complaint about earlier eval suites):
   scores 0 wherever the right decision involves acting (its state, required calls or outcome fail).
 - Expected calls are matched to actual calls as a bipartite matching: their order in the file never
   changes the score, and one actual call never satisfies two expectations.
-- State is compared field by field on what a decision changes (replicas, ticket status and refunds,
-  dataset versions, the outbox), with ignore paths and numeric tolerances — never as a hash.
+- State is compared field by field on what a decision changes (replicas, restarts and faults, deployed
+  releases, ticket status and refunds, dataset versions, the outbox), with ignore paths and numeric
+  tolerances — never as a hash.
 - pass^k = C(c,k)/C(n,k): all k of k trials drawn without replacement succeed; pass@k = 1 − C(n−c,k)/C(n,k).
 
     >>> pass_hat_k(4, 3, 2), pass_at_k(4, 3, 2)
@@ -44,9 +45,15 @@ __all__ = [
 
 Status = Literal["pass", "fail", "not_evaluated"]
 
-# The state a decision changes; derived metrics (p95, CPU) follow from replicas and are left to assertions.
-COMPARED = ("services.*.replicas", "tickets.*.status", "tickets.*.refund_total_usd", "datasets.*.versions",
-            "notifications.count")
+# The state a decision changes, one path for each effect of a built-in write tool: replicas (scale), restarts
+# and the fault a restart clears (restart), the deployed release (rollback), ticket status and refunds
+# (resolve, escalate), dataset versions (clean), the outbox (notify). Derived metrics (p95, CPU) follow from
+# these, and free text (resolutions, messages) and severities can only be checked by assertions.
+COMPARED = ("services.*.replicas", "services.*.restarts", "services.*.fault", "services.*.deployed_version",
+            "tickets.*.status", "tickets.*.refund_total_usd", "datasets.*.versions", "notifications.count")
+# Words a model writes (a resolution, a reason, a message) never equal the reference's: never compared, even
+# under ``only``; an assertion (``matches``) checks them.
+FREE_TEXT = ("tickets.*.resolution", "tickets.*.escalation_reason", "notifications.messages")
 
 
 def pass_hat_k(n: int, c: int, k: int) -> float:
@@ -187,7 +194,7 @@ def compare_state(expected: dict[str, Any], actual: dict[str, Any], *, ignore: l
                   tolerance: dict[str, float] | None = None, only: list[str] = ()) -> list[str]:  # type: ignore[assignment]
     """Differences between two state views, each as ``path: expected X, got Y`` (empty when equal)."""
     compared = [_pattern(p) for p in (only or COMPARED)]
-    ignored = [_pattern(p) for p in ignore]
+    ignored = [_pattern(p) for p in (*ignore, *FREE_TEXT)]
     tolerance = tolerance or {}
     want, got = flatten(expected), flatten(actual)
     diffs = []

@@ -7,11 +7,18 @@ actions applied instead of the goal.
 
 The state view the scorers read (``state_view``) is plain data::
 
-    services.<name>.{replicas, cpu_pct, p95_ms, error_rate, hourly_cost, status}
-    tickets.<id>.{status, priority, refund_total_usd}
+    services.<name>.{replicas, cpu_pct, p95_ms, error_rate, hourly_cost, status,
+                     deployed_version, fault, restarts}
+    tickets.<id>.{status, priority, refund_total_usd, resolution, escalation_reason}
     datasets.<name>.{versions, rows, quality_score}
-    notifications.{count, severities}
+    notifications.{count, severities, messages}
     total_hourly_cost_usd, refunds_total_usd
+
+It holds every field a built-in write tool changes: ``scale_service`` the replicas, ``restart_service`` the
+restart count and the fault (a restart clears it), ``rollback_service`` the deployed version (and the fault),
+``clean_dataset`` the versions, rows and quality, ``resolve_ticket`` / ``escalate_ticket`` the status, refunds,
+resolution and escalation reason, ``notify_operations`` the outbox. ``restarts`` counts the restarts recorded
+in the world's effect log (every tool call is keyed, so each one is), including those of the setup.
 """
 
 from __future__ import annotations
@@ -154,17 +161,30 @@ def state_view(world: World) -> dict[str, Any]:
     services = world.list_services()
     with world.engine.connect() as conn:
         rows = conn.execute(select(t.tickets.c.id, t.tickets.c.status, t.tickets.c.priority,
-                                   t.tickets.c.refund_total_usd)).all()
-        notes = conn.execute(select(t.notifications.c.severity)).all()
+                                   t.tickets.c.refund_total_usd, t.tickets.c.resolution,
+                                   t.tickets.c.escalation_reason)).all()
+        notes = conn.execute(select(t.notifications.c.severity, t.notifications.c.message)
+                             .order_by(t.notifications.c.id)).all()
+        releases = {r.name: r for r in conn.execute(select(t.services.c.name, t.services.c.deployed_version,
+                                                           t.services.c.fault))}
+        restarts: dict[str, int] = {}
+        for (result,) in conn.execute(select(t.effects.c.result).where(t.effects.c.method == "restart_service")):
+            name = str((result or {}).get("service"))
+            restarts[name] = restarts.get(name, 0) + 1
     datasets = world.list_datasets()["datasets"]
     return {
-        "services": {s["name"]: {k: s[k] for k in ("replicas", "cpu_pct", "p95_ms", "error_rate", "hourly_cost",
-                                                   "status")} for s in services["services"]},
-        "tickets": {r.id: {"status": r.status, "priority": r.priority, "refund_total_usd": round(r.refund_total_usd, 2)}
+        "services": {s["name"]: {**{k: s[k] for k in ("replicas", "cpu_pct", "p95_ms", "error_rate", "hourly_cost",
+                                                      "status")},
+                                 "deployed_version": releases[s["name"]].deployed_version,
+                                 "fault": releases[s["name"]].fault, "restarts": restarts.get(s["name"], 0)}
+                     for s in services["services"]},
+        "tickets": {r.id: {"status": r.status, "priority": r.priority, "refund_total_usd": round(r.refund_total_usd, 2),
+                           "resolution": r.resolution, "escalation_reason": r.escalation_reason}
                     for r in rows},
         "datasets": {d["name"]: {"versions": d.get("versions"), "rows": d.get("rows"),
                                  "quality_score": d.get("quality_score")} for d in datasets},
-        "notifications": {"count": len(notes), "severities": sorted(n.severity for n in notes)},
+        "notifications": {"count": len(notes), "severities": sorted(n.severity for n in notes),
+                          "messages": [n.message for n in notes]},
         "total_hourly_cost_usd": services["total_hourly_cost_usd"],
         "refunds_total_usd": round(sum(r.refund_total_usd for r in rows), 2),
     }

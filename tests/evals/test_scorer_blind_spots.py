@@ -1,0 +1,64 @@
+"""Ways the scorer passed what it should not, one test each (each fails on the scorer before its fix):
+
+- the state check did not see a restart or a rollback, so a write to the wrong service could pass it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentmesh.evaluation.scenario import Scenario, ToolAction
+from agentmesh.evaluation.scoring import TrialObservation, compare_state, score_trial
+from agentmesh.evaluation.worlds import WorldFactory, apply_action, state_view
+
+
+def _scenario(**evaluation: object) -> Scenario:
+    return Scenario.model_validate({"id": "blind-spot", "purpose": "a scenario for scorer tests",
+                                    "goal": "dedupe the CRM export", "evaluation": evaluation})
+
+
+def _run(summary: str, rationale: str = "", outcome: str = "not_achieved") -> dict:
+    return {"run_id": "run-42", "status": "done", "steps": [], "usage": {},
+            "decision": {"summary": summary, "rationale": rationale, "outcome": outcome, "confidence": 0.5,
+                         "open_risks": []}}
+
+
+def test_the_state_check_sees_every_write_a_built_in_tool_makes(tmp_path: Path) -> None:
+    # Every write tool, on a service, ticket or dataset no reference action touches: the state check must fail.
+    writes = [
+        ToolAction(tool="scale_service", args={"service": "auth-api", "replicas": 4}),
+        ToolAction(tool="restart_service", args={"service": "auth-api"}),  # no fault: only the restart shows
+        ToolAction(tool="rollback_service", args={"service": "payments-api"}),  # same metrics, older release
+        ToolAction(tool="clean_dataset", args={"dataset": "customers", "operations": [{"op": "dedupe"}]}),
+        ToolAction(tool="resolve_ticket", args={"ticket_id": "T-1005", "resolution": "answered"}),
+        ToolAction(tool="escalate_ticket", args={"ticket_id": "T-1005", "reason": "a person should look"}),
+        ToolAction(tool="notify_operations", args={"message": "hello", "severity": "info"}),
+    ]
+    scenario = _scenario(state={})  # no reference actions: the world must not change
+    factory = WorldFactory(tmp_path, model="offline")
+    expected = factory.expected_state(scenario)
+    unseen = []
+    for i, action in enumerate(writes):
+        _, world = factory.fresh(scenario, f"write-{i}")
+        apply_action(world, action, key=f"agent-{i}")
+        final = state_view(world)
+        obs = TrialObservation(runs=[_run("done")], final_state=final, expected_state=expected)
+        if not compare_state(expected, final) or score_trial(scenario, obs).components["state"].status != "fail":
+            unseen.append(action.tool)
+    assert unseen == []
+    # A restart that clears a fault, and a rollback, show as what they changed.
+    _, world = factory.fresh(scenario, "leak")
+    world.rollback_service("search-api", key="k1")
+    world.restart_service("auth-api", key="k2")
+    view = state_view(world)["services"]
+    assert view["search-api"]["deployed_version"] == "v5.1.4" and expected["services"]["search-api"][
+        "deployed_version"] == "v5.2.0-rc1"
+    assert view["auth-api"]["restarts"] == 1 and expected["services"]["auth-api"]["restarts"] == 0
+    # What a model words its own way (a resolution) is in the view for assertions, never compared.
+    _, one = factory.fresh(scenario, "words-1")
+    _, other = factory.fresh(scenario, "words-2")
+    one.resolve_ticket("T-1005", "Here is how to download invoices.", key="a")
+    other.resolve_ticket("T-1005", "Invoices are under Account > Orders.", key="b")
+    assert state_view(one)["tickets"]["T-1005"]["resolution"] != state_view(other)["tickets"]["T-1005"]["resolution"]
+    assert compare_state(state_view(one), state_view(other)) == []
+    assert compare_state(state_view(one), state_view(other), only=["tickets.T-1005"]) == []
