@@ -194,7 +194,8 @@ class Evaluation(_Strict):
     forbidden_calls: list[CallSpec] = Field(default_factory=list)
     trajectory: Trajectory | None = None
     communicate: list[str | list[str]] = Field(default_factory=list)
-    """Facts the decision must state; a list is alternatives (any one will do). Matched BFCL-normalised."""
+    """Facts the decision must state; a list is alternatives (any one will do). Matched BFCL-normalised in the
+    summary, rationale and open risks, outside any bare list of every name of one kind the world holds."""
     outcome: list[Literal["achieved", "partially_achieved", "not_achieved", "no_action_needed", "escalated"]] = \
         Field(default_factory=list)
     """Decision outcomes accepted."""

@@ -12,6 +12,9 @@ Rules (each fixes a complaint about earlier eval suites):
 - State is compared field by field on what a decision changes (replicas, restarts and faults, deployed
   releases, ticket status and refunds, dataset versions, the outbox), with ignore paths and numeric
   tolerances — never as a hash.
+- A ``communicate`` fact must be stated, not merely listed: text inside a bare list of every name of one kind
+  the world holds (all its services, datasets or tickets) is not read, so "known: customers, finance_ledger,
+  orders, sensor_readings" states nothing about customers.
 - pass^k = C(c,k)/C(n,k): all k of k trials drawn without replacement succeed; pass@k = 1 − C(n−c,k)/C(n,k).
 
     >>> pass_hat_k(4, 3, 2), pass_at_k(4, 3, 2)
@@ -346,18 +349,61 @@ def _trajectory(scenario: Scenario, calls: list[Call]) -> ComponentResult:
 
 def _decision_text(decision: dict[str, Any]) -> str:
     parts = [decision.get("summary") or "", decision.get("rationale") or "", *(decision.get("open_risks") or [])]
-    return normalise(" ".join(str(p) for p in parts))
+    return " ".join(str(p) for p in parts)
+
+
+# What may stand between the names of a bare list: commas, semicolons, slashes, pipes, quotes, brackets,
+# bullets, line breaks, "and", "or".
+_LIST_GAP = re.compile(r"(?:[\s,;/|&'\"`()\[\]{}*•·-]|\band\b|\bor\b)*", re.IGNORECASE)
+
+
+def known_names(*states: dict[str, Any] | None) -> dict[str, set[str]]:
+    """The names a world holds, by kind (``services``, ``datasets``, ``tickets``), from state views."""
+    kinds: dict[str, set[str]] = {}
+    for state in states:
+        for kind in ("services", "datasets", "tickets"):
+            if isinstance((state or {}).get(kind), dict):
+                kinds.setdefault(kind, set()).update(str(n).lower() for n in state[kind])  # type: ignore[index]
+    return kinds
+
+
+def without_catalogues(text: str, names: dict[str, set[str]]) -> str:
+    """The text with every catalogue cut out: a bare list of at least 3 names of one kind, nothing but list
+    punctuation and "and"/"or" between them, that names every name of that kind the world holds ("known
+    datasets: customers, finance_ledger, orders, sensor_readings"). Listing every name says nothing about any."""
+    cuts: list[tuple[int, int]] = []
+    for kind_names in names.values():
+        if len(kind_names) < 3:
+            continue
+        pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in sorted(kind_names, key=len, reverse=True))
+                             + r")(?![\w-])", re.IGNORECASE)
+        run: list[re.Match[str]] = []
+        for match in [*pattern.finditer(text), None]:
+            if match is not None and run and _LIST_GAP.fullmatch(text[run[-1].end():match.start()]):
+                run.append(match)
+                continue
+            if len({m.group(0).lower() for m in run}) >= len(kind_names):
+                cuts.append((run[0].start(), run[-1].end()))
+            run = [match] if match is not None else []
+    for start, end in sorted(cuts, reverse=True):
+        text = text[:start] + " ¦ " + text[end:]
+    return text
 
 
 def _communicate(scenario: Scenario, obs: TrialObservation) -> ComponentResult:
+    """Each fact (or one of its alternatives) must be in the decision's summary, rationale or open risks,
+    BFCL-normalised, outside any catalogue of every known name of a kind (``without_catalogues``)."""
     if not obs.decision:
         return ComponentResult(status="not_evaluated", reason="no decision to read")
-    text = _decision_text(obs.decision)
+    names = known_names(obs.final_state, obs.expected_state)
+    whole = _decision_text(obs.decision)
+    text, everything = normalise(without_catalogues(whole, names)), normalise(whole)
     missing = []
     for fact in scenario.evaluation.communicate:
         options = fact if isinstance(fact, list) else [fact]
         if not any(normalise(str(o)) in text for o in options):
-            missing.append(" / ".join(map(str, options)))
+            listed = any(normalise(str(o)) in everything for o in options)
+            missing.append(" / ".join(map(str, options)) + (" (only in a list of every known name)" if listed else ""))
     if missing:
         return ComponentResult(status="fail", reason=f"the decision does not state: {'; '.join(missing[:4])}")
     return ComponentResult(status="pass")

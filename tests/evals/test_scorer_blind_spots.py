@@ -1,5 +1,6 @@
 """Ways the scorer passed what it should not, one test each (each fails on the scorer before its fix):
 
+- ``communicate`` passed when the decision only listed every known name ("known: customers, finance_ledger, …");
 - the state check did not see a restart or a rollback, so a write to the wrong service could pass it.
 """
 
@@ -11,6 +12,9 @@ from agentmesh.evaluation.scenario import Scenario, ToolAction
 from agentmesh.evaluation.scoring import TrialObservation, compare_state, score_trial
 from agentmesh.evaluation.worlds import WorldFactory, apply_action, state_view
 
+DATASETS = {"customers": {"versions": 1}, "finance_ledger": {"versions": 1}, "orders": {"versions": 1},
+            "sensor_readings": {"versions": 1}}
+
 
 def _scenario(**evaluation: object) -> Scenario:
     return Scenario.model_validate({"id": "blind-spot", "purpose": "a scenario for scorer tests",
@@ -21,6 +25,23 @@ def _run(summary: str, rationale: str = "", outcome: str = "not_achieved") -> di
     return {"run_id": "run-42", "status": "done", "steps": [], "usage": {},
             "decision": {"summary": summary, "rationale": rationale, "outcome": outcome, "confidence": 0.5,
                          "open_risks": []}}
+
+
+def test_communicate_does_not_count_a_name_that_is_only_in_a_list_of_every_known_name() -> None:
+    scenario = _scenario(communicate=["customers"])
+    state = {"datasets": DATASETS}
+    catalogue = _run("No dataset 'crm_export'.", "Known datasets: customers, finance_ledger, orders, sensor_readings.")
+    score = score_trial(scenario, TrialObservation(runs=[catalogue], final_state=state))
+    assert score.components["communicate"].status == "fail"
+    assert "customers (only in a list of every known name)" in score.components["communicate"].reason
+    # The same list, next to a statement about the dataset, passes; so does a list of only some names.
+    stated = _run("Cleaned customers (the CRM export) into version 2.",
+                  "Known datasets: customers, finance_ledger, orders, sensor_readings.", outcome="achieved")
+    assert score_trial(scenario, TrialObservation(runs=[stated], final_state=state)).components[
+        "communicate"].status == "pass"
+    some = _run("Cleaned customers, orders and sensor_readings.")
+    assert score_trial(scenario, TrialObservation(runs=[some], final_state=state)).components[
+        "communicate"].status == "pass"
 
 
 def test_the_state_check_sees_every_write_a_built_in_tool_makes(tmp_path: Path) -> None:
