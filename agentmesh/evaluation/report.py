@@ -8,7 +8,13 @@ The report JSON::
                  "tokens", "input_tokens", "output_tokens", "model_calls", "cost_usd", "seconds", "suites"},
      "scenarios": [{"id", "suite", "purpose", "goal", "reward", "trials", "successes",
                     "pass_hat_k", "pass_at_k", "components", "failures": [{"trial", "component", "reason"}],
-                    "usage", "seconds", "trial_results": [...]}]}
+                    "usage", "seconds", "trial_results": [{"trial", "run_id", "reward", "success", "components",
+                        "failures", "error", "seconds", "usage", "outcome",
+                        "decision": {"summary", "rationale", "outcome", "confidence", "open_risks"},
+                        "runs": [{"run_id", "goal", "status", "error", "model", "decision", "trajectory"}]}]}]}
+
+A trial's ``decision`` is the one it was scored on (the last turn's) and ``run_id`` that turn's run
+(``agentmesh runs show <run_id>``); ``--brief`` leaves ``trial_results`` out.
 """
 
 from __future__ import annotations

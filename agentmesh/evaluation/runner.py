@@ -370,11 +370,18 @@ def _trajectory(run: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+_DECISION_KEYS = ("summary", "rationale", "outcome", "confidence", "open_risks")
+
+
 def _trial_json(r: _TrialResult) -> dict[str, Any]:
+    """One trial in the report: its scores, and the run and decision they were scored on (the decision's summary,
+    rationale and open risks are the text ``communicate`` reads)."""
     obs = r.observation
     decision = obs.decision or {}
     return {
         "trial": r.index + 1,
+        "run_id": obs.runs[-1].get("run_id") if obs.runs else None,
+        "decision": {k: decision.get(k) for k in _DECISION_KEYS} if decision else None,
         "reward": r.score.reward,
         "success": r.score.success,
         "components": {k: {"status": v.status, "reason": v.reason} for k, v in r.score.components.items()},
@@ -385,7 +392,7 @@ def _trial_json(r: _TrialResult) -> dict[str, Any]:
         "runs": [{
             "run_id": run.get("run_id"), "goal": run.get("goal"), "status": run.get("status"), "error": run.get("error"),
             "model": (run.get("model") or {}).get("name"),
-            "decision": {k: decision_of(run).get(k) for k in ("summary", "outcome", "confidence", "open_risks")},
+            "decision": {k: decision_of(run).get(k) for k in _DECISION_KEYS},
             "trajectory": _trajectory(run),
         } for run in obs.runs],
         "outcome": decision.get("outcome"),

@@ -1,16 +1,19 @@
-"""Ways the scorer passed what it should not, one test each (each fails on the scorer before its fix):
+"""Three ways the scorer passed what it should not, one test each (each fails on the scorer before the fix):
 
 - ``communicate`` passed when the decision only listed every known name ("known: customers, finance_ledger, …");
-- the state check did not see a restart or a rollback, so a write to the wrong service could pass it.
+- the state check did not see a restart or a rollback, so a write to the wrong service could pass it;
+- the report JSON left out the decision's rationale (which ``communicate`` reads) and each trial's run id.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from agentmesh.evaluation.runner import EvalOptions, _TrialResult, build_report
 from agentmesh.evaluation.scenario import Scenario, ToolAction
 from agentmesh.evaluation.scoring import TrialObservation, compare_state, score_trial
 from agentmesh.evaluation.worlds import WorldFactory, apply_action, state_view
+from agentmesh.settings import Settings
 
 DATASETS = {"customers": {"versions": 1}, "finance_ledger": {"versions": 1}, "orders": {"versions": 1},
             "sensor_readings": {"versions": 1}}
@@ -83,3 +86,19 @@ def test_the_state_check_sees_every_write_a_built_in_tool_makes(tmp_path: Path) 
     assert state_view(one)["tickets"]["T-1005"]["resolution"] != state_view(other)["tickets"]["T-1005"]["resolution"]
     assert compare_state(state_view(one), state_view(other)) == []
     assert compare_state(state_view(one), state_view(other), only=["tickets.T-1005"]) == []
+
+
+def test_each_trial_in_the_report_carries_its_decision_and_run_id(tmp_path: Path) -> None:
+    scenario = _scenario(outcome=["achieved"])
+    run = _run("Cleaned customers.", "The CRM export is the customers dataset (its description says so).",
+               outcome="achieved")
+    obs = TrialObservation(runs=[run])
+    result = _TrialResult(scenario=scenario, index=0, observation=obs, score=score_trial(scenario, obs))
+    report = build_report([scenario], [result], settings=Settings(home=tmp_path, model="offline"),
+                          options=EvalOptions(), seconds=1.0)
+    trial = report["scenarios"][0]["trial_results"][0]
+    assert trial["run_id"] == "run-42"
+    assert trial["decision"]["summary"] == "Cleaned customers."
+    assert trial["decision"]["rationale"] == run["decision"]["rationale"]
+    assert trial["decision"]["outcome"] == "achieved"
+    assert trial["runs"][0]["decision"]["rationale"] == run["decision"]["rationale"]
