@@ -18,11 +18,16 @@ from agentmesh.evaluation import EvalOptions, arun_eval, gate, load_scenarios
 from agentmesh.evaluation.report import compare, load_report
 
 FAIL_UNDER = 0.9
+# Suites that specify behaviour the offline model does not have yet: run them with `agentmesh eval run requests`.
+# `requests` is the spec of the offline model's rewrite (goals as outside operators phrase them); it joins the
+# gate, and evals/baseline.json, once the rewrite passes it.
+NOT_GATED = {"requests"}
 
 
 @pytest.mark.slow
 async def test_every_suite_passes_the_gate_against_the_committed_baseline(tmp_path: Path) -> None:
-    suites = sorted(p.name for p in bundled("evals").iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    suites = sorted(p.name for p in bundled("evals").iterdir()
+                    if p.is_dir() and any(p.glob("*.yaml")) and p.name not in NOT_GATED)
     scenarios = load_scenarios(suites)
     options = EvalOptions(trials=2, concurrency=4, settings=Settings(home=tmp_path / "home", model="offline"))
     report = await arun_eval(scenarios, options)
