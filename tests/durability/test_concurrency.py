@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from agentmesh import Settings, arun_goal
 from agentmesh.persistence import audit
-from agentmesh.plugins.operations.world import _tables
-from agentmesh.plugins.operations.world import World
+from agentmesh.plugins.operations.world import World, _tables
 from agentmesh.runtime.components import components
 from agentmesh.testing.scripted import ScriptedCall, ScriptedChatModel
 

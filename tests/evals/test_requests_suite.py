@@ -21,7 +21,7 @@ import pytest
 from agentmesh.evaluation import load_scenarios
 from agentmesh.evaluation.scenario import Scenario, ToolAction
 from agentmesh.evaluation.scoring import TrialObservation, score_trial
-from agentmesh.evaluation.worlds import WorldFactory, apply_action, state_view
+from agentmesh.plugins.operations.evals import WorldFactory, apply_action, state_view
 
 SCENARIOS = load_scenarios(["requests"])
 KINDS = {"indirect-reference", "unknown-target", "mixed-intents", "topic-tickets", "off-topic", "wrong-diagnosis",

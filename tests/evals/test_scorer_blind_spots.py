@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentmesh.core.settings import Settings
 from agentmesh.evaluation.runner import EvalOptions, _TrialResult, build_report
 from agentmesh.evaluation.scenario import Scenario, ToolAction
 from agentmesh.evaluation.scoring import TrialObservation, compare_state, score_trial
-from agentmesh.evaluation.worlds import WorldFactory, apply_action, state_view
-from agentmesh.settings import Settings
+from agentmesh.plugins.operations.evals import WorldFactory, apply_action, state_view
 
 DATASETS = {"customers": {"versions": 1}, "finance_ledger": {"versions": 1}, "orders": {"versions": 1},
             "sensor_readings": {"versions": 1}}
