@@ -145,7 +145,7 @@ class Connection:
             return await client.call_tool(tool, arguments, read_timeout_seconds=timeout, meta=meta)  # type: ignore[arg-type]
         except MCPError as exc:
             if exc.code == REQUEST_TIMEOUT:
-                raise TimeoutError(f"{self.name} did not answer within {timeout:g} s") from None
+                raise ToolError(f"MCP server {self.name!r} did not answer within {timeout:g} s") from None
             raise self._failure(exc, "the call") from None
         except Exception as exc:
             raise self._failure(exc, "the call") from None

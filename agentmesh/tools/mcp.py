@@ -18,7 +18,8 @@ forwards the call to the server over a connection the process reuses (``agentmes
   described, not inlined); a result the server marks as an error is a failed call with its text as the reason.
   The gateway hands either to the model as data, exactly like a built-in tool's result.
 - **Failures.** A server that does not start, exits, stops answering or times out fails that call, audited,
-  with one line saying so; the next call starts it again. A server that cannot be reached when the registry is
+  with one line saying so; the next call starts it again. A call has the server's ``timeout_s`` (default: the
+  settings' ``tool_timeout_s``) to be answered once the server is up, which has ``startup_timeout_s`` to start. A server that cannot be reached when the registry is
   built keeps the tools it listed last time (cached under ``$AGENTMESH_HOME/mcp``), so calls to them fail
   clearly instead of vanishing; with no such listing its tools are missing and ``agentmesh doctor`` says why.
 
@@ -160,6 +161,8 @@ def _tool(server: str, listed: McpTool, *, config: McpServerConfig, conn: Connec
         return None
     level: Risk = risk.get(name) or risk_of(listed)  # type: ignore[assignment]
     hints = listed.annotations
+    # The call has its timeout once the server is up; (re)starting the server has its own. The gateway's bound on
+    # the whole call is their sum, so a restart after a crash does not eat the call's time.
     timeout = config.timeout_s or default_timeout
     remote = listed.name
 
@@ -180,7 +183,7 @@ def _tool(server: str, listed: McpTool, *, config: McpServerConfig, conn: Connec
         roles=DEFAULT_ROLES[level],
         idempotent=level == "read" or bool(hints and hints.idempotent_hint),
         requires_approval=level == "destructive",
-        timeout_s=config.timeout_s,
+        timeout_s=timeout + config.startup_timeout_s,
         context_param=_CONTEXT,
         source=f"MCP server {server!r} ({config.where()})",
         server=server,
