@@ -59,8 +59,8 @@ async def call(state: ToolCallState) -> dict[str, Any]:
     ok = answer["status"] == "ok"
     decision = Decision(
         summary=f"{tool} called as {role}: " + ("done." if ok else f"{answer['status']} — {answer.get('error')}"),
-        rationale="One tool call through the gateway, asked for by a client (agentmesh mcp serve); its result is "
-                  "in the run's audit.",
+        rationale="One tool call through the gateway, on the tool_call graph (agentmesh mcp serve runs one for each "
+                  "call a client makes); its result is in the run's audit.",
         confidence=1.0, outcome="achieved" if ok else "not_achieved")
     return {"decision": decision.model_dump()}
 

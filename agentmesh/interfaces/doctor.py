@@ -66,10 +66,13 @@ def _mcp_servers(settings: Settings) -> list[Check]:
     except Exception as exc:  # a doctor must report, not crash
         return [Check(name="mcp", ok=False, detail=f"the check itself failed: {type(exc).__name__}: {exc}",
                       fix="please report it")]
-    return [Check(name=f"mcp:{r.name}", ok=r.ok, detail=r.detail,
-                  fix=None if r.ok else f"check [mcp.servers.{r.name}] in agentmesh.toml: the command (is it "
-                  f"installed?) or the URL, and the log {settings.resolved_home / 'mcp' / (r.name + '.log')}")
-            for r in reports]
+    def fix(name: str) -> str:
+        if settings.mcp.servers[name].command:
+            return (f"check the mcp.servers.{name} table of agentmesh.toml (is its command installed and on PATH?) "
+                    f"and the server's log, {settings.resolved_home / 'mcp' / (name + '.log')}")
+        return f"check that the server is running at its url, and the headers of the mcp.servers.{name} table"
+
+    return [Check(name=f"mcp:{r.name}", ok=r.ok, detail=r.detail, fix=None if r.ok else fix(r.name)) for r in reports]
 
 
 # What each bundled folder must hold for goals, graphs and evals to work.

@@ -77,7 +77,7 @@ _RUN_GOAL_SCHEMA: dict[str, Any] = {
 
 def create_server(settings: Settings, *, role: str = "analyst") -> Server[Any]:
     """The MCP server: the tools ``role`` may call, ``run_goal``, and the runs as resources."""
-    from agentmesh import __version__
+    from importlib.metadata import version
 
     warm: asyncio.Future[Any] | None = None
 
@@ -146,7 +146,7 @@ def create_server(settings: Settings, *, role: str = "analyst") -> Server[Any]:
             uri=uri, mime_type="application/json", text=json.dumps(run, default=str, ensure_ascii=False))])
 
     return Server(
-        "agentmesh", version=__version__,
+        "agentmesh", version=version("agentmesh"),
         instructions="agentmesh: a team of LLM agents acting through audited tools within a policy. Call its tools "
                      "(each call is an audited run; some wait for a person's approval), or run_goal for a whole "
                      f"goal; read a run at {RUN_URI}.",

@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implementation
 from mcp.types import Tool as McpTool
 
-from agentmesh.core.exceptions import ToolError
+from agentmesh.core.exceptions import AgentmeshError, ToolError
 from agentmesh.core.mcp_config import McpServerConfig, expand, expand_path
 
 __all__ = ["Connection", "connection", "run_sync"]
@@ -244,6 +244,8 @@ class Connection:
         """One line that says what happened to the server and what agentmesh does next."""
         if isinstance(exc, ToolError):
             return exc
+        if isinstance(exc, AgentmeshError):  # e.g. a ${VAR} that is not set: its message says it all
+            return ToolError(str(exc))
         if isinstance(exc, BaseExceptionGroup):
             leaves = exc.exceptions
             exc = leaves[0] if leaves else exc

@@ -83,7 +83,10 @@ async def test_a_streamable_http_server_gets_its_header_token_and_one_connection
     assert result["status"] == "done", result["error"]
     (call,) = _calls(settings, result["run_id"], "flaky__echo")
     assert call.status == "ok" and call.result["echo"] == "over http"
-    assert [c["tool"] for c in received(calls)] == ["echo"]
+    refused = await arun_goal(_goal("flaky__note", "analyst", text="not yours"), graph="tool_call", settings=settings)
+    (note,) = _calls(settings, refused["run_id"], "flaky__note")
+    assert note.status == "refused" and note.reason == "policy does not let the analyst call flaky__note"
+    assert [c["tool"] for c in received(calls)] == ["echo"]  # the refused call never reached the server
     # The connection lives on agentmesh's MCP loop: a call from another event loop (another thread's
     # asyncio.run, as each CLI command is) uses the same session.
     echo = components(settings).registry.get("flaky__echo")
@@ -206,4 +209,4 @@ command = "agentmesh-no-such-mcp-server"
     assert checks["mcp:time"]["ok"] and "2 tools" in checks["mcp:time"]["detail"]
     assert checks["mcp:flaky"]["ok"] and "flaky__echo" in checks["mcp:flaky"]["detail"]
     assert not checks["mcp:gone"]["ok"] and "could not start" in checks["mcp:gone"]["detail"]
-    assert "[mcp.servers.gone]" in checks["mcp:gone"]["fix"]
+    assert "mcp.servers.gone table" in checks["mcp:gone"]["fix"] and "gone.log" in checks["mcp:gone"]["fix"]
