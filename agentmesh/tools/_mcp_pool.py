@@ -253,9 +253,9 @@ class Connection:
         if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED or isinstance(
                 exc, anyio.EndOfStream | anyio.BrokenResourceError | anyio.ClosedResourceError | ConnectionError):
             self._gone.set()
-            what = "exited" if self.config.command else "closed the connection"
-            return ToolError(f"MCP server {self.name!r} {what} during {during}; agentmesh starts it again on the next "
-                             f"call{self._log_tail()}")
+            what, then = ("exited", "starts it again") if self.config.command else ("closed the connection", "reconnects")
+            return ToolError(f"MCP server {self.name!r} {what} during {during}; agentmesh {then} on the next call"
+                             f"{self._log_tail()}")
         if isinstance(exc, MCPError):
             return ToolError(f"MCP server {self.name!r} answered with an error: {exc.message}")
         if isinstance(exc, FileNotFoundError | PermissionError):
