@@ -18,7 +18,7 @@ forwards the call to the server over a connection the process reuses (``agentmes
   described, not inlined); a result the server marks as an error is a failed call with its text as the reason.
   The gateway hands either to the model as data, exactly like a built-in tool's result.
 - **Failures.** A server that does not start, exits, stops answering or times out fails that call, audited,
-  with one line saying so; the next call starts it again. A call has the server's ``timeout_s`` (default: the
+  with one line saying so; the next call starts it again (or reconnects to it). A call has the server's ``timeout_s`` (default: the
   settings' ``tool_timeout_s``) to be answered once the server is up, which has ``startup_timeout_s`` to start. A server that cannot be reached when the registry is
   built keeps the tools it listed last time (cached under ``$AGENTMESH_HOME/mcp``), so calls to them fail
   clearly instead of vanishing; with no such listing its tools are missing and ``agentmesh doctor`` says why.

@@ -36,6 +36,13 @@ def echo(text: str) -> dict[str, object]:
     return {"echo": text, "pid": os.getpid()}
 
 
+@server.tool(annotations=READ, structured_output=False)
+def shout(text: str) -> str:
+    """Say the text back in capitals, as plain text (no structured content)."""
+    _record("shout", text=text)
+    return text.upper()
+
+
 @server.tool(annotations=READ)
 def crash() -> str:
     """Exit the server's process in the middle of the call."""

@@ -93,6 +93,7 @@ async def test_a_streamable_http_server_gets_its_header_token_and_one_connection
     here = await echo.function(text="here")
     elsewhere = await asyncio.to_thread(lambda: asyncio.run(echo.function(text="elsewhere")))
     assert here == {"echo": "here", "pid": call.result["pid"]} and elsewhere["pid"] == call.result["pid"]
+    assert await components(settings).registry.get("flaky__shout").function(text="plain") == {"text": "PLAIN"}
     assert "Bearer ${FLAKY_SECRET}" not in json.dumps(settings.masked())  # headers are secrets in `config`
 
 
