@@ -104,11 +104,15 @@ def create_server(settings: Settings, *, role: str = "analyst") -> Server[Any]:
         return ListToolsResult(tools=[*offered, run_goal])
 
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
-        await parts()
+        found = await parts()
         arguments = dict(params.arguments or {})
         try:
             if params.name == RUN_GOAL:
                 return _result(await _run_goal(settings, arguments))
+            if params.name not in found.registry:  # nothing to audit: no run for a name that is no tool
+                return _result({"status": "refused", "error": f"no tool {params.name!r}; tools/list shows them"})
+            # A tool the role may not call is not listed; a client that calls it anyway is refused by the gateway,
+            # and the attempt is audited like any other.
             return _result(await _call(settings, params.name, role, arguments))
         except AgentmeshError as exc:  # a bad goal or graph, an unknown run: the client hears why, in one line
             return _result({"status": "refused", "error": _one_line(exc)})

@@ -186,13 +186,11 @@ class Connection:
         self._closing.set()
         if holder is None or holder.done():
             return
-        if wait:
-            with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(holder), _CLOSE_TIMEOUT_S)
+        if wait:  # asyncio.wait, not wait_for: it neither cancels the holder nor raises what the holder raised
+            await asyncio.wait({holder}, timeout=_CLOSE_TIMEOUT_S)
         if not holder.done():
             holder.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(holder, _CLOSE_TIMEOUT_S)
+            await asyncio.wait({holder}, timeout=_CLOSE_TIMEOUT_S)
 
     async def _hold(self, ready: asyncio.Future[Client], closing: asyncio.Event, gone: asyncio.Event) -> None:
         """The connection's own task: enters the client, waits until asked to close or the server goes away."""

@@ -63,6 +63,14 @@ async def _drive(client: Client, home: Path) -> None:
     assert invalid.is_error and invalid.structured_content["status"] == "invalid"
     assert "replicas" in invalid.structured_content["error"]
 
+    forbidden = await client.call_tool("scale_service", {"service": "checkout-api", "replicas": 12})
+    assert forbidden.is_error and forbidden.structured_content["status"] == "refused"
+    (attempt,) = list_calls(engine, forbidden.structured_content["run_id"])  # not listed, still audited
+    assert (attempt.tool, attempt.status) == ("scale_service", "refused")
+    unknown = await client.call_tool("no_such_tool", {})
+    assert unknown.is_error and unknown.structured_content == {"status": "refused",
+                                                               "error": "no tool 'no_such_tool'; tools/list shows them"}
+
     goal = await client.call_tool("run_goal", {"goal": GOAL, "approvals": "auto"})
 
     assert not goal.is_error, goal.content
