@@ -37,6 +37,13 @@ def _seconds(call: ToolCallRecord) -> float:
     return (call.ended - call.started).total_seconds()
 
 
+async def _limit(name: str) -> int:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return int((await client.read_global_concurrency_limit_by_name(name)).limit)
+
+
 def _toml(tmp_path: Path, text: str) -> None:
     (tmp_path / "agentmesh.toml").write_text(text, encoding="utf-8")
 
@@ -75,6 +82,8 @@ async def test_a_streamable_http_server_gets_its_header_token_and_one_connection
         home: Path, flaky_http: tuple[str, str], calls: Path, monkeypatch: Any) -> None:
     url, token = flaky_http
     monkeypatch.setenv("FLAKY_SECRET", token)
+    home.mkdir(parents=True, exist_ok=True)  # at most one echo at a time, across processes (a Prefect limit)
+    (home / "policy.toml").write_text("[concurrency]\nflaky__echo = 1\n", encoding="utf-8")
     settings = Settings(model="offline", node_retries=0, mcp={"servers": {"flaky": {
         "url": url, "headers": {"Authorization": "Bearer ${FLAKY_SECRET}"}}}})
 
@@ -87,6 +96,7 @@ async def test_a_streamable_http_server_gets_its_header_token_and_one_connection
     (note,) = _calls(settings, refused["run_id"], "flaky__note")
     assert note.status == "refused" and note.reason == "policy does not let the analyst call flaky__note"
     assert [c["tool"] for c in received(calls)] == ["echo"]  # the refused call never reached the server
+    assert await _limit("agentmesh-tool-flaky__echo") == 1
     # The connection lives on agentmesh's MCP loop: a call from another event loop (another thread's
     # asyncio.run, as each CLI command is) uses the same session.
     echo = components(settings).registry.get("flaky__echo")
