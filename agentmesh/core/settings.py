@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
+from agentmesh.core.mcp_config import McpSettings
 
 __all__ = ["ModelPrice", "Settings", "get_settings"]
 
@@ -140,6 +141,8 @@ class Settings(BaseSettings):
     """Plan and validate every tool call but execute none."""
     remote_roles: list[str] = Field(default_factory=list)
     """Roles whose agent steps run on task workers (`agentmesh worker --role ROLE`), not in the goal's process."""
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    """MCP servers whose tools join the registry (`[mcp.servers.NAME]` tables; see agentmesh.core.mcp_config)."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

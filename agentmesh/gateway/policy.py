@@ -43,6 +43,9 @@ class Policy(BaseModel):
     concurrency: dict[str, int] = Field(default_factory=dict)
     """Tool name -> the most calls of it running at once across every goal, process and machine (enforced
     with a Prefect global concurrency limit named `agentmesh-tool-<name>`)."""
+    risk: dict[str, Literal["read", "write", "destructive"]] = Field(default_factory=dict)
+    """Tool name -> its risk class, for tools whose risk is not in their code: an MCP server's tools, whose
+    annotations are only hints (readOnlyHint -> read, destructiveHint -> destructive, otherwise write)."""
     approval_timeout_s: float | None = Field(default=None, gt=0)
     """Seconds an approval may wait; None waits forever."""
     approval_default: Literal["reject", "approve"] = "reject"

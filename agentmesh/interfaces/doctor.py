@@ -3,7 +3,8 @@
 Four checks, each one line: the installation (the bundled prompts, tools, graphs and eval suites are present),
 the database (it connects, its tables exist, SQLite runs in WAL mode with a busy timeout), Prefect (the configured
 API answers, or the state of the local server) and the model endpoint (offline needs nothing; otherwise
-``GET {base_url}/models`` with the key). No check prints a secret: database URLs are shown with the password hidden,
+``GET {base_url}/models`` with the key); then one per configured MCP server (it starts or answers and lists its
+tools). No check prints a secret: database URLs are shown with the password hidden,
 and the API key never appears.
 
     >>> [c.name for c in run_checks(Settings(model="offline"))]  # doctest: +SKIP
@@ -51,7 +52,27 @@ def run_checks(settings: Settings) -> list[Check]:
         except Exception as exc:  # a doctor must report, not crash
             checks.append(Check(name=name, ok=False, detail=f"the check itself failed: {type(exc).__name__}",
                                 fix="please report it"))
+    if settings.mcp.servers:
+        checks.extend(_mcp_servers(settings))
     return checks
+
+
+def _mcp_servers(settings: Settings) -> list[Check]:
+    """One check per configured MCP server: it starts (or answers) and lists its tools."""
+    from agentmesh.tools.mcp import check_servers
+
+    try:
+        reports = check_servers(settings)
+    except Exception as exc:  # a doctor must report, not crash
+        return [Check(name="mcp", ok=False, detail=f"the check itself failed: {type(exc).__name__}: {exc}",
+                      fix="please report it")]
+    def fix(name: str) -> str:
+        if settings.mcp.servers[name].command:
+            return (f"check the mcp.servers.{name} table of agentmesh.toml (is its command installed and on PATH?) "
+                    f"and the server's log, {settings.resolved_home / 'mcp' / (name + '.log')}")
+        return f"check that the server is running at its url, and the headers of the mcp.servers.{name} table"
+
+    return [Check(name=f"mcp:{r.name}", ok=r.ok, detail=r.detail, fix=None if r.ok else fix(r.name)) for r in reports]
 
 
 # What each bundled folder must hold for goals, graphs and evals to work.

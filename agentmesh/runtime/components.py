@@ -30,7 +30,7 @@ from agentmesh.persistence.runs import list_steps
 from agentmesh.persistence.tables import model_calls
 from agentmesh.runtime.plugins import Plugin, load_plugins
 from agentmesh.runtime.prefect import configure_prefect
-from agentmesh.tools import ToolRegistry
+from agentmesh.tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -76,13 +76,23 @@ def components(settings: Settings) -> Components:
         plugins = load_plugins(settings.plugins)
         tables = {name: model for p in plugins for name, model in p.policy_tables.items()}
         policy = Policy.load(settings.resolved_policy_file, sections=tables)
-        registry = ToolRegistry.load([*(folder for p in plugins for folder in p.tools), *settings.tools_paths])
+        registry = ToolRegistry.load([*(folder for p in plugins for folder in p.tools), *settings.tools_paths],
+                                     extra=_mcp_tools(settings, policy))
         factories = {kind: _bind(make, settings, policy) for p in plugins for kind, make in p.resources.items()}
         found = _components[key] = Components(
             settings=settings, engine=get_engine(settings.resolved_database_url), plugins=plugins,
             registry=registry, policy=policy, resources=Resources(factories),
         )
     return found
+
+
+def _mcp_tools(settings: Settings, policy: Policy) -> list[Tool]:
+    """The configured MCP servers' tools (their servers started or reached now, the connections kept)."""
+    if not settings.mcp.servers:
+        return []  # no import of the MCP SDK for an installation that uses none
+    from agentmesh.tools.mcp import mcp_tools
+
+    return mcp_tools(settings, risk=policy.risk)
 
 
 def _bind(make: Callable[[Settings, Policy], Any], settings: Settings, policy: Policy) -> Callable[[], Any]:

@@ -107,6 +107,8 @@ class Tool:
     """Name of the ToolContext parameter, if the function takes one."""
     source: str = ""
     """Where the tool was defined (file path), for `agentmesh tools`."""
+    server: str | None = None
+    """The MCP server the tool forwards to (``agentmesh.tools.mcp``); None for a Python tool."""
 
     @property
     def is_async(self) -> bool:
@@ -143,6 +145,7 @@ class Tool:
             "requires_approval": self.requires_approval,
             "idempotent": self.idempotent,
             "parameters": self.parameters_schema(),
+            "server": self.server,
         }
 
 
@@ -225,7 +228,8 @@ class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: Iterable[Path] = (), *, builtins: bool = True) -> ToolRegistry:
+    def load(cls, paths: Iterable[Path] = (), *, builtins: bool = True, extra: Iterable[Tool] = ()) -> ToolRegistry:
+        """The tools of the folders, then ``extra`` (built elsewhere, e.g. an MCP server's, whose names must be new)."""
         registry = cls()
         folders = ([bundled("tools")] if builtins else []) + [Path(p) for p in paths]
         for folder in folders:
@@ -235,6 +239,11 @@ class ToolRegistry:
                 if not file.name.startswith("_"):
                     for found in _tools_in(file):
                         registry.add(found)
+        for more in extra:
+            if more.name in registry:
+                raise ConfigError(f"tool {more.name!r} of {more.source} has the name of {registry.get(more.name).source}; "
+                                  "rename one of them")
+            registry.add(more)
         return registry
 
     def add(self, new: Tool) -> None:

@@ -188,10 +188,10 @@ def tools(as_json: JsonFlag = False) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("tool", "risk", "roles", "description"):
+    for col in ("tool", "risk", "roles", "server", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["risk"], ", ".join(r["roles"]), r["description"].split("\n")[0])
+        table.add_row(r["name"], r["risk"], ", ".join(r["roles"]), r["server"] or "", r["description"].split("\n")[0])
     out.print(table)
 
 
@@ -275,6 +275,9 @@ def _register_subcommands() -> None:
     from agentmesh.interfaces.cli import worker
 
     worker.register(app)
+    from agentmesh.interfaces.cli import mcp
+
+    mcp.register(app)
 
 
 _register_subcommands()
