@@ -20,7 +20,7 @@ import contextvars
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langgraph.types import interrupt
@@ -63,6 +63,8 @@ class Gateway:
     """wait: pause for a person; auto: approve what policy allows; deny: reject."""
     emit: Callable[..., None] = lambda event, conn=None: None
     """The run's event sink (``emit(event, conn)`` stores the event in the caller's transaction)."""
+    needs: Mapping[str, tuple[type, ...]] = field(default_factory=dict)
+    """Tool name -> resources to build before its first call's timeout starts (a plug-in's state: seconds to open)."""
     pause_by_raising: bool = False
     """A step with no LangGraph context to ``interrupt()`` (on a task worker, ``agentmesh.runtime.remote``)
     raises ``ApprovalPause`` instead, and the node that sent the step pauses for it."""
@@ -122,6 +124,12 @@ class Gateway:
         if tool.context_param:
             kwargs[tool.context_param] = context
         timeout = tool.timeout_s or self.settings.tool_timeout_s
+        unbuilt = [kind for kind in self.needs.get(name, ()) if not self.resources.built(kind)]
+        if unbuilt:  # opening a domain's state is not the tool's time
+            try:
+                await asyncio.to_thread(lambda: [self.resources.get(kind) for kind in unbuilt])
+            except Exception as exc:
+                return finish("failed", reason=f"{name} could not start: {type(exc).__name__}: {_one_line(exc)}")
 
         async def attempt() -> tuple[str, str | None, Any]:
             try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
@@ -58,6 +59,8 @@ class Components:
     """The policy file, with the plug-ins' tables validated."""
     resources: Resources
     """The plug-ins' resources, built on first use."""
+    needs: dict[str, tuple[type, ...]] = field(default_factory=dict)
+    """Tool name -> the resources of the plug-in that brought it: built before the call's timeout starts."""
 
     @property
     def offline_rules(self) -> OfflineRules | None:
@@ -81,9 +84,19 @@ def components(settings: Settings) -> Components:
         factories = {kind: _bind(make, settings, policy) for p in plugins for kind, make in p.resources.items()}
         found = _components[key] = Components(
             settings=settings, engine=get_engine(settings.resolved_database_url), plugins=plugins,
-            registry=registry, policy=policy, resources=Resources(factories),
+            registry=registry, policy=policy, resources=Resources(factories), needs=_needs(plugins, registry),
         )
     return found
+
+
+def _needs(plugins: list[Plugin], registry: ToolRegistry) -> dict[str, tuple[type, ...]]:
+    needs = {}
+    for plugin in plugins:
+        folders = [folder.resolve() for folder in plugin.tools]
+        for tool in registry:
+            if tool.source and Path(tool.source).resolve().parent in folders:
+                needs[tool.name] = tuple(plugin.resources)
+    return needs
 
 
 def _mcp_tools(settings: Settings, policy: Policy) -> list[Tool]:
@@ -111,7 +124,7 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     emit = _emitter(run_id, on_event, parts.engine)
     gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
-                      pause_by_raising=on_worker)
+                      needs=parts.needs, pause_by_raising=on_worker)
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
