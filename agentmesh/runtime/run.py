@@ -84,6 +84,7 @@ def _approvals(value: str | None, settings: Settings) -> str:
 
 async def _execute(inv: GoalInvocation) -> dict[str, Any]:
     configure_prefect(inv.settings)
+    components(inv.settings)  # the database, plug-ins, policy and tools: a bad one is one line before Prefect starts
     _check(inv.spec)
     flow = goal_flow
     if inv.settings.flow_retries:

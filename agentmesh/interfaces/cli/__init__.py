@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agentmesh.core.exceptions import AgentmeshError, UserError
 from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
@@ -294,10 +295,10 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError, ValidationError) as exc:
-        err.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
+        err.print(f"[red]error:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(2)
     except AgentmeshError as exc:
-        err.print(f"[red]run failed:[/] {_one_line(exc)}", highlight=False)
+        err.print(f"[red]run failed:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("cancelled")
@@ -310,7 +311,7 @@ def main() -> None:
             sys.exit(2)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
-        err.print(f"[red]internal error:[/] {type(exc).__name__}: {_one_line(exc)} — please report it")
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(_one_line(exc))} — please report it")
         sys.exit(1)
 
 

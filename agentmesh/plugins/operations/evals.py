@@ -66,7 +66,9 @@ class WorldFactory:
     def settings(self, home: Path) -> Settings:
         if self.base is None:
             return Settings(home=home, model=self.model)
-        copy = self.base.model_copy(update={"home": home, "database_url": "", "checkpoint_url": ""})
+        # A trial has a home of its own, but records its runs in the eval's Prefect (one per process).
+        copy = self.base.model_copy(update={"home": home, "database_url": "", "checkpoint_url": "",
+                                            "prefect_home": self.base.resolved_prefect_home})
         copy.__dict__.pop("resolved_home", None)  # a cached_property the copy would otherwise share
         return copy
 
