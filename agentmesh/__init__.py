@@ -101,7 +101,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-from agentmesh.core import __version__  # noqa: E402
+from agentmesh.core import __version__ as __version__  # noqa: E402
 
 __all__ = [
     # building graphs

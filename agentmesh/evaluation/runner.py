@@ -199,8 +199,8 @@ async def _eval(scenario_ids: list[str], given: InProcess) -> str:
                 if scenario.id not in expected:
                     expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
                 want, why = await expected[scenario.id]
-                result = await trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")(
-                    quote(ev), scenario.id, index, want, why)
+                run_trial: Any = trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")
+                result = await run_trial(quote(ev), scenario.id, index, want, why)  # quote(): Prefect must not walk it
             ev.results.append(result)
             done += 1
             if options.on_progress is not None:

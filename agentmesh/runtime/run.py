@@ -9,7 +9,7 @@ checkpointer keyed by the run id; ``resume_run`` continues one from its last che
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from langchain_core.language_models import BaseChatModel
 
@@ -75,11 +75,14 @@ def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(aresume_run(run_id, **kwargs))
 
 
-def _approvals(value: str | None, settings: Settings) -> str:
+Approvals = Literal["wait", "auto", "deny"]
+
+
+def _approvals(value: str | None, settings: Settings) -> Approvals:
     value = value or settings.approvals
-    if value not in ("wait", "auto", "deny"):
-        raise UserError(f"approvals must be wait, auto or deny, not {value!r}")
-    return value
+    if value in get_args(Approvals):
+        return cast(Approvals, value)
+    raise UserError(f"approvals must be wait, auto or deny, not {value!r}")
 
 
 async def _execute(inv: GoalInvocation) -> dict[str, Any]:
