@@ -21,7 +21,8 @@ PROMPT = "agentmesh> "
 def spawn(home: Path, cwd: Path, **env: str) -> Any:
     # TERM=dumb: Rich prints no colour codes, so the expected text is the text on screen.
     child = pexpect.spawn(AGENTMESH[0], AGENTMESH[1:] + ["chat"], cwd=str(cwd), env=child_env(home, TERM="dumb", **env),
-                          encoding="utf-8", timeout=120, dimensions=(50, 160))
+                          encoding="utf-8", timeout=120, dimensions=(50, 160),
+                          use_poll=True)  # select() fails on descriptors above 1023, which a long test worker reaches
     child.expect_exact("agentmesh chat")
     child.expect_exact(PROMPT)
     return child
