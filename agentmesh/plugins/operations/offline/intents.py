@@ -392,7 +392,8 @@ def parse_request(goal: str) -> Request:
             kind = _refine(kind, fragment, bounds)
         domain = _domain(fragment, kind if kind != "fix" else None, bounds)
         if domain == "any":
-            domain = _domain(" ".join([fragment, *pending]), None, bounds)
+            # Who reported it ("T-1012 says checkout throws 503s") does not make the ask about that ticket.
+            domain = _domain(" ".join([fragment, *(_TICKET_ID.sub(" ", p) for p in pending)]), None, bounds)
         last = request.intents[-1] if request.intents else None
         # A bound with no name of its own after an act ("p95 must go under 150 ms") qualifies that act.
         if last is not None and last.act and kind == "target" and not pending and not _IDENTIFIER.search(fragment) \

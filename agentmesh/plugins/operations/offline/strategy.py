@@ -8,6 +8,7 @@ from typing import Any
 
 from agentmesh.models.offline.conversation import Conversation
 from agentmesh.plugins.operations.offline.goals import GoalReading, read_goal
+from agentmesh.plugins.operations.offline.outcome import has_parts, part_decide, part_plan, part_review
 
 __all__ = ["decide", "plan", "review"]
 
@@ -24,6 +25,19 @@ def _subject(goal: GoalReading, text: str) -> str:
 
 
 def plan(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    """A plan by the parts of the request (``outcome.part_plan``); past decisions that limit a service bind the
+    steps that act."""
+    found = part_plan(conv)
+    lessons = _lessons(conv, read_goal(conv.goal))
+    if lessons:
+        for step in found["steps"]:
+            if step["role"] == "optimizer":
+                step["instruction"] = (step["instruction"] + f" Past decisions bind this step: {'; '.join(lessons)}.")[:2000]
+    return found
+
+
+def word_plan(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    """The plan of the first offline rules, by the goal's words alone (kept for comparison in tests)."""
     text = conv.goal.strip() or "(no goal given)"
     goal = read_goal(text)
     target = goal.target_text()
@@ -119,6 +133,8 @@ def _verification_missed(conv: Conversation) -> str | None:
 
 
 def review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    if has_parts(conv):
+        return part_review(conv, simple=simple)
     number, total = _rounds(conv)
     failed = [text for tool, status, text in _actions(conv) if status == "failed"]
     missed = _verification_missed(conv)
@@ -149,6 +165,8 @@ def review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
 
 
 def decide(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    if has_parts(conv):
+        return part_decide(conv, simple=simple)
     goal = read_goal(conv.goal)
     findings = _findings(conv)
     actions = _actions(conv)

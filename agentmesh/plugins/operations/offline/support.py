@@ -208,3 +208,123 @@ def support_finding(conv: Conversation, goal: Any, role: str, verify: bool) -> t
             recs.append(f"{ticket_id}: " + (f"resolve, refund ${refund:g}" if action == "resolve" and refund
                                            else "resolve" if action == "resolve" else f"escalate ({why})"))
     return summary + (" Read: " + "; ".join(recs) + "." if recs else ""), recs, 0.75
+
+
+# -- a part of a request about tickets -------------------------------------------------------------------------
+
+_PRIORITY_WORDS = re.compile(r"\b(urgent|high|normal|low)(?:[- ]priority)?\b", re.I)
+# Where a request names a topic: "tickets about X", "the X tickets", "everyone who X", "tickets that X".
+_TOPIC = [
+    re.compile(r"\b(?:about|regarding|concerning|mentioning|that mention|re:)\s+(.+)$", re.I),
+    re.compile(r"\b(?:tickets?|requests?|complaints?|cases?)\s+(?:that|which|where|whose|from customers who)\s+(.+)$",
+               re.I),
+    re.compile(r"\b(?:everyone|anyone|everybody|customers?|people|those|all)\s+(?:who|that|whose)\s+(.+)$", re.I),
+    re.compile(r"((?:[\w-]+\s+){1,3})(?:tickets?|requests?|complaints?|cases?)\b", re.I),
+]
+_TOPIC_END = re.compile(r"\s+(?:to (?:a |an |the )?(?:person|human|someone|people|staff|team|agent)\b|for now\b|"
+                        r"and (?:let|tell|inform|close|resolve|refund|escalate)\b|so (?:that )?\b|because\b|"
+                        r"then\b|in the (?:support|customer) (?:queue|inbox)|today\b)|[,;.]", re.I)
+_TOPIC_STOP = {"the", "a", "an", "all", "every", "any", "open", "new", "our", "my", "these", "those", "this", "that",
+               "support", "customer", "customers", "them", "their", "priority", "urgent", "high", "normal", "low",
+               "of", "in", "on", "for", "just", "remaining", "other", "others", "pending", "close", "resolve",
+               "refund", "escalate", "hand", "handle", "answer", "process", "work", "through", "got", "get", "have",
+               "had", "has", "who", "they", "it", "its", "even", "though", "is", "are", "was", "were", "asked"}
+
+
+def priority_filter(text: str) -> set[str]:
+    """Priorities a request limits itself to ("the high priority refund requests", "anything urgent")."""
+    return {m.group(1).lower() for m in _PRIORITY_WORDS.finditer(text)
+            if m.group(0).lower() != "normal" or "priority" in m.group(0).lower()}
+
+
+def topic_words(clause: str) -> list[str]:
+    """The stemmed words of the topic a clause picks tickets by, or none when it picks none."""
+    from agentmesh.plugins.operations.offline.resolve import stem, words
+
+    for pattern in _TOPIC:
+        m = pattern.search(clause)
+        if not m:
+            continue
+        topic = _TOPIC_END.split(m.group(1))[0]
+        found = [w for w in words(topic) if w not in {stem(s) for s in _TOPIC_STOP} and not w.isdigit()]
+        if found:
+            return list(dict.fromkeys(found))
+    return []
+
+
+def listed_open(conv: Conversation, priorities: set[str]) -> list[dict[str, Any]]:
+    listing = conv.last_ok("list_tickets")
+    items = [i for i in items_in(listing.result if listing else None) if isinstance(i, dict) and _ticket_id(i)]
+    items = [i for i in items if str(i.get("status", "open")).lower() == "open"]
+    if priorities:
+        items = [i for i in items if str(i.get("priority", "")).lower() in priorities]
+    return sorted(items, key=_priority)
+
+
+def pick_by_topic(topic: list[str], tickets: dict[str, Any]) -> list[str]:
+    """The tickets whose subject and message are about the topic: each scored by the rare topic words it shares
+    (IDF over the tickets read), kept when within half of the best; none when no ticket shares a word."""
+    import math
+
+    from agentmesh.plugins.operations.offline.resolve import words
+
+    texts = {}
+    for ticket_id, ticket in tickets.items():
+        text = _texts({k: ticket.get(k) for k in ("subject", "body", "customer_message")}) \
+            if isinstance(ticket, dict) else _texts(ticket)
+        if isinstance(ticket, dict) and (find_number(ticket, "requested_refund_usd") or 0) > 0:
+            text += " refund request"
+        texts[ticket_id] = set(words(text))
+    df = {w: sum(w in t for t in texts.values()) for w in topic}
+    idf = {w: math.log(1 + len(texts) / n) for w, n in df.items() if n}
+    scores = {t: sum(idf.get(w, 0) for w in topic if w in ws) for t, ws in texts.items()}
+    best = max(scores.values(), default=0.0)
+    return [t for t, s in scores.items() if best and s >= best / 2]
+
+
+def ticket_read(conv: Conversation, ticket_id: str) -> tuple[Any, str | None]:
+    """A ticket read in this step, and the error when reading it failed (it does not exist)."""
+    ticket = _ticket(conv, ticket_id)
+    if ticket is not None:
+        return ticket, None
+    failed = next((o for o in conv.calls("get_ticket") if str(o.args.get("ticket_id")) == ticket_id and not o.ok), None)
+    return None, (failed.error or failed.status) if failed else None
+
+
+_TELL = re.compile(r"\b(?:let (?:them|those customers|the customers?|him|her|everyone) know|tell (?:them|those customers|"
+                   r"the customers?|him|her|everyone)|inform (?:them|the customers?))\s+(?:that\s+)?(.+)$", re.I)
+
+
+def ticket_call(conv: Conversation, intent: Any, ticket_id: str, ticket: Any) -> Call | None:
+    """The resolution or escalation one ticket gets for an intent: asked escalations escalate; a ticket that
+    instructs the agent, threatens or claims fraud is escalated whatever was asked; a refund is paid only when the
+    request asks for one (or to handle the ticket) and within the cap, else escalated; "close" resolves without
+    money."""
+    if _handled(conv, ticket_id):
+        return None
+    action, refund, text = assess(ticket, refund_cap(conv))
+    refused = [o for o in conv.calls("resolve_ticket") if str(o.args.get("ticket_id")) == ticket_id]
+    asked = set(intent.actions)
+    if "escalate" in asked:
+        reason = ". ".join([*intent.context, intent.clause])[:300]
+        return conv.call("escalate_ticket", ticket_id=ticket_id, reason=f"Asked: {reason}")
+    flagged = action == "escalate" and not text.startswith("refund of")
+    wants_money = bool(asked & {"refund", "fix", "report"})
+    if refused or flagged or (action == "escalate" and wants_money):
+        why = f"resolution was {refused[-1].status}: {refused[-1].error[:200]}" if refused else text
+        return conv.call("escalate_ticket", ticket_id=ticket_id, reason=why) if conv.offered("escalate_ticket") else None
+    subject = ticket.get("subject") if isinstance(ticket, dict) else None
+    told = _TELL.search(" ".join([intent.clause, *intent.extra]))
+    message = "Thank you for contacting us" + (f" about \"{str(subject)[:80]}\"" if subject else "") + ". "
+    paid = round(refund, 2) if wants_money and action == "resolve" else 0.0
+    if paid:
+        message += f"We have refunded ${paid:g}. "
+    if told:
+        news = told.group(1).strip().rstrip(".!")
+        message += news[:1].upper() + news[1:] + ". "
+    elif not paid:
+        message += "We have looked into this and it is taken care of. "
+    args: dict[str, Any] = {"ticket_id": ticket_id, "resolution": message + "Sorry for the trouble."}
+    if paid and "refund_usd" in conv.properties("resolve_ticket"):
+        args["refund_usd"] = paid
+    return Call(name="resolve_ticket", args=args)
