@@ -94,6 +94,8 @@ def _results(conv: Conversation) -> dict[int, tuple[str, list[str]]]:
             if acted.get(part) in ("done", "partly done", "escalated"):
                 result = "success" if status == "met" and acted[part] != "partly done" else "partial"
                 sentences = [*sentences, text]
+        elif status in ("no change", "report") and acted.get(part) in ("done", "partly done", "escalated"):
+            continue  # a later round that found nothing more to do does not undo the change made before it
         else:
             acted[part] = status
             result = {"done": "success", "escalated": "success", "partly done": "partial", "not done": "failure",
@@ -171,13 +173,17 @@ def part_review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
         taken = set()
     steps = []
     n = len(request.intents)
+    # Constraints the plan put on its steps (from past decisions) bind the steps a replan adds, too.
+    bound = re.search(r"Past decisions bind this step: [^\"]*?\.(?=\"|$)", conv.sections.get("Plan", ""))
+    carried = f" {bound.group(0)}" if bound else ""
     for k in again[:3]:
         act_id = next(f"r{number}s{i}" for i in range(1, 99) if f"r{number}s{i}" not in taken)
         taken.add(act_id)
         check_id = next(f"r{number}s{i}" for i in range(1, 99) if f"r{number}s{i}" not in taken)
         taken.add(check_id)
         steps += [{"id": act_id, "role": "optimizer", "depends_on": [],
-                   "instruction": _instruction(k, n, request.intents[k - 1], "Act again, from the current state, on")},
+                   "instruction": _instruction(k, n, request.intents[k - 1], "Act again, from the current state, on")
+                   + carried},
                   {"id": check_id, "role": "analyst", "depends_on": [act_id],
                    "instruction": f"Part {k} of {n}: verify after the change: re-read what part {k} refers to and "
                                   f"report whether its target is met."}]

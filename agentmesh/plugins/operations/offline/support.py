@@ -309,7 +309,9 @@ def ticket_call(conv: Conversation, intent: Any, ticket_id: str, ticket: Any) ->
         reason = ". ".join([*intent.context, intent.clause])[:300]
         return conv.call("escalate_ticket", ticket_id=ticket_id, reason=f"Asked: {reason}")
     flagged = action == "escalate" and not text.startswith("refund of")
-    wants_money = bool(asked & {"refund", "fix", "report"})
+    # "Close" ends a ticket; "resolve", "handle", "refund" settle it, with the money asked when policy allows.
+    closing = bool(re.search(r"\bclos\w*|\bmark\b", " ".join([intent.clause, *intent.extra]), re.I))
+    wants_money = bool(asked & {"refund", "fix", "report"}) or ("resolve" in asked and not closing)
     if refused or flagged or (action == "escalate" and wants_money):
         why = f"resolution was {refused[-1].status}: {refused[-1].error[:200]}" if refused else text
         return conv.call("escalate_ticket", ticket_id=ticket_id, reason=why) if conv.offered("escalate_ticket") else None
