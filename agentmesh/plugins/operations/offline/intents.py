@@ -235,8 +235,11 @@ def action_of(fragment: str) -> str | None:
     head = _stripped(fragment)
     for name, pattern in _ACTION_RES:
         if pattern.search(head):
-            # "get"/"make"/"keep" ask for something only with an object or a target: "get it under 300ms".
             return name
+    # Whatever the verb ("throw some more capacity at it"), asking for capacity is asking to scale.
+    if re.search(r"\bmore (?:capacity|replicas|instances|pods|headroom)\b|\bheadroom\b", head, re.I) and \
+            not _QUESTION_END.search(fragment):
+        return "scale_up"
     return None
 
 
@@ -437,8 +440,9 @@ def parse_request(goal: str) -> Request:
                                       domain=_domain(goal, None)))
         request.context = []
     for intent in request.intents:
-        intent.domain = _domain(intent.text, intent.action if intent.action not in ("fix", "target", "report")
-                                else None) if intent.domain == "any" else intent.domain
+        if intent.domain == "any":
+            said = ". ".join([*(_TICKET_ID.sub(" ", c) for c in intent.context), intent.clause, *intent.extra])
+            intent.domain = _domain(said, None, intent.bounds)
     return request
 
 

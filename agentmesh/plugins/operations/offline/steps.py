@@ -31,6 +31,7 @@ _KINDS = {"ops": ("service",), "data": ("dataset",), "support": ("ticket",), "an
 _LISTING = {"service": "list_services", "dataset": "list_datasets", "ticket": "list_tickets"}
 _READ = {"service": "get_service_metrics", "dataset": "profile_dataset"}
 _ARG = {"service": "service", "dataset": "dataset"}
+_NOUN_PHRASE = re.compile(r"^(?:the|our|my|a|an|that|this|those|these)\s+\S", re.I)
 _SUBJECT = re.compile(r"^(?:(?:so|and|but|hey|well)\s+)*(.+?)\s+(?:is|are|was|were|keeps?|has|have|had|looks?|seems?|"
                       r"feels?|got|gets|started|throws?|went|needs?|must|should|'s)\b", re.I)
 
@@ -108,13 +109,18 @@ def _resolve_names(index: EntityIndex, intent: Intent, kinds: tuple[str, ...]) -
     for i, text in enumerate(texts):
         segments = re.split(r"\s*(?:,|\band\b|&|\bplus\b|\bas well as\b)\s*", text) if i == 0 else [text]
         found = Resolution(kind="/".join(kinds), phrase=text)
+        unmatched = []
         for segment in segments if len(segments) > 1 else [text]:
             r = index.resolve(segment, kinds=kinds)
+            if len(segments) > 1 and not (r.names or r.unknown or r.candidates) and _NOUN_PHRASE.match(segment):
+                unmatched.append(segment)
             found.names += [n for n in r.names if n not in found.names]
             found.unknown += [u for u in r.unknown if u not in found.unknown]
             if r.candidates and ambiguous is None:
                 ambiguous = r
         if found.names or found.unknown:
+            # An object of the ask that names nothing, beside one that does ("the returns table"), is unknown too.
+            found.unknown += [f"\"{u}\"" for u in unmatched] if found.names else []
             return found, text
     return ambiguous, _phrase(texts[-1] if len(texts) > 1 else texts[0]) if texts else ""
 
@@ -136,12 +142,16 @@ def resolve_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targe
         return _ticket_targets(conv, part, index)
     found, phrase = _resolve_names(index, intent, kinds)
     noun = " or ".join(kinds)
+    problem = ""
     if found is not None and found.unknown:
         missing = ", ".join(found.unknown)
-        return Targets(problem=f"there is no {noun} named {missing}: {missing} does not exist ({_known(index, kinds)})")
+        problem = f"there is no {noun} named {missing}: {missing} does not exist ({_known(index, kinds)})"
+        if not found.names:
+            return Targets(problem=problem)
     if found is not None and found.names:
         kind = next(e.kind for e in index.entities if e.name == found.names[0])
-        return Targets(kind=kind, names=[n for n in found.names if index.get(n) and index.get(n).kind == kind])  # type: ignore[union-attr]
+        names = [n for n in found.names if (e := index.get(n)) is not None and e.kind == kind]
+        return Targets(kind=kind, names=names, problem=problem)
     if found is not None and found.candidates:
         return Targets(problem=f"\"{phrase}\" could mean {' or '.join(found.candidates)}; not knowing which, "
                                f"nothing was changed")
@@ -176,7 +186,7 @@ def _ticket_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targe
         tickets = {str(i["id"]): support.ticket_read(conv, str(i["id"]))[0] or i for i in listed}
         picked = support.pick_by_topic(topic, tickets)
         if not picked:
-            return Targets(kind="ticket", problem=f"no open ticket is about \"{' '.join(topic)}\" "
+            return Targets(kind="ticket", problem=f"no open ticket is about \"{' '.join(topic).replace('|', ' or ')}\" "
                                                   f"({len(listed)} open tickets read)")
         return Targets(kind="ticket", names=picked)
     optimizer = part.role == "optimizer"

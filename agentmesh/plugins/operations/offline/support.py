@@ -228,7 +228,9 @@ _TOPIC_STOP = {"the", "a", "an", "all", "every", "any", "open", "new", "our", "m
                "support", "customer", "customers", "them", "their", "priority", "urgent", "high", "normal", "low",
                "of", "in", "on", "for", "just", "remaining", "other", "others", "pending", "close", "resolve",
                "refund", "escalate", "hand", "handle", "answer", "process", "work", "through", "got", "get", "have",
-               "had", "has", "who", "they", "it", "its", "even", "though", "is", "are", "was", "were", "asked"}
+               "had", "has", "who", "they", "it", "its", "even", "though", "is", "are", "was", "were", "asked", "item",
+               "items", "order", "orders", "product", "products", "thing", "issue", "issues", "problem", "where",
+               "about", "said", "say", "says"}
 
 
 def priority_filter(text: str) -> set[str]:
@@ -238,15 +240,31 @@ def priority_filter(text: str) -> set[str]:
 
 
 def topic_words(clause: str) -> list[str]:
-    """The stemmed words of the topic a clause picks tickets by, or none when it picks none."""
+    """The topic a clause picks tickets by, as groups of stemmed words ("broken or damaged" is one group,
+    written "broken|damag"), or none when it picks none."""
     from agentmesh.plugins.operations.offline.resolve import stem, words
+
+    stop = {stem(s) for s in _TOPIC_STOP}
+
+    def content(token: str) -> set[str]:
+        return {w for w in words(token) if w not in stop and not w.isdigit()}
 
     for pattern in _TOPIC:
         m = pattern.search(clause)
         if not m:
             continue
-        topic = _TOPIC_END.split(m.group(1))[0]
-        found = [w for w in words(topic) if w not in {stem(s) for s in _TOPIC_STOP} and not w.isdigit()]
+        tokens = re.findall(r"[A-Za-z0-9']+", _TOPIC_END.split(m.group(1))[0])
+        groups: list[set[str]] = []
+        i = 0
+        while i < len(tokens):
+            if tokens[i].lower() == "or" and groups and i + 1 < len(tokens) and content(tokens[i + 1]):
+                groups[-1] |= content(tokens[i + 1])
+                i += 2
+                continue
+            if content(tokens[i]):
+                groups.append(content(tokens[i]))
+            i += 1
+        found = ["|".join(sorted(g)) for g in groups]
         if found:
             return list(dict.fromkeys(found))
     return []
@@ -262,24 +280,21 @@ def listed_open(conv: Conversation, priorities: set[str]) -> list[dict[str, Any]
 
 
 def pick_by_topic(topic: list[str], tickets: dict[str, Any]) -> list[str]:
-    """The tickets whose subject and message are about the topic: each scored by the rare topic words it shares
-    (IDF over the tickets read), kept when within half of the best; none when no ticket shares a word."""
-    import math
-
+    """The tickets whose subject and message are about the topic: those sharing at least half of its word groups
+    (one word of each "or" group), none when no ticket shares any."""
     from agentmesh.plugins.operations.offline.resolve import words
 
-    texts = {}
+    picked = []
     for ticket_id, ticket in tickets.items():
         text = _texts({k: ticket.get(k) for k in ("subject", "body", "customer_message")}) \
             if isinstance(ticket, dict) else _texts(ticket)
         if isinstance(ticket, dict) and (find_number(ticket, "requested_refund_usd") or 0) > 0:
             text += " refund request"
-        texts[ticket_id] = set(words(text))
-    df = {w: sum(w in t for t in texts.values()) for w in topic}
-    idf = {w: math.log(1 + len(texts) / n) for w, n in df.items() if n}
-    scores = {t: sum(idf.get(w, 0) for w in topic if w in ws) for t, ws in texts.items()}
-    best = max(scores.values(), default=0.0)
-    return [t for t, s in scores.items() if best and s >= best / 2]
+        said = set(words(text))
+        matched = sum(1 for group in topic if said & set(group.split("|")))
+        if matched and 2 * matched >= len(topic):
+            picked.append(ticket_id)
+    return picked
 
 
 def ticket_read(conv: Conversation, ticket_id: str) -> tuple[Any, str | None]:
