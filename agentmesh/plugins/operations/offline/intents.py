@@ -93,7 +93,7 @@ _DOMAIN_WORDS = {
     "data": re.compile(r"\b(?:datasets?|data|tables?|csv|parquet|rows?|columns?|duplicat\w*|dedup\w*|de-dup\w*|blanks?|"
                        r"nulls?|missing values|quality|dirty|feed|export|spikes|outliers?|records|list)\b|\b[a-z0-9]+_[a-z0-9_]+\b",
                        re.I),
-    "support": re.compile(r"\b(?:tickets?|refund\w*|escalat\w*|customers? (?:complaint|queue)|complaints?|inbox|"
+    "support": re.compile(r"\b(?:tickets?|refund\w*|escalat\w*|customers? (?:complaint|queue)|complaints?|inbox|backlog|"
                           r"helpdesk|support queue|queue|requests)\b|\b[A-Za-z]{1,4}-\d{2,}\b", re.I),
 }
 _DOMAIN_OF_ACTION = {"escalate": "support", "refund": "support", "resolve": "support", "dedupe": "data",
@@ -292,6 +292,8 @@ def parse_bounds(text: str, *, negated: bool = False) -> Bounds:
         bounds.latency_ms = value if found.group(3).startswith("m") else value * 1000
     cost = re.search(r"(?:under|below|less than|at most|within|no more than|max(?:imum)?|budget(?: of)?|to|<=?)\s*"
                      r"\$\s?(\d+(?:\.\d+)?)\s*(?:/|per |an |a )\s*(?:hr|hour|h)\b", lowered)
+    cost = cost or re.search(r"(?:n't|not|never|no)\s+(?:\w+\s+){0,3}(?:more than|over|above|exceed\w*)\s*\$\s?"
+                             r"(\d+(?:\.\d+)?)\s*(?:/|per |an |a )\s*(?:hr|hour|h)\b", lowered)
     if cost:
         bounds.cost_usd_hour = float(cost.group(1))
     pct = re.search(r"(?:by|cut|reduce|trim|save|lower)\D{0,30}?(\d+(?:\.\d+)?)\s*(?:%|percent\b)", lowered)
@@ -348,7 +350,7 @@ _BACK_WORDS = {"it", "its", "them", "they", "their", "those", "these", "that", "
                "ticket", "everything", "everyone", "all", "of", "both", "thing", "things", "one", "ones", "to",
                "same", "again", "for", "me", "us", "quickly", "today", "right", "away", "over", "with", "care",
                "dataset", "data", "service", "table", "list", "file", "sorted", "so", "and", "fix", "sort", "is",
-               "it's"}
+               "it's", "what", "fair", "rest", "remaining", "others", "needed", "appropriate", "possible", "can"}
 
 
 def parse_request(goal: str) -> Request:

@@ -38,19 +38,20 @@ KIND_OF_TOOL = {"list_services": "service", "list_datasets": "dataset", "list_ti
 PLURAL = {"service": "services", "dataset": "datasets", "ticket": "tickets"}
 
 # Words that say nothing about which entity is meant.
-_STOP = set("""
-a an the this that these those it its it's is are was were be been being am do does did done to of in on at by for
-with from as and or but if so not no nor too very just only also then than there here what which who whom whose
-when where why how all any both each every few more most other some such own same can could should would will may
-might must shall please pls plz thing things stuff one ones someone something anything everything everyone
-whatever whoever i me my we us our you your he him his she her they them their up down out over again once now
-today tonight yesterday tomorrow morning night day week hour hours minute minutes quick q hey hi ok okay thanks
-get got give gave make made let lets keep kept go going gone went said says say see look looks looking feel feels
-seem seems need needs want wants like bit little lot super really right asap back about into onto off
-ticket tickets service services api svc app system data dataset datasets table file list thingy team guys folks
-fix sort handle deal care take close resolve refund escalate dedupe clean scale trim restart roll rollback
-tell know works work working sorted people customer customers person human anyone nobody
-""".split())
+_STOP_WORDS = (
+    "a an the this that these those it its it's is are was were be been being am do does did done to of in on at by "
+    "for with from as and or but if so not no nor too very just only also then than there here what which who whom "
+    "whose when where why how all any both each every few more most other some such own same can could should would "
+    "will may might must shall please pls plz thing things stuff one ones someone something anything everything "
+    "everyone whatever whoever i me my we us our you your he him his she her they them their up down out over again "
+    "once now today tonight yesterday tomorrow morning night day week hour hours minute minutes quick q hey hi ok "
+    "okay thanks get got give gave make made let lets keep kept go going gone went said says say see look looks "
+    "looking feel feels seem seems need needs want wants like bit little lot super really right asap back about "
+    "into onto off ticket tickets service services api svc app system data dataset datasets table file list thingy "
+    "team guys folks fix sort handle deal care take close resolve refund escalate dedupe clean scale trim restart "
+    "roll rollback tell know works work working sorted people customer customers person human anyone nobody"
+)
+_STOP = frozenset(_STOP_WORDS.split())
 _WORD = re.compile(r"[a-z0-9]+")
 _ALIAS = re.compile(r"[\"“'‘]([^\"”'’]{2,40})[\"”'’]")
 _TICKET_ID = re.compile(r"\b[A-Za-z]{1,4}-\d{2,}\b")

@@ -320,7 +320,9 @@ def ticket_call(conv: Conversation, intent: Any, ticket_id: str, ticket: Any) ->
     action, refund, text = assess(ticket, refund_cap(conv))
     refused = [o for o in conv.calls("resolve_ticket") if str(o.args.get("ticket_id")) == ticket_id]
     asked = set(intent.actions)
-    if "escalate" in asked:
+    # Escalation asked as the point of the request hands every target on; beside other asks ("refund what is fair,
+    # escalate the rest") it is for what cannot be settled.
+    if intent.action == "escalate":
         reason = ". ".join([*intent.context, intent.clause])[:300]
         return conv.call("escalate_ticket", ticket_id=ticket_id, reason=f"Asked: {reason}")
     flagged = action == "escalate" and not text.startswith("refund of")

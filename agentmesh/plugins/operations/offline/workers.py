@@ -76,8 +76,8 @@ def next_calls(conv: Conversation) -> list[Call]:
     part = part_of(conv, role, bool(_PART_VERIFY.search(conv.instruction)) and role != "optimizer")
     if part is not None:
         # A call not offered, or one already made with the same arguments, ends the step instead of looping.
-        calls = part_next(conv, part)
-        return [] if any(not conv.offered(c.name) or conv.made(c) for c in calls) else calls
+        wanted = part_next(conv, part)
+        return [] if any(not conv.offered(c.name) or conv.made(c) for c in wanted) else wanted
     if len(conv.observations) >= MAX_CALLS:
         return []
     goal, role, domain, verify = _state(conv)
