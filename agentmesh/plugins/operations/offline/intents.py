@@ -34,12 +34,13 @@ __all__ = ["Bounds", "Intent", "Request", "parse_bounds", "parse_request", "spli
 _ACTIONS: list[tuple[str, str]] = [
     ("escalate", r"escalat\w*|(?:hand|pass|give|route|forward|send)\b.{0,60}?\bto (?:a |an |the )?(?:person|human|"
                  r"someone|people|staff|colleague|agent|team)\b|hand (?:\w+ )?over"),
-    ("rollback", r"roll\w* (?:\w+ ){0,3}back|rollback|revert|put (?:\w+ ){0,3}(?:previous|old|last|earlier) "
+    ("rollback", r"roll\w* (?:\w+ ){0,3}back|rollback|revert|(?:switch|move|take|bring) (?:\w+ ){0,3}back to (?:the )?"
+                 r"(?:previous|stable|old|last|earlier|prior)|put (?:\w+ ){0,3}(?:previous|old|last|earlier) "
                  r"(?:version|release|build)\w* back|put (?:\w+ ){0,3}back|go back to (?:the )?(?:previous|old|last)|"
                  r"undo (?:the |that |yesterday's )?(?:deploy|release|rollout)"),
     ("restart", r"restart\w*|reboot\w*|bounce|recycle"),
     ("refund", r"refund\w*|reimburse\w*|pay (?:\w+ )?back"),
-    ("resolve", r"close|resolve|answer|get (?:\w+ ){0,3}(?:resolved|closed|answered)|reply to|respond to|mark (?:\w+ ){0,3}(?:resolved|done|closed)"),
+    ("resolve", r"clos(?:e|ed|ing)|resolv(?:e|ed|ing)|answer|get (?:\w+ ){0,3}(?:resolved|closed|answered)|reply to|respond to|mark (?:\w+ ){0,3}(?:resolved|done|closed)"),
     ("dedupe", r"de-?dup\w*|de-?duplicat\w*|get (?:the )?duplicates out|remove (?:the )?duplicate\w*"),
     ("clean", r"clean\w*|tidy|scrub|fill (?:in )?(?:the )?(?:blanks|gaps|nulls)"),
     ("scale_down", r"trim|scale (?:\w+ )?down|right-?size|shrink|downsize|cut (?:\w+ ){0,2}(?:capacity|replicas|"
@@ -48,14 +49,14 @@ _ACTIONS: list[tuple[str, str]] = [
     ("scale_up", r"scale|add|give|increase|bump|double|provision|more (?:capacity|replicas|headroom)"),
     ("fix", r"fix|sort|repair|handle|deal with|take care|address|mitigate|sort (?:\w+ )?out|get|bring|make|"
             r"keep|improve|speed|work through|process|clear|lower|reduce|cut|optimi[sz]e|unblock|stabili[sz]e|"
-            r"do (?:it|that|this|so)|go ahead|make it happen"),
+            r"do (?:it|that|this|so|something|anything)|go ahead|make it happen"),
 ]
 _ACTION_RES = [(name, re.compile(rf"^(?:{pattern})\b", re.I)) for name, pattern in _ACTIONS]
 # Verbs of requests nobody here can carry out are not listed: an imperative starting with any other verb is one.
 _FILLER = re.compile(
-    r"^(?:(?:so|and|also|then|now|ok(?:ay)?|hey|hi|pls|plz|please|kindly|just|quickly|asap|urgently|"
-    r"can|could|would|will) |(?:you|u) |(?:would you mind|i need you to|i want you to|we need (?:you )?to|"
-    r"you should|let'?s|go ahead and|try to|be sure to|make sure to) )+", re.I)
+    r"^(?:(?:can|could|would|will) (?:someone|somebody|anyone|we) |(?:so|and|also|then|now|ok(?:ay)?|hey|hi|pls|plz|"
+    r"please|kindly|just|quickly|asap|urgently|can|could|would|will) |(?:you|u) |(?:would you mind|i need you to|"
+    r"i want you to|we need (?:you )?to|you should|let'?s|go ahead and|try to|be sure to|make sure to) )+", re.I)
 _REPORT = re.compile(
     r"^(?:what|how|why|which|who|when|where|is|are|was|were|does|do|did|has|have|any|anything|show|list|report|"
     r"check|status|describe|summari[sz]e|investigate|analy[sz]e|explain|tell me|give me|look at|look into|review|"
@@ -236,6 +237,13 @@ def action_of(fragment: str) -> str | None:
     for name, pattern in _ACTION_RES:
         if pattern.search(head):
             return name
+    # "The ledger needs cleaning", "search has to be rolled back": the verb comes after "needs".
+    needed = re.search(r"\b(?:needs?|requires?|could use|should be|must be|has to be|have to be)\s+(?:a |an |some |to be )?"
+                       r"(.+)$", head, re.I)
+    if needed:
+        for name, pattern in _ACTION_RES:
+            if name not in ("fix", "scale_up") and pattern.search(needed.group(1)):
+                return name
     # Whatever the verb ("throw some more capacity at it"), asking for capacity is asking to scale.
     if re.search(r"\bmore (?:capacity|replicas|instances|pods|headroom)\b|\bheadroom\b", head, re.I) and \
             not _QUESTION_END.search(fragment):
@@ -383,6 +391,12 @@ def parse_request(goal: str) -> Request:
             action is None
         if action is None and not question and bounds.target and not re.match(r"^(?:what|how)\b", head, re.I):
             action = "target"
+        # A count or a bound with no verb of its own ("maybe 2 extra replicas") qualifies the ask before it.
+        if action is None and not question and request.intents and request.intents[-1].act and (
+                bounds.add_replicas is not None or bounds.set_replicas is not None or bounds.max_replicas is not None):
+            request.intents[-1].extra.append(fragment)
+            request.intents[-1].bounds.merge(bounds)
+            continue
         if action is None and not question:
             if _is_request(fragment) and not bounds.target:
                 request.unsupported.append(fragment)
