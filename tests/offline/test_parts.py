@@ -121,3 +121,13 @@ def test_the_summary_states_each_part_in_a_sentence() -> None:
 def test_achieved_needs_a_write_in_the_audit() -> None:
     decision = _decision(["[part 1/1 done] scaled", "[part 1/1 met] ok"], [], "scale payments-api to 6")
     assert decision["outcome"] == "no_action_needed"
+
+
+def test_a_budget_the_service_is_within_caps_the_scale_up_instead_of_asking_a_cut(run_step: StepRun,
+                                                                                  world: World) -> None:
+    goal = "keep checkout p95 under 0.3 seconds, and don't spend more than $20 an hour on it"
+    finding, calls = run_step(goal, role="optimizer", instruction="Part 1 of 1: meet the target")
+    [(name, args)] = writes(calls)
+    assert name == "scale_service" and args["service"] == "checkout-api" and args["replicas"] <= 8  # $2.50 each
+    after = world.get_service_metrics("checkout-api")
+    assert after["p95_ms"] <= 300 and after["hourly_cost"] <= 20

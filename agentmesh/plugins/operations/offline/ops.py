@@ -435,8 +435,14 @@ def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tup
         return conv.call("rollback_service", service=service), why
     if "restart" in asked and not degraded:
         return None, f"{service} shows no fault a restart would clear (memory {memory:g}%, error rate {errors:.1%})"
-    cost_asked = intent.action == "scale_down" or intent.bounds.cost_usd_hour is not None \
-        or intent.bounds.cost_cut_pct is not None
+    # A budget the service is within is a ceiling on replicas, not a request to cut.
+    budget, per = intent.bounds.cost_usd_hour, (m["cost"] / current if m["cost"] and current else None)
+    over_budget = budget is not None and (m["cost"] or 0) > budget
+    cost_asked = intent.action == "scale_down" or intent.bounds.cost_cut_pct is not None or over_budget
+    reading.wants_cost_cut = cost_asked
+    if budget is not None and per and not over_budget:
+        affordable = math.floor(budget / per + 1e-9)
+        reading.max_replicas = min(reading.max_replicas or affordable, affordable)
     if "rollback" in asked and not loaded:
         return None, (f"the {release or 'deployed release'} is no worse than the one before, and {service} is not "
                       f"overloaded (CPU {cpu:g}%): a rollback would change nothing")

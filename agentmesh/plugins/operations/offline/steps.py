@@ -168,8 +168,8 @@ def _ticket_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targe
     if not named:
         named = list(dict.fromkeys(t.upper() for t in re.findall(r"\b[A-Za-z]{1,4}-\d{2,}\b", " ".join(intent.context))))
     if named:
-        reads = [conv.call("get_ticket", ticket_id=t) for t in named if not conv.calls("get_ticket") or not any(
-            str(o.args.get("ticket_id")) == t for o in conv.calls("get_ticket"))]
+        reads = [conv.call("get_ticket", ticket_id=t) for t in named
+                 if not any(str(o.args.get("ticket_id")) == t for o in conv.calls("get_ticket"))]
         missing = [t for t in named if support.ticket_read(conv, t)[1] is not None]
         problem = (f"there is no ticket {', '.join(missing)}: {', '.join(missing)} does not exist"
                    if missing else "")
