@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from agentmesh.models.offline.conversation import Call, Conversation, find_number, items_in
+from agentmesh.plugins.operations.offline.resolve import stem, words
 
 __all__ = ["support_finding", "support_next"]
 
@@ -242,8 +243,6 @@ def priority_filter(text: str) -> set[str]:
 def topic_words(clause: str) -> list[str]:
     """The topic a clause picks tickets by, as groups of stemmed words ("broken or damaged" is one group,
     written "broken|damag"), or none when it picks none."""
-    from agentmesh.plugins.operations.offline.resolve import stem, words
-
     stop = {stem(s) for s in _TOPIC_STOP}
 
     def content(token: str) -> set[str]:
@@ -282,8 +281,6 @@ def listed_open(conv: Conversation, priorities: set[str]) -> list[dict[str, Any]
 def pick_by_topic(topic: list[str], tickets: dict[str, Any]) -> list[str]:
     """The tickets whose subject and message are about the topic: those sharing at least half of its word groups
     (one word of each "or" group), none when no ticket shares any."""
-    from agentmesh.plugins.operations.offline.resolve import words
-
     picked = []
     for ticket_id, ticket in tickets.items():
         text = _texts({k: ticket.get(k) for k in ("subject", "body", "customer_message")}) \
