@@ -131,3 +131,30 @@ def test_a_budget_the_service_is_within_caps_the_scale_up_instead_of_asking_a_cu
     assert name == "scale_service" and args["service"] == "checkout-api" and args["replicas"] <= 8  # $2.50 each
     after = world.get_service_metrics("checkout-api")
     assert after["p95_ms"] <= 300 and after["hourly_cost"] <= 20
+
+
+def test_a_second_subject_with_its_own_verb_is_a_second_part_and_touches_only_its_target(run_step: StepRun,
+                                                                                          world: World) -> None:
+    goal = "the notifications thing needs 2 more replicas and the orders table needs a dedupe"
+    first, calls = run_step(goal, role="optimizer", instruction="Part 1 of 2: scale")
+    assert writes(calls) == [("scale_service", {"service": "notifications-worker", "replicas": 4})]
+    second, calls = run_step(goal, role="optimizer", instruction="Part 2 of 2: dedupe")
+    assert [(name, args["dataset"]) for name, args in writes(calls)] == [("clean_dataset", "orders")]
+
+
+def test_services_picked_by_their_state_and_the_verification_reads_what_was_changed(run_step: StepRun,
+                                                                                    world: World) -> None:
+    goal = "our cloud bill is too high, trim whatever is idle"
+    finding, calls = run_step(goal, role="optimizer", instruction="Part 1 of 1: trim")
+    assert [(name, args["service"]) for name, args in writes(calls)] == [("scale_service", "recommendations")]
+    # Trimmed, it is no longer idle: the verification reads the service the change named, not today's idle ones.
+    findings = [{"step_id": "s1", "agent": "optimizer", "summary": finding["summary"]}]
+    verified, _ = run_step(goal, role="analyst", instruction="Part 1 of 1: verify after the change", findings=findings)
+    assert verified["summary"].startswith("[part 1/1 met]") and "recommendations" in verified["summary"]
+
+
+def test_a_ticket_sharing_only_a_common_word_with_the_topic_is_not_picked(run_step: StepRun, world: World) -> None:
+    apply_setup(world, [SetupAction(only_open_tickets=["T-1031", "T-1007", "T-1002"])])
+    finding, calls = run_step("refund the customer who got the wrong colour and close their ticket",
+                              role="optimizer", instruction="Part 1 of 1: refund")
+    assert [args["ticket_id"] for _, args in writes(calls)] == ["T-1031"]  # not T-1007, "Wrong size"

@@ -81,7 +81,10 @@ _ACT_VERB_AHEAD = (r"(?:please |pls |then |also |can you |could you )*(?:escalat
 # "and" stays one fragment: "dedupe the CRM export and the general ledger").
 _SPLIT = re.compile(
     r"[.;!?]+(?:\s+|$)|\s+[-–—]+\s+|:\s+|\n+|,\s*(?:and\s+|then\s+|but\s+|so\s+)*(?=\S)|"
-    rf"\s+(?:and\s+(?:also\s+|then\s+)?|then\s+)(?={_ACT_VERB_AHEAD})",
+    rf"\s+(?:and\s+(?:also\s+|then\s+)?|then\s+)(?={_ACT_VERB_AHEAD})|"
+    # "… and the orders table needs a dedupe": a second subject with its own verb is a second clause.
+    r"\s+and\s+(?=(?:the|our|my|your|its|their)\s+(?:[\w/-]+\s+){0,3}(?:needs?|requires?|is|are|has|have|should|"
+    r"must|keeps?|could use)\b)",
     re.I)
 # A clause telling why or since when ("since the marketing mail went out") names a cause, not the target.
 _CAUSE = re.compile(r"\b(?:since|because|after|ever since|right after|due to|as soon as|when|before)\b.*$", re.I)

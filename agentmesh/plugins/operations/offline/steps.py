@@ -140,6 +140,10 @@ def resolve_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targe
     kinds = _kinds(intent)
     if kinds == ("ticket",):
         return _ticket_targets(conv, part, index)
+    if part.verify:
+        changed = _changed(conv, part, index)
+        if changed is not None:
+            return changed
     found, phrase = _resolve_names(index, intent, kinds)
     noun = " or ".join(kinds)
     problem = ""
@@ -155,10 +159,55 @@ def resolve_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targe
     if found is not None and found.candidates:
         return Targets(problem=f"\"{phrase}\" could mean {' or '.join(found.candidates)}; not knowing which, "
                                f"nothing was changed")
+    by_state = _by_state(index, intent)
+    if by_state is not None:
+        return by_state
     if not intent.act:
         return Targets()
     return Targets(problem=f"no {noun} matches \"{phrase}\": none of them is what the request names "
                            f"({_known(index, kinds)})")
+
+
+def _changed(conv: Conversation, part: Part, index: EntityIndex) -> Targets | None:
+    """For a verification: the entities the part's change acted on, as its finding names them (the world has moved
+    since, so what "whatever is idle" picked then is not what it picks now)."""
+    for line in reversed(conv.sections.get("Findings so far", "").splitlines()):
+        if f"[{part.tag} done]" not in line and f"[{part.tag} partly done]" not in line:
+            continue
+        acted = re.split(r"Nothing (?:else )?was changed", line)[0]
+        names = [e for e in index.entities if e.kind in ("service", "dataset")
+                 and re.search(rf"(?<![\w-]){re.escape(e.name)}(?![\w-])", acted)]
+        if names:
+            kind = names[0].kind
+            return Targets(kind=kind, names=[e.name for e in names if e.kind == kind])
+    return None
+
+
+_STATE_WORDS = [
+    (re.compile(r"\b(?:idle|over-?provisioned|spare|unused|under-?used|quiet)\b", re.I), {"over-provisioned"}),
+    (re.compile(r"\b(?:overloaded|saturated|swamped|busy|slow|struggling|hot)\b", re.I), {"overloaded", "saturated"}),
+    (re.compile(r"\b(?:erroring|failing|throwing errors|broken)\b", re.I), {"erroring"}),
+    (re.compile(r"\b(?:unhealthy|degraded|on fire|in trouble|not healthy)\b", re.I),
+     {"overloaded", "saturated", "erroring"}),
+]
+_BY_STATE = re.compile(r"\b(?:whatever|anything|everything|every (?:service|one)|all (?:the )?services|any services?|"
+                       r"services?|the ones?|those)\s+(?:that|which|who)?\s*(?:is|are|'s|look|looks|seem|seems|sits?|"
+                       r"runs?)?\s*(?:currently |now |mostly |sitting )?(.{0,30})", re.I)
+
+
+def _by_state(index: EntityIndex, intent: Intent) -> Targets | None:
+    """Services picked by what the listing says of them ("trim whatever is idle", "scale everything that is
+    overloaded"), or None when the clause picks none that way."""
+    m = _BY_STATE.search(intent.clause)
+    if m is None or not index.of("service"):
+        return None
+    wanted = next((states for pattern, states in _STATE_WORDS if pattern.search(m.group(1))), None)
+    if wanted is None:
+        return None
+    names = [e.name for e in index.of("service") if str(e.record.get("status", "")) in wanted]
+    if not names:
+        return Targets(problem=f"no service is {' or '.join(sorted(wanted))} right now")
+    return Targets(kind="service", names=names)
 
 
 def _ticket_targets(conv: Conversation, part: Part, index: EntityIndex) -> Targets:

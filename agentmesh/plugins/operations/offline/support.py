@@ -6,6 +6,7 @@ looks like an attempt to instruct the agent, abuse, or a legal matter; those are
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -231,7 +232,8 @@ _TOPIC_STOP = {"the", "a", "an", "all", "every", "any", "open", "new", "our", "m
                "refund", "escalate", "hand", "handle", "answer", "process", "work", "through", "got", "get", "have",
                "had", "has", "who", "they", "it", "its", "even", "though", "is", "are", "was", "were", "asked", "item",
                "items", "order", "orders", "product", "products", "thing", "issue", "issues", "problem", "where",
-               "about", "said", "say", "says"}
+               "about", "said", "say", "says", "arrived", "arrive", "came", "come", "received", "bought",
+               "placed", "ordered", "wants", "want", "needs", "need", "gets"}
 
 
 def priority_filter(text: str) -> set[str]:
@@ -279,17 +281,25 @@ def listed_open(conv: Conversation, priorities: set[str]) -> list[dict[str, Any]
 
 
 def pick_by_topic(topic: list[str], tickets: dict[str, Any]) -> list[str]:
-    """The tickets whose subject and message are about the topic: those sharing at least half of its word groups
-    (one word of each "or" group), none when no ticket shares any."""
-    picked = []
+    """The tickets whose subject and message are about the topic: those sharing at least half of its weight, each
+    word group ("late|miss") weighing as much as its rarest word is rare among the tickets read (IDF). A ticket
+    sharing only a common word ("wrong" of "the wrong colour", with a "Wrong size" ticket) is not picked."""
+    said: dict[str, set[str]] = {}
     for ticket_id, ticket in tickets.items():
         text = _texts({k: ticket.get(k) for k in ("subject", "body", "customer_message")}) \
             if isinstance(ticket, dict) else _texts(ticket)
         if isinstance(ticket, dict) and (find_number(ticket, "requested_refund_usd") or 0) > 0:
             text += " refund request"
-        said = set(words(text))
-        matched = sum(1 for group in topic if said & set(group.split("|")))
-        if matched and 2 * matched >= len(topic):
+        said[ticket_id] = set(words(text))
+    weight = {}
+    for group in topic:
+        df = [sum(w in s for s in said.values()) for w in group.split("|")]
+        weight[group] = max((math.log(1 + len(said) / n) for n in df if n), default=0.0)
+    total = sum(weight.values())
+    picked = []
+    for ticket_id, ws in said.items():
+        share = sum(weight[g] for g in topic if ws & set(g.split("|")))
+        if share > 0 and share >= total / 2 - 1e-9:
             picked.append(ticket_id)
     return picked
 
