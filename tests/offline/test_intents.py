@@ -99,3 +99,12 @@ def test_above_is_a_bound_only_where_the_text_forbids_it() -> None:
 ])
 def test_costs_and_replica_counts(text: str, field: str, value: object) -> None:
     assert getattr(parse_bounds(text), field) == value
+
+
+def test_cheaper_is_a_cut_and_letting_ops_know_is_a_notice() -> None:
+    [cut] = parse_request("Make the recommendations service cheaper but keep p95 under 150ms").intents
+    assert (cut.action, cut.bounds.latency_ms) == ("scale_down", 150.0)
+    [dedupe] = parse_request("Dedupe customers and then let ops know").intents
+    assert dedupe.notify and dedupe.action == "dedupe"
+    [close] = parse_request("close T-1012 and let those customers know it works again").intents
+    assert not close.notify  # the customers, not operations

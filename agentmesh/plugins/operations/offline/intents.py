@@ -107,7 +107,7 @@ _CUSTOMER = re.compile(r"\b(?:customers?|someone's|buyer|shopper)\b.{0,80}\b(?:c
 _IDENTIFIER = re.compile(r"\b[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*[-_](?:[A-Za-z]+\d*|\d+)\b")
 _MESSAGE = re.compile(r"^(?:tell|let|inform|reassure|update|assure) (?:them|the customers?|those customers|these "
                       r"customers|him|her|everyone|each)\b", re.I)
-_NOTIFY = re.compile(r"\b(?:notify|alert|page (?:the )?(?:ops|on-?call|operations)|inform (?:the )?(?:ops|operations)|"
+_NOTIFY = re.compile(r"\b(?:let (?:the )?(?:ops|operations|on-?call|sre|infra)(?: team| channel| people)? know|notify|alert|page (?:the )?(?:ops|on-?call|operations)|inform (?:the )?(?:ops|operations)|"
                      r"tell (?:the )?(?:ops|operations|on-?call))\b", re.I)
 
 
@@ -474,6 +474,9 @@ def _refine(kind: str, fragment: str, bounds: Bounds) -> str:
         return "scale_up"
     if re.search(r"\bduplicat\w*|\bdedup", lowered):
         return "dedupe"
+    if re.search(r"\b(?:cheaper|cost(?:s)? less|spend less|less money|save money|smaller bill|lower (?:the )?"
+                 r"(?:cost|bill|spend)|too (?:expensive|costly)|over-?provisioned)\b", lowered):
+        return "scale_down"
     if bounds.target or kind == "target":
         return "target"
     return "fix"
