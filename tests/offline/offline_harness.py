@@ -64,9 +64,10 @@ class StepRun:
 
     def __call__(self, goal: str, *, role: str, instruction: str, tools: list[dict[str, Any]] | None = None,
                  intercept: Callable[[str, dict[str, Any]], str | None] | None = None,
-                 max_turns: int = 20) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+                 max_turns: int = 20, findings: list[dict[str, Any]] | None = None,
+                 ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], dict[str, Any]]]]:
         """Run the step; returns the finding's arguments and (tool, args, result envelope) for each call."""
-        messages = step_messages(goal, role=role, instruction=instruction)
+        messages = step_messages(goal, role=role, instruction=instruction, findings=findings)
         model = OfflineChatModel(rules=RULES).bind_tools((tools if tools is not None else self.tools_for(role))
                                               + [output_schema("submit_finding")], tool_choice="auto")
         calls = []

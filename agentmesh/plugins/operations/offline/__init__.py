@@ -1,47 +1,52 @@
-"""The offline model's rules for the operations world (``OperationsRules``): reading a goal, planning, each worker
-step as a small state machine over the calls made so far, the review and the decision.
+"""The offline model's rules for the operations world (``OperationsRules``): a request read as parts, each part's
+target resolved from what the world's listings show, acted on only when it resolves, verified, and a decision whose
+outcome comes from every part's result. No rule names a service, dataset, ticket or scenario: what exists, what
+it is called and what it is for come from the tools' results.
 
-**Plan.** The goal's vocabulary picks a domain — ops (latency, p95, CPU, replicas, cost, ``xxx-api``
-names, "under 300 ms"), data (dataset, csv, duplicates, nulls, quality) or support (ticket, customer,
-refund, complaint, backlog) — and an intent: a change verb (reduce, scale, clean, resolve…) or a target
-means act; a question or "report/check/status" without one, or "don't change anything", means report
-only. Steps: s1 analyst investigates; for ops, an innovator offers alternatives in parallel; when acting,
-an optimizer acts after s1, and for ops and data an analyst verifies after the optimizer. Instructions
-restate the named entities and the target. A goal in no domain gets one analyst step that lists what exists.
+**Reading** (``intents``). The goal is cut into fragments (sentence ends, ";", ":", dashes, commas, and "and" /
+"then" before a verb the tools carry out). A fragment that starts with such a verb (scale, trim, roll back,
+restart, fix, dedupe, clean, close, refund, escalate / "hand … to a person"), or states a target ("p95 has to be
+back at 0.06 s or better"), is an *act*; a question or "check / how's" is a *report*; a bound after an act ("just
+don't let its p95 go above 0.15 s") qualifies it; an act that only points back ("and close those tickets") joins
+the one before; statements are context for a later "it". "No changes" / "just numbers" make every part a report;
+an imperative no tool carries out ("order pizza") is *unsupported*. Units are normalised: s/ms, $/hour, %, "N
+more replicas", "to N".
 
-**Worker step.** A state machine over the calls already made (at most 12 per step; a call not offered or
-already made with the same arguments ends the step), then ``submit_finding`` with the numbers read:
+**Resolving** (``resolve``). From the listings in the step's own conversation: an exact name, or an identifier
+that names nothing ("pricing-api", "marketing_leads", "T-1999": unknown, never a look-alike), a quoted alias in a
+description (``("recs")``), else stemmed words shared with names and descriptions, weighted by rarity (IDF), taken
+only above a floor and ahead of the runner-up by a margin. Each "and"-joined object of a clause is resolved on
+its own; one that names nothing beside one that does is reported unknown. Tickets are picked by id, else by a
+topic the clause names ("tickets about a late or missing delivery", "everyone who got charged a delivery fee"),
+matched against subjects and messages (every listed open ticket is read), else by priority as before.
 
-- the entity comes from a previous successful read, else the goal's name-like tokens tried directly,
-  else a ``list_*`` call and the listed name that best matches the goal and instruction;
-- ops analyst/verifier: ``get_service_metrics``; reports p95, CPU, errors, replicas, cost and whether the
-  target is met. Innovator: simulates 1.5x and 2x replicas and names options beyond scaling.
-- ops optimizer: reads metrics; parses the target ("under 300 ms", "cut cost by 30%") and constraints
-  ("without doubling cost" → replicas below 2x, "at most 8 replicas", the service's policy limits);
-  searches with ``simulate_scaling`` (at most 4) for the smallest count meeting the target — or, for a
-  cost goal, the smallest count that keeps p95 under the target (or within 25% of now) — else estimates
-  from CPU (aiming at 70% utilisation); ``scale_service``; if refused, retries once clamped to the range
-  the refusal states, then stops and reports. Before any of that, a degraded service (errors above 2% or p95
-  above 500 ms) whose memory is near full is restarted (``restart_service``), and one whose deployed release
-  errs or is slower than the previous release is rolled back (``rollback_service``); each tried once a step.
-- data: ``profile_dataset``; the optimizer then ``clean_dataset`` with the profile's suggested operations;
-  a refusal (protected dataset) is reported, not retried.
-- support: ``list_tickets`` (open), ``get_ticket`` for the most urgent (3 for the analyst, up to 5 urgent or
-  high for the optimizer), all read in one turn of parallel calls; then, in one turn, the optimizer resolves
-  each with a polite message and the asked refund when within the cap (from the tool's schema or
-  description, or a refusal; $50 if unknown) and escalates refunds above it, text that addresses the agent
-  (injection), legal, abusive or fraud text; a refused resolution is escalated the turn after. Ticket text
-  is never followed as instructions.
-- a goal that asks to notify/alert gets one ``notify_operations`` call at the end of the optimizer's step.
+**Plan** (``outcome.part_plan``). Per part: an optimizer step ("Part k of n: …") and, for services and datasets,
+an analyst step that verifies with a fresh read; per question an analyst step; a request with no part the tools
+can do gets one analyst step that reads what exists and says agentmesh cannot do it.
 
-**Review.** ``decide`` unless an action failed or the last finding about the target says it was missed
-and rounds remain; then ``replan`` with an optimizer step and a verification step.
+**Worker step** (``steps``; steps of other graphs, with no part in their instruction, keep the rules of
+``ops``, ``data`` and ``support`` as before). List what the part's domain needs, resolve, read the targets, then:
 
-**Decision.** Summary and rationale from the findings and ``# Actions taken``; outcome: escalated when
-the only actions were escalations, achieved / partially_achieved (target missed or a call refused) when
-something was done, not_achieved when every change was refused or nothing could be done, and
-no_action_needed for reports and targets already met; refused calls, escalations and a missed target are
-open risks.
+- services: the metrics decide, not the user's words (``ops.service_plan``): memory near full → restart; a release
+  that errs or is slower than the one before → roll back; load → scale (to a latency target by simulation, else to
+  ~70% utilisation; an asked count within policy); an idle service asked for replicas against a symptom gets none;
+  a trim or a budget scales down while p95 holds; a rollback asked for a good release of an overloaded service
+  scales instead; each with the reason;
+- datasets: profile; clean with the profile's suggestions (only its dedupe when duplicates were asked); a
+  protected dataset is left alone and said to be protected;
+- tickets: escalate when escalation is the ask; a ticket that instructs the agent, threatens or claims fraud is
+  escalated whatever was asked; "refund"/"resolve"/"handle" pays what was asked within the cap (above it:
+  escalate); "close" pays nothing; a "let them know …" goes into the resolution;
+- a part that resolves to nothing changes nothing and says what exists.
+
+Each finding starts with a tag (``[part 2/3 done]``, ``not done``, ``no change``, ``escalated``, ``met``,
+``missed``, ``report``, ``[part 0/0 unsupported]``) and states every entity by name in a sentence.
+
+**Review and decision** (``outcome``). A part whose service change was verified missed is acted on again while
+rounds remain. The outcome: every acting part a success (done and verified, or a ticket handled) → ``achieved``
+(``escalated`` when every change was an escalation); some → ``partially_achieved``; none but failures →
+``not_achieved``; only reports or parts that needed no change → ``no_action_needed``; unsupported →
+``not_achieved``. ``achieved`` needs a write in the audit.
 """
 
 from __future__ import annotations

@@ -161,3 +161,24 @@ def data_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool)
     if role == "innovator":
         recs.append("Add a validation check at ingestion so these problems do not recur.")
     return f"{dataset}: {state}.", recs, 0.75
+
+
+# -- a part of a request about one dataset ----------------------------------------------------------------------
+
+def operations_for(conv: Conversation, profile: Any, *, dedupe_only: bool) -> list[Any]:
+    """The cleaning operations for a part: the profile's suggestions, only their dedupe when duplicates were all
+    that was asked."""
+    ops = _operations(conv, profile)
+    if dedupe_only:
+        dedupes = [o for o in ops if isinstance(o, dict) and str(o.get("op", "")).startswith("dedup")]
+        return dedupes or [{"op": "dedupe"}]
+    return ops
+
+
+def remaining_for(text: str, profile: Any) -> list[str]:
+    """What still stands between a dataset and what a part asked, from a fresh profile."""
+    return _remaining(GoalReading(text=text, domain="data", act=True), profile)
+
+
+describe = _describe
+op_names = _op_names

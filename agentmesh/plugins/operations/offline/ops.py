@@ -351,3 +351,181 @@ def ops_finding(conv: Conversation, goal: GoalReading, role: str, verify: bool) 
                 options[:3], 0.6)
     recs = [f"Scale {service} to meet {target:g} ms."] if verdict.startswith(" Target missed") else []
     return f"{service}: {state}.{verdict}", recs, 0.8
+
+
+# -- a part of a request about one service ---------------------------------------------------------------------
+
+# Below this CPU a service has spare capacity: more replicas cannot make it faster.
+IDLE_CPU_PCT = 50.0
+_SYMPTOM = re.compile(r"\b(?:slow\w*|sluggish|lag\w*|latency|p\d\d|crawl\w*|errors?|erroring|failing|timeouts?|"
+                      r"timing out|hang\w*|overloaded|swamped|struggl\w*)\b", re.I)
+
+
+def reading_of(intent: Any) -> GoalReading:
+    """The old goal reading of one intent, for the replica search (``choose_replicas``)."""
+    b = intent.bounds
+    return GoalReading(text=intent.own_text, domain="ops", act=intent.act, latency_ms=b.latency_ms,
+                       cost_cut_pct=b.cost_cut_pct, cost_factor=b.cost_factor, max_replicas=b.max_replicas,
+                       wants_cost_cut=intent.action == "scale_down" or b.cost_usd_hour is not None
+                       or b.cost_cut_pct is not None, notify=intent.notify)
+
+
+def release_worse(raw: Any) -> bool:
+    """The deployed release errs more, or is slower, than the release before it."""
+    now_e, before_e = find_number(raw, "release_error_rate"), find_number(raw, "previous_release_error_rate")
+    now_p, before_p = find_number(raw, "release_base_p95_ms"), find_number(raw, "previous_release_base_p95_ms")
+    if now_e is not None and before_e is not None and now_e - before_e > ERROR_RATE_DEGRADED / 2 and now_e > 2 * before_e:
+        return True
+    return now_p is not None and before_p is not None and now_p > 1.5 * before_p + 50
+
+
+def release_text(raw: Any) -> str:
+    """The deployed and previous releases' own error rates and latencies, in words."""
+    if not isinstance(raw, dict) or not raw.get("deployed_version"):
+        return ""
+    now, before = raw.get("deployed_version"), raw.get("previous_version")
+    now_e, before_e = find_number(raw, "release_error_rate"), find_number(raw, "previous_release_error_rate")
+    now_p, before_p = find_number(raw, "release_base_p95_ms"), find_number(raw, "previous_release_base_p95_ms")
+    text = f"release {now}"
+    if now_e is not None:
+        text += f" errs {now_e * 100:.2g}%" + (f" against {before_e * 100:.2g}% for {before}" if before_e is not None
+                                               and before else "")
+    if now_p is not None and before_p is not None:
+        text += f", base p95 {now_p:g} ms against {before_p:g} ms"
+    return text
+
+
+def _needed_for_load(m: dict[str, float | None], raw: Any) -> int | None:
+    """Replicas that bring utilisation to the target, from the request rate and per-replica capacity."""
+    rate, capacity = find_number(raw, "requests_per_s"), find_number(raw, "capacity_per_replica_rps")
+    if rate and capacity:
+        return math.ceil(rate / (capacity * TARGET_UTILISATION_PCT / 100))
+    current, cpu = m["replicas"], m["cpu"]
+    return math.ceil(current * cpu / TARGET_UTILISATION_PCT) if current and cpu else None
+
+
+def _clamp(conv: Conversation, reading: GoalReading, m: dict[str, float | None], service: str, wanted: int) -> int:
+    low, high = _bounds(conv, reading, m, service)
+    return max(low, min(high, wanted))
+
+
+def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tuple[Call | None, str]:
+    """What to do about one service for one intent: the call to make next (a change, or a simulation first), or
+    None with the reason no change is made. The metrics decide, not the words: a release that errs is rolled back
+    even when scaling was asked, memory near full is restarted, load is scaled, an idle service is left alone."""
+    m = metrics(raw)
+    reading = reading_of(intent)
+    asked = set(intent.actions)
+    current = int(m["replicas"] or 0)
+    cpu, p95, errors = m["cpu"] or 0.0, m["p95"] or 0.0, m["errors"] or 0.0
+    memory = find_number(raw, "memory_pct", contains="memory") or 0.0
+    degraded = errors > ERROR_RATE_DEGRADED or p95 > P95_DEGRADED_MS
+    status = str(raw.get("status", "")) if isinstance(raw, dict) else ""
+    loaded = cpu >= 80 or status in ("overloaded", "saturated")
+    release = release_text(raw)
+    if memory >= MEMORY_FULL_PCT and (degraded or "restart" in asked):
+        why = f"memory is at {memory:g}%: a leak, which a restart clears"
+        if "rollback" in asked and not release_worse(raw):
+            why += f"; a rollback would not help ({release}, no worse than before)"
+        return conv.call("restart_service", service=service), why
+    if release_worse(raw) and (degraded or "rollback" in asked):
+        why = f"its {release}: the release is the cause, so it is rolled back"
+        if asked & {"scale_up", "target"} and not loaded:
+            why += f"; more replicas would not remove a release's own errors (CPU is {cpu:g}%)"
+        return conv.call("rollback_service", service=service), why
+    if "restart" in asked and not degraded:
+        return None, f"{service} shows no fault a restart would clear (memory {memory:g}%, error rate {errors:.1%})"
+    # A budget the service is within is a ceiling on replicas, not a request to cut.
+    budget, per = intent.bounds.cost_usd_hour, (m["cost"] / current if m["cost"] and current else None)
+    over_budget = budget is not None and (m["cost"] or 0) > budget
+    cost_asked = intent.action == "scale_down" or intent.bounds.cost_cut_pct is not None or over_budget
+    reading.wants_cost_cut = cost_asked
+    if budget is not None and per and not over_budget:
+        affordable = math.floor(budget / per + 1e-9)
+        reading.max_replicas = min(reading.max_replicas or affordable, affordable)
+    if "rollback" in asked and not loaded:
+        return None, (f"the {release or 'deployed release'} is no worse than the one before, and {service} is not "
+                      f"overloaded (CPU {cpu:g}%): a rollback would change nothing")
+    if cost_asked and not loaded:
+        return _trim(conv, intent, reading, m, service)
+    if cost_asked:
+        return None, f"{service} is busy (CPU {cpu:g}%, p95 {p95:g} ms): removing replicas would overload it"
+    explicit = intent.bounds.set_replicas if intent.bounds.set_replicas is not None else (
+        current + intent.bounds.add_replicas if intent.bounds.add_replicas is not None else None)
+    base = find_number(raw, "release_base_p95_ms") or p95
+    idle = cpu < IDLE_CPU_PCT and p95 <= 1.3 * base + 5 and errors <= ERROR_RATE_DEGRADED
+    if explicit is not None:
+        if idle and _SYMPTOM.search(intent.text):
+            return None, (f"{service} is idle at {cpu:g}% CPU ({status or 'spare capacity'}) and its p95 of {p95:g} ms "
+                          f"is its own base latency: more replicas would not lower it, so none were added")
+        wanted = _clamp(conv, reading, m, service, explicit)
+        if wanted == current:
+            return None, f"{service} already runs {current} replicas, the most policy allows for this change"
+        why = f"{explicit} replicas were asked" + (f"; policy allows {wanted}" if wanted != explicit else "")
+        return conv.call("scale_service", service=service, replicas=wanted), why
+    if reading.latency_ms is not None:
+        choice = choose_replicas(conv, reading, service, m)
+        if isinstance(choice, Call):
+            return choice, "simulating"
+        if choice is None or choice == current:
+            met = p95 <= reading.latency_ms
+            return None, (f"p95 is {p95:g} ms, already within {reading.latency_ms:g} ms" if met else
+                          f"no replica count within policy brings p95 from {p95:g} ms under {reading.latency_ms:g} ms")
+        return conv.call("scale_service", service=service, replicas=int(choice)), (
+            f"p95 {p95:g} ms against a target of {reading.latency_ms:g} ms")
+    if loaded or cpu > TARGET_UTILISATION_PCT:
+        wanted = _clamp(conv, reading, m, service, max(current + 1, _needed_for_load(m, raw) or current + 1))
+        if wanted <= current:
+            return None, f"{service} is overloaded (CPU {cpu:g}%) but policy allows no more replicas"
+        return conv.call("scale_service", service=service, replicas=wanted), (
+            f"CPU is at {cpu:g}% ({status or 'busy'}): the load needs capacity"
+            + ("; the release is not the cause: " + release if "rollback" in asked and release else ""))
+    if degraded:
+        return None, f"{service} errs ({errors:.1%}) but neither its load, its memory nor its release explains it"
+    return None, f"{service} is {status or 'healthy'} (p95 {p95:g} ms, CPU {cpu:g}%): nothing to fix"
+
+
+def _trim(conv: Conversation, intent: Any, reading: GoalReading, m: dict[str, float | None],
+          service: str) -> tuple[Call | None, str]:
+    current = int(m["replicas"] or 0)
+    budget = intent.bounds.cost_usd_hour
+    per = m["cost"] / current if m["cost"] and current else None
+    if budget is not None and per:
+        if (m["cost"] or 0) <= budget:
+            return None, f"{service} already costs ${m['cost']:g}/hour, within ${budget:g}/hour"
+        low, _ = _bounds(conv, reading, m, service)
+        bound = reading.latency_ms
+        sims = _simulations(conv, service)
+        for r in range(min(current - 1, math.floor(budget / per + 1e-9)), low - 1, -1):
+            if bound is None:
+                return conv.call("scale_service", service=service, replicas=r), f"${budget:g}/hour buys {r} replicas"
+            p = sims.get(r, {}).get("p95")
+            if p is None and conv.offered("simulate_scaling"):
+                return conv.call("simulate_scaling", service=service, replicas=r), "simulating"
+            if p is not None and p <= bound:
+                return conv.call("scale_service", service=service, replicas=r), (
+                    f"${budget:g}/hour buys {r} replicas, whose p95 ({p:g} ms) stays within {bound:g} ms")
+            if p is not None:
+                return None, f"within ${budget:g}/hour p95 would be {p:g} ms, above {bound:g} ms"
+        return None, f"policy allows no replica count under ${budget:g}/hour"
+    choice = choose_replicas(conv, reading, service, m)
+    if isinstance(choice, Call):
+        return choice, "simulating"
+    if choice is None or choice >= current:
+        return None, f"{service} has no spare replicas to remove without hurting its p95 ({m['p95']:g} ms)"
+    return conv.call("scale_service", service=service, replicas=int(choice)), (
+        f"it runs at {m['cpu']:g}% CPU on {current} replicas: over-provisioned")
+
+
+def service_met(intent: Any, raw: Any) -> tuple[bool, str]:
+    """Whether a fresh read shows the intent's target met for this service, and the facts that say so."""
+    m = metrics(raw)
+    status = str(raw.get("status", "")) if isinstance(raw, dict) else ""
+    bounds = intent.bounds
+    if bounds.latency_ms is not None and (m["p95"] or 0) > bounds.latency_ms:
+        return False, f"p95 {m['p95']:g} ms is above {bounds.latency_ms:g} ms"
+    if bounds.cost_usd_hour is not None and (m["cost"] or 0) > bounds.cost_usd_hour:
+        return False, f"it costs ${m['cost']:g}/hour, above ${bounds.cost_usd_hour:g}/hour"
+    if status in ("overloaded", "saturated", "erroring"):
+        return False, f"it is still {status}"
+    return True, f"it is {status or 'healthy'}"

@@ -1,4 +1,5 @@
-"""The strategist's rules: a plan from the goal's words, a review of findings, the final decision."""
+"""The strategist's rules: the plan of a request's parts (``outcome``) bound by past decisions; the review and the
+decision of findings by part, or, for the findings of graphs whose steps name no part, by the words of the findings."""
 
 from __future__ import annotations
 
@@ -8,55 +9,24 @@ from typing import Any
 
 from agentmesh.models.offline.conversation import Conversation
 from agentmesh.plugins.operations.offline.goals import GoalReading, read_goal
+from agentmesh.plugins.operations.offline.outcome import has_parts, part_decide, part_plan, part_review
 
 __all__ = ["decide", "plan", "review"]
 
-_DOMAIN_NOUN = {"ops": "service", "data": "dataset", "support": "support tickets"}
 _MISSED = re.compile(r"target (?:missed|not met)|not (?:yet )?met|still (?:above|over)|missed the target")
 _MET = re.compile(r"target met|meets the target|already meets|no (?:change|action) (?:is )?needed")
 
 
-def _subject(goal: GoalReading, text: str) -> str:
-    named = ", ".join(goal.entities[:3])
-    target = goal.target_text()
-    subject = f"the {_DOMAIN_NOUN.get(goal.domain, 'system')}" + (f" {named}" if named else " the goal is about")
-    return subject + (f" (target: {target})" if target else "")
-
-
 def plan(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
-    text = conv.goal.strip() or "(no goal given)"
-    goal = read_goal(text)
-    target = goal.target_text()
-    objective = f"{text[:900]}" + (f" — measured as: {target}" if target else "")
-    subject = _subject(goal, text)
-    steps: list[dict[str, Any]] = []
-
-    def add(role: str, instruction: str, depends_on: list[str] | None = None) -> str:
-        sid = f"s{len(steps) + 1}"
-        steps.append({"id": sid, "role": role, "instruction": instruction[:2000], "depends_on": depends_on or []})
-        return sid
-
-    if goal.domain == "unknown" or simple:
-        add("analyst", f"List the services, datasets and tickets that exist and report which of them, if any, "
-                       f"the goal refers to: {text[:500]}")
-        return {"objective": objective, "steps": steps}
-    if goal.domain == "ops":
-        s1 = add("analyst", f"Investigate {subject}: read its current metrics (p95 latency, CPU, error rate, "
-                            f"replicas, cost) and report them with numbers.")
-        add("innovator", f"Offer alternatives for {subject}: simulate a few replica counts and name options "
-                         f"beyond scaling.")
-    elif goal.domain == "data":
-        s1 = add("analyst", f"Profile {subject}: report rows, duplicates, missing values and suggested cleaning.")
-    else:
-        s1 = add("analyst", f"Triage {subject}: list open tickets by priority and read the most urgent ones.")
-    if goal.act:
-        verb = {"ops": "Scale", "data": "Clean", "support": "Resolve or escalate"}[goal.domain]
-        lessons = _lessons(conv, goal)
-        s3 = add("optimizer", f"{verb} {subject} within policy to meet the goal: {text[:500]}"
-                 + (f" Past decisions bind this step: {'; '.join(lessons)}." if lessons else ""), [s1])
-        if goal.domain in ("ops", "data"):
-            add("analyst", f"Verify after the change: re-read {subject} and report whether the target is met.", [s3])
-    return {"objective": objective, "steps": steps}
+    """A plan by the parts of the request (``outcome.part_plan``); past decisions that limit a service bind the
+    steps that act."""
+    found = part_plan(conv)
+    lessons = _lessons(conv, read_goal(conv.goal))
+    if lessons:
+        for step in found["steps"]:
+            if step["role"] == "optimizer":
+                step["instruction"] = (step["instruction"] + f" Past decisions bind this step: {'; '.join(lessons)}.")[:2000]
+    return found
 
 
 # A past decision that went wrong above a count: "scaling payments-api above 6 caused DB connection exhaustion",
@@ -119,6 +89,8 @@ def _verification_missed(conv: Conversation) -> str | None:
 
 
 def review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    if has_parts(conv):
+        return part_review(conv, simple=simple)
     number, total = _rounds(conv)
     failed = [text for tool, status, text in _actions(conv) if status == "failed"]
     missed = _verification_missed(conv)
@@ -149,6 +121,8 @@ def review(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
 
 
 def decide(conv: Conversation, *, simple: bool = False) -> dict[str, Any]:
+    if has_parts(conv):
+        return part_decide(conv, simple=simple)
     goal = read_goal(conv.goal)
     findings = _findings(conv)
     actions = _actions(conv)

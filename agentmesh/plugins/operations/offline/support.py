@@ -6,10 +6,12 @@ looks like an attempt to instruct the agent, abuse, or a legal matter; those are
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from agentmesh.models.offline.conversation import Call, Conversation, find_number, items_in
+from agentmesh.plugins.operations.offline.resolve import stem, words
 
 __all__ = ["support_finding", "support_next"]
 
@@ -208,3 +210,147 @@ def support_finding(conv: Conversation, goal: Any, role: str, verify: bool) -> t
             recs.append(f"{ticket_id}: " + (f"resolve, refund ${refund:g}" if action == "resolve" and refund
                                            else "resolve" if action == "resolve" else f"escalate ({why})"))
     return summary + (" Read: " + "; ".join(recs) + "." if recs else ""), recs, 0.75
+
+
+# -- a part of a request about tickets -------------------------------------------------------------------------
+
+_PRIORITY_WORDS = re.compile(r"\b(urgent|high|normal|low)(?:[- ]priority)?\b", re.I)
+# Where a request names a topic: "tickets about X", "the X tickets", "everyone who X", "tickets that X".
+_TOPIC = [
+    re.compile(r"\b(?:about|regarding|concerning|mentioning|that mention|re:)\s+(.+)$", re.I),
+    re.compile(r"\b(?:tickets?|requests?|complaints?|cases?)\s+(?:that|which|where|whose|from customers who)\s+(.+)$",
+               re.I),
+    re.compile(r"\b(?:everyone|anyone|everybody|customers?|people|those|all)\s+(?:who|that|whose)\s+(.+)$", re.I),
+    re.compile(r"((?:[\w-]+\s+){1,3})(?:tickets?|requests?|complaints?|cases?)\b", re.I),
+]
+_TOPIC_END = re.compile(r"\s+(?:to (?:a |an |the )?(?:person|human|someone|people|staff|team|agent)\b|for now\b|"
+                        r"and (?:let|tell|inform|close|resolve|refund|escalate)\b|so (?:that )?\b|because\b|"
+                        r"then\b|in the (?:support|customer) (?:queue|inbox)|today\b)|[,;.]", re.I)
+_TOPIC_STOP = {"the", "a", "an", "all", "every", "any", "open", "new", "our", "my", "these", "those", "this", "that",
+               "support", "customer", "customers", "them", "their", "priority", "urgent", "high", "normal", "low",
+               "of", "in", "on", "for", "just", "remaining", "other", "others", "pending", "close", "resolve",
+               "refund", "escalate", "hand", "handle", "answer", "process", "work", "through", "got", "get", "have",
+               "had", "has", "who", "they", "it", "its", "even", "though", "is", "are", "was", "were", "asked", "item",
+               "items", "order", "orders", "product", "products", "thing", "issue", "issues", "problem", "where",
+               "about", "said", "say", "says", "arrived", "arrive", "came", "come", "received", "bought",
+               "placed", "ordered", "wants", "want", "needs", "need", "gets"}
+
+
+def priority_filter(text: str) -> set[str]:
+    """Priorities a request limits itself to ("the high priority refund requests", "anything urgent")."""
+    return {m.group(1).lower() for m in _PRIORITY_WORDS.finditer(text)
+            if m.group(0).lower() != "normal" or "priority" in m.group(0).lower()}
+
+
+def topic_words(clause: str) -> list[str]:
+    """The topic a clause picks tickets by, as groups of stemmed words ("broken or damaged" is one group,
+    written "broken|damag"), or none when it picks none."""
+    stop = {stem(s) for s in _TOPIC_STOP}
+
+    def content(token: str) -> set[str]:
+        return {w for w in words(token) if w not in stop and not w.isdigit()}
+
+    for pattern in _TOPIC:
+        m = pattern.search(clause)
+        if not m:
+            continue
+        tokens = re.findall(r"[A-Za-z0-9']+", _TOPIC_END.split(m.group(1))[0])
+        groups: list[set[str]] = []
+        i = 0
+        while i < len(tokens):
+            if tokens[i].lower() == "or" and groups and i + 1 < len(tokens) and content(tokens[i + 1]):
+                groups[-1] |= content(tokens[i + 1])
+                i += 2
+                continue
+            if content(tokens[i]):
+                groups.append(content(tokens[i]))
+            i += 1
+        found = ["|".join(sorted(g)) for g in groups]
+        if found:
+            return list(dict.fromkeys(found))
+    return []
+
+
+def listed_open(conv: Conversation, priorities: set[str]) -> list[dict[str, Any]]:
+    listing = conv.last_ok("list_tickets")
+    items = [i for i in items_in(listing.result if listing else None) if isinstance(i, dict) and _ticket_id(i)]
+    items = [i for i in items if str(i.get("status", "open")).lower() == "open"]
+    if priorities:
+        items = [i for i in items if str(i.get("priority", "")).lower() in priorities]
+    return sorted(items, key=_priority)
+
+
+def pick_by_topic(topic: list[str], tickets: dict[str, Any]) -> list[str]:
+    """The tickets whose subject and message are about the topic: those sharing at least half of its weight, each
+    word group ("late|miss") weighing as much as its rarest word is rare among the tickets read (IDF). A ticket
+    sharing only a common word ("wrong" of "the wrong colour", with a "Wrong size" ticket) is not picked."""
+    said: dict[str, set[str]] = {}
+    for ticket_id, ticket in tickets.items():
+        text = _texts({k: ticket.get(k) for k in ("subject", "body", "customer_message")}) \
+            if isinstance(ticket, dict) else _texts(ticket)
+        if isinstance(ticket, dict) and (find_number(ticket, "requested_refund_usd") or 0) > 0:
+            text += " refund request"
+        said[ticket_id] = set(words(text))
+    weight = {}
+    for group in topic:
+        df = [sum(w in s for s in said.values()) for w in group.split("|")]
+        weight[group] = max((math.log(1 + len(said) / n) for n in df if n), default=0.0)
+    total = sum(weight.values())
+    picked = []
+    for ticket_id, ws in said.items():
+        share = sum(weight[g] for g in topic if ws & set(g.split("|")))
+        if share > 0 and share >= total / 2 - 1e-9:
+            picked.append(ticket_id)
+    return picked
+
+
+def ticket_read(conv: Conversation, ticket_id: str) -> tuple[Any, str | None]:
+    """A ticket read in this step, and the error when reading it failed (it does not exist)."""
+    ticket = _ticket(conv, ticket_id)
+    if ticket is not None:
+        return ticket, None
+    failed = next((o for o in conv.calls("get_ticket") if str(o.args.get("ticket_id")) == ticket_id and not o.ok), None)
+    return None, (failed.error or failed.status) if failed else None
+
+
+_TELL = re.compile(r"\b(?:let (?:them|those customers|the customers?|him|her|everyone) know|tell (?:them|those customers|"
+                   r"the customers?|him|her|everyone)|inform (?:them|the customers?))\s+(?:that\s+)?(.+)$", re.I)
+
+
+def ticket_call(conv: Conversation, intent: Any, ticket_id: str, ticket: Any) -> Call | None:
+    """The resolution or escalation one ticket gets for an intent: asked escalations escalate; a ticket that
+    instructs the agent, threatens or claims fraud is escalated whatever was asked; a refund is paid only when the
+    request asks for one (or to handle the ticket) and within the cap, else escalated; "close" resolves without
+    money."""
+    if _handled(conv, ticket_id):
+        return None
+    action, refund, text = assess(ticket, refund_cap(conv))
+    refused = [o for o in conv.calls("resolve_ticket") if str(o.args.get("ticket_id")) == ticket_id]
+    asked = set(intent.actions)
+    # Escalation asked as the point of the request hands every target on; beside other asks ("refund what is fair,
+    # escalate the rest") it is for what cannot be settled.
+    if intent.action == "escalate":
+        reason = ". ".join([*intent.context, intent.clause])[:300]
+        return conv.call("escalate_ticket", ticket_id=ticket_id, reason=f"Asked: {reason}")
+    flagged = action == "escalate" and not text.startswith("refund of")
+    # "Close" ends a ticket; "resolve", "handle", "refund" settle it, with the money asked when policy allows.
+    closing = bool(re.search(r"\bclos\w*|\bmark\b", " ".join([intent.clause, *intent.extra]), re.I))
+    wants_money = bool(asked & {"refund", "fix", "report"}) or ("resolve" in asked and not closing)
+    if refused or flagged or (action == "escalate" and wants_money):
+        why = f"resolution was {refused[-1].status}: {refused[-1].error[:200]}" if refused else text
+        return conv.call("escalate_ticket", ticket_id=ticket_id, reason=why) if conv.offered("escalate_ticket") else None
+    subject = ticket.get("subject") if isinstance(ticket, dict) else None
+    told = _TELL.search(" ".join([intent.clause, *intent.extra]))
+    message = "Thank you for contacting us" + (f" about \"{str(subject)[:80]}\"" if subject else "") + ". "
+    paid = round(refund, 2) if wants_money and action == "resolve" else 0.0
+    if paid:
+        message += f"We have refunded ${paid:g}. "
+    if told:
+        news = told.group(1).strip().rstrip(".!")
+        message += news[:1].upper() + news[1:] + ". "
+    elif not paid:
+        message += "We have looked into this and it is taken care of. "
+    args: dict[str, Any] = {"ticket_id": ticket_id, "resolution": message + "Sorry for the trouble."}
+    if paid and "refund_usd" in conv.properties("resolve_ticket"):
+        args["refund_usd"] = paid
+    return Call(name="resolve_ticket", args=args)

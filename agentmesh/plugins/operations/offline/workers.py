@@ -11,6 +11,7 @@ from agentmesh.models.offline.conversation import Call, Conversation, names_in
 from agentmesh.plugins.operations.offline.data import data_finding, data_next
 from agentmesh.plugins.operations.offline.goals import GoalReading, domain_scores, read_goal
 from agentmesh.plugins.operations.offline.ops import ops_finding, ops_next
+from agentmesh.plugins.operations.offline.steps import part_finding, part_next, part_of
 from agentmesh.plugins.operations.offline.support import support_finding, support_next
 
 __all__ = ["MAX_CALLS", "finding", "next_calls", "role_of"]
@@ -38,6 +39,7 @@ _NEXT: dict[str, Callable[[Conversation, GoalReading, str, bool], list[Call]]] =
 _FINDING = {"ops": ops_finding, "data": data_finding, "support": support_finding}
 _VERIFY = re.compile(r"\b(verif\w*|confirm\w*|re-?check\w*|re-?measure\w*|re-?read|validate\w*|check (?:again|after|"
                      r"whether|that|if))\b", re.I)
+_PART_VERIFY = re.compile(r"\bpart \d+ of \d+: verify", re.I)
 _ESCALATE = re.compile(r"\b(escalat\w*|fail\w*|could not|cannot)\b", re.I)
 _WRITE_TOOLS = ("scale_service", "clean_dataset", "resolve_ticket", "escalate_ticket")
 
@@ -70,6 +72,12 @@ def _state(conv: Conversation) -> tuple[GoalReading, str, str, bool]:
 
 def next_calls(conv: Conversation) -> list[Call]:
     """The next tool calls of this step (made in one turn), or none when it is time for the finding."""
+    role = role_of(conv)
+    part = part_of(conv, role, bool(_PART_VERIFY.search(conv.instruction)) and role != "optimizer")
+    if part is not None:
+        # A call not offered, or one already made with the same arguments, ends the step instead of looping.
+        wanted = part_next(conv, part)
+        return [] if any(not conv.offered(c.name) or conv.made(c) for c in wanted) else wanted
     if len(conv.observations) >= MAX_CALLS:
         return []
     goal, role, domain, verify = _state(conv)
@@ -102,7 +110,10 @@ def _compact(value: Any, limit: int = 240) -> str:
 
 def finding(conv: Conversation) -> dict[str, Any]:
     goal, role, domain, verify = _state(conv)
-    if domain == "unknown":
+    part = part_of(conv, role, bool(_PART_VERIFY.search(conv.instruction)) and role != "optimizer")
+    if part is not None:
+        summary, recs, confidence = part_finding(conv, part)
+    elif domain == "unknown":
         known = []
         for tool in ("list_services", "list_datasets", "list_tickets"):
             obs = conv.last_ok(tool)
