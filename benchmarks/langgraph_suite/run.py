@@ -18,7 +18,10 @@ folder with ``NO_DOCKER=true`` (LangGraph's switch for the in-process checkpoint
   starts its local Prefect server under a temporary ``AGENTMESH_HOME``; this script starts it before the run
   (its start-up is timed apart) and stops it and removes the folder afterwards.
 
-Both runs load ``suite_plugin`` (same selection, outcomes written as JSON). Results:
+Then the tests that fail only through compile in a load-sensitive way (``causes.LOAD_SENSITIVE``: latency,
+completion order) run again through compile one at a time, to tell a loaded machine from a real difference.
+
+All runs load ``suite_plugin`` (same selection, outcomes written as JSON). Results:
 ``benchmarks/results/langgraph-suite.json`` and ``.md``: counts each way, wall time each way, and every test
 that passes plainly but not through compile, grouped by cause (``causes.py``).
 
@@ -222,6 +225,12 @@ def regressions_of(runs: dict[str, dict[str, Any]]) -> list[str]:
                   if t["outcome"] != "passed" and plain.get(n, {}).get("outcome") == "passed")
 
 
+def load_sensitive(nodeids: list[str], tests: dict[str, Any], tests_dir: Path) -> list[str]:
+    from causes import LOAD_SENSITIVE, classify
+
+    return [n for n in nodeids if classify(n, tests[n], tests_dir).key in LOAD_SENSITIVE]
+
+
 def analyse(meta: dict[str, Any], runs: dict[str, dict[str, Any]], tests_dir: Path) -> dict[str, Any]:
     from causes import classify, shorten
 
@@ -261,6 +270,7 @@ def analyse(meta: dict[str, Any], runs: dict[str, dict[str, Any]], tests_dir: Pa
         "plain_failures": plain_only_failures,
         "pass_only_through_compile": compile_only_passes,
         "causes": [{"key": key, "count": len(regressions[key]),
+                    "rerun": any(t["alone"] for t in regressions[key]),
                     "pass_alone": sum(1 for t in regressions[key] if t["alone"] == "passed"),
                     **examples[key], "tests": regressions[key]}
                    for key in groups],
@@ -285,7 +295,7 @@ def render(results: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, label in (("plain", "plain LangGraph"), ("compile", "through `agentmesh.compile`"),
-                        ("alone", "rerun alone: the tests failing only through compile, one by one, no xdist")):
+                        ("alone", "rerun alone: the load-sensitive ones of those, one by one, no xdist")):
         if name not in runs:
             continue
         c, wall = runs[name]["counts"], runs[name]["wall_s"]
@@ -306,16 +316,19 @@ def render(results: dict[str, Any]) -> str:
     if results["causes"]:
         alone = "alone" in runs
         lines += ["## Failing only through compile, by cause", "",
-                  "Pass alone: how many of the group pass when rerun one at a time through compile (no xdist, no "
-                  "other test running) — a load-sensitive failure, not a deterministic one." if alone else "", "",
+                  (f"Pass alone: rerun one at a time through compile, with no other test running ("
+                   f"{runs['alone']['counts']['selected']} of the {results['fail_only_through_compile']}: "
+                   f"{'all of them' if runs['alone']['counts']['selected'] >= results['fail_only_through_compile'] else 'the load-sensitive groups, `causes.LOAD_SENSITIVE`'}"
+                   "). One that passes alone failed from the machine's load, not from a difference in behaviour; "
+                   "'–': not rerun." if alone else ""), "",
                   "| cause | tests | pass alone | agentmesh code responsible |", "| --- | ---: | ---: | --- |"]
-        lines += [f"| [{c['title']}](#{c['key']}) | {c['count']} | {c['pass_alone'] if alone else '–'} | "
+        lines += [f"| [{c['title']}](#{c['key']}) | {c['count']} | {c['pass_alone'] if c['rerun'] else '–'} | "
                   f"{c['agentmesh']} |" for c in results["causes"]]
         lines.append("")
         for c in results["causes"]:
             lines += [f'<a id="{c["key"]}"></a>', f"### {c['title']} — {c['count']}", "", c["explanation"], "",
                       f"agentmesh: {c['agentmesh']}", "", f"Representative failure (`{c['example_test']}`):", "",
-                      "```", c["crash"], c["line"], "```", "",
+                      "```", c["crash"], *([c["line"]] if c["line"] != c["crash"] else []), "```", "",
                       "<details><summary>tests</summary>", ""]
             lines += [f"- `{t['test']}` ({t['outcome']}{', passes alone' if t.get('alone') == 'passed' else ''}): "
                       f"{t['crash'][:160].replace('|', '/')}" for t in c["tests"]]
@@ -341,7 +354,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a test that passes plainly does not pass through compile")
     parser.add_argument("--no-rerun", action="store_true",
-                        help="skip rerunning, one at a time, the tests that fail only through compile")
+                        help="skip rerunning alone the load-sensitive tests that fail only through compile")
     parser.add_argument("-k", help="pytest -k expression (a slice; results go to langgraph-suite-slice.*)")
     parser.add_argument("paths", nargs="*", help="test files or node ids under tests/ (a slice)")
     args = parser.parse_args()
@@ -366,7 +379,7 @@ def main() -> None:
                 runs[name]["prefect_server_start_s"] = server_s
                 (CACHE / f"outcomes-{name}.json").write_text(json.dumps(runs[name]))
                 (CACHE / "outcomes-alone.json").unlink(missing_ok=True)
-                failing = regressions_of(runs)
+                failing = load_sensitive(regressions_of(runs), runs["compile"]["tests"], src / "tests")
                 if failing and not args.no_rerun:
                     runs["alone"] = pytest_run("alone", python, src, args, home, nodeids=failing)
     if "alone" not in runs and (CACHE / "outcomes-alone.json").exists():
