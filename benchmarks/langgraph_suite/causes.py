@@ -65,12 +65,13 @@ CAUSES: list[Cause] = [
     ),
     Cause(
         "run-kept-alive", "A finished run is kept alive (PregelLoop not freed)",
-        "After `invoke()` returns, LangGraph leaves no `SyncPregelLoop`/`AsyncPregelLoop`/`PregelRunner` behind. "
-        "Through agentmesh the first node's Prefect task run starts Prefect's process-wide services (its "
-        "`EventsWorker` asyncio task and the global `EventLoopThread`) lazily, inside the node's context: their "
-        "copied `contextvars.Context` holds LangGraph's config var, whose `configurable` holds "
-        "`__pregel_call` → `schedule_task` → the loop — for the life of the process (`gc.collect()` does not "
-        "free it).",
+        "After `invoke()` returns, LangGraph leaves no `SyncPregelLoop`/`AsyncPregelLoop`/`PregelRunner` behind "
+        "(the test checks with the garbage collector off). Through agentmesh the first node's Prefect task run "
+        "starts Prefect's process-wide services (its `EventsWorker` asyncio task and the global "
+        "`EventLoopThread`) lazily, inside the node's context: their copied `contextvars.Context` holds "
+        "LangGraph's config var, whose `configurable` holds `__pregel_call` → `schedule_task` → the loop, for "
+        "the life of the process (`gc.collect()` does not free it). Later runs are held for a while too (by "
+        "Prefect calls and events still pending), so the count is not 0 right after `invoke()` returns.",
         "`agentmesh/runtime.py` `_durable_node` (`afunc`/`func` call the Prefect task in the run's context; "
         "Prefect's services are first started there, not by `configure_prefect`)",
         text=r"(Sync|Async)PregelLoop object|PregelRunner object",
@@ -132,9 +133,11 @@ CAUSES: list[Cause] = [
         "latency-budget", "Per-node Prefect latency exceeds a test's time budget",
         "The test gives a node a wall-clock budget: `asyncio.wait_for(..., 0.5)`, `step_timeout = 1`, "
         "`sleep(0.2)` then cancel, streamed chunks expected within 0.1 s (`FloatBetween`). Each node through "
-        "agentmesh first starts a Prefect task run (tens of ms warm, up to ~1 s for a process's first task or "
-        "under two busy pytest workers plus the Prefect server), so the node has not started, or not finished, "
-        "when the budget ends. Check the 'alone' column: those that pass when rerun alone are load-sensitive.",
+        "agentmesh first starts a Prefect task run: tens of ms in a warm process, ~0.3–1 s for a process's "
+        "first one, more with two busy pytest workers and the Prefect server on 2 cores; so the node has not "
+        "started, or not finished, when the budget ends. The 'alone' column: those that pass when rerun alone "
+        "(warmed up, nothing else running) failed from load; those that still fail are over budget even then "
+        "(a subgraph node is a task whose nodes are tasks too).",
         "`agentmesh/runtime.py` `_durable_node` (a Prefect task run per node execution)",
         text=_TIMING,
         example=r"^E\s+(TimeoutError|AssertionError: Cancelled.*|At index \d+ diff: .*|assert False|Failed: Timeout.*)$",

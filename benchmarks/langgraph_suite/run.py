@@ -19,7 +19,9 @@ folder with ``NO_DOCKER=true`` (LangGraph's switch for the in-process checkpoint
   (its start-up is timed apart) and stops it and removes the folder afterwards.
 
 Then the tests that fail only through compile in a load-sensitive way (``causes.LOAD_SENSITIVE``: latency,
-completion order) run again through compile one at a time, to tell a loaded machine from a real difference.
+completion order) run again through compile one at a time, in a warmed-up process (``LGSUITE_WARMUP``: a small
+graph runs through agentmesh first, so the process's first Prefect task run, which costs ~0.3–1 s, is on no
+test's clock), to tell a loaded machine from a real difference.
 
 All runs load ``suite_plugin`` (same selection, outcomes written as JSON). Results:
 ``benchmarks/results/langgraph-suite.json`` and ``.md``: counts each way, wall time each way, and every test
@@ -191,7 +193,8 @@ def pytest_run(name: str, python: Path, src: Path, args: argparse.Namespace, hom
             cmd += ["-k", args.k]
         cmd += args.paths or ["tests"]
     env = base_env(home)
-    env.update(LGSUITE_OUTCOMES=str(outcomes), LGSUITE_CHECKPOINTERS=args.checkpointers)
+    env.update(LGSUITE_OUTCOMES=str(outcomes), LGSUITE_CHECKPOINTERS=args.checkpointers,
+               LGSUITE_WARMUP="1" if name == "alone" else "0")
     shown = " ".join(cmd[1:]) if name != "alone" else " ".join(cmd[1:-len(nodeids or [])]) + f" <{len(nodeids or [])} node ids>"
     log(f"{name}: {shown}  (log: {logfile})")
     started = time.monotonic()
@@ -345,7 +348,8 @@ def write_results(results: dict[str, Any], stem: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=RUNS, help="one run only (the other's last outcomes are reused)")
+    parser.add_argument("--only", choices=(*RUNS, "alone"),
+                        help="one run only (the others' last outcomes are reused); alone: only the rerun")
     parser.add_argument("--render", action="store_true", help="no run: results from the last runs' outcomes")
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (0: none); default 2")
     parser.add_argument("--timeout", type=int, default=60, help="seconds a test may take (pytest-timeout)")
@@ -365,7 +369,7 @@ def main() -> None:
     python = suite_venv(version)
     runs: dict[str, dict[str, Any]] = {}
     for name in RUNS:
-        if args.render or (args.only and args.only != name):
+        if args.render or args.only not in (None, name):
             path = CACHE / f"outcomes-{name}.json"
             if not path.exists():
                 raise SystemExit(f"no outcomes of a {name} run yet: run without --render/--only first")
@@ -382,6 +386,10 @@ def main() -> None:
                 failing = load_sensitive(regressions_of(runs), runs["compile"]["tests"], src / "tests")
                 if failing and not args.no_rerun:
                     runs["alone"] = pytest_run("alone", python, src, args, home, nodeids=failing)
+    if args.only == "alone" and not args.render:
+        failing = load_sensitive(regressions_of(runs), runs["compile"]["tests"], src / "tests")
+        with agentmesh_home(python) as (home, _):
+            runs["alone"] = pytest_run("alone", python, src, args, home, nodeids=failing)
     if "alone" not in runs and (CACHE / "outcomes-alone.json").exists():
         runs["alone"] = json.loads((CACHE / "outcomes-alone.json").read_text())
     sys.path.insert(0, str(HERE))
