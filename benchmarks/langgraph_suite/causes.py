@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-_WRAPPER = ("`agentmesh/runtime.py` `_durable_node`: the node's runnable is replaced by "
+_WRAPPER = ("`agentmesh/runtime/compile.py` `_durable_node`: the node's runnable is replaced by "
             "`RunnableCallable(func, afunc)` whose closures hold Prefect tasks")
 
 
@@ -55,6 +55,17 @@ _TIMING = (r"TimeoutError|Timeout \(>|Cancelled before checkpoint put started|Fl
 
 CAUSES: list[Cause] = [
     Cause(
+        "retry-policy-read-as-list", "RetryPolicy read as a list of policies: compile crashes",
+        "`RetryPolicy` is a NamedTuple, so `isinstance(spec.retry_policy, (list, tuple))` is true for a single "
+        "policy and `spec.retry_policy[0]` is its first field, `initial_interval` (a float, or an int); "
+        "`_delays(policy)` then fails on `policy.max_interval`/`max_attempts` while the node is wrapped, so "
+        "every graph with a node-level RetryPolicy fails to compile (or to run).",
+        "`agentmesh/runtime/compile.py` `_durable_node`: `policy = spec.retry_policy[0] if "
+        "isinstance(spec.retry_policy, (list, tuple)) else spec.retry_policy`; `_delays`",
+        text=r"object has no attribute '(max_attempts|max_interval|backoff_factor|retry_on)'",
+        example=r"^E\s+AttributeError: .*object has no attribute .*$",
+    ),
+    Cause(
         "timeout-compile-check", "Compile-time timeout check bypassed",
         "`add_node(..., timeout=TimeoutPolicy(...))` on a sync node must fail `compile()` with \"only supported "
         "for async nodes\". agentmesh's wrapper has both a sync and an async function, so every node looks "
@@ -72,7 +83,7 @@ CAUSES: list[Cause] = [
         "LangGraph's config var, whose `configurable` holds `__pregel_call` → `schedule_task` → the loop, for "
         "the life of the process (`gc.collect()` does not free it). Later runs are held for a while too (by "
         "Prefect calls and events still pending), so the count is not 0 right after `invoke()` returns.",
-        "`agentmesh/runtime.py` `_durable_node` (`afunc`/`func` call the Prefect task in the run's context; "
+        "`agentmesh/runtime/compile.py` `_durable_node` (`afunc`/`func` call the Prefect task in the run's context; "
         "Prefect's services are first started there, not by `configure_prefect`)",
         text=r"(Sync|Async)PregelLoop object|PregelRunner object",
         example=r"^E\s+assert \d+ == 0.*$|^E\s+\+\s+where \d+ = len\(.*$",
@@ -104,14 +115,14 @@ CAUSES: list[Cause] = [
         example=r"^E\s+(assert None == .*|Right contains one more item: .*)$",
     ),
     Cause(
-        "retry-policy-dropped", "RetryPolicy dropped: the node is not retried",
-        "`add_node(..., retry_policy=RetryPolicy(...))` (and `set_node_defaults(retry_policy=...)`) retries "
-        "the node on matching errors. agentmesh replaces each node spec with `retry_policy=None` and relies on "
-        "Prefect task retries instead — 0 outside an agentmesh goal (`_default_retries`), and even inside one "
-        "not following the policy's `retry_on`, `max_attempts`, backoff/jitter or error handler. The node's "
-        "first error ends the run (or the attempts counter is 1).",
-        "`agentmesh/runtime.py` `_durable_node`: `dataclasses.replace(spec, ..., retry_policy=None)`; "
-        "`retries=` / `_default_retries()`",
+        "retry-policy-dropped", "RetryPolicy not followed: the node is not retried as the policy says",
+        "`add_node(..., retry_policy=...)` (one policy or a list, and `set_node_defaults(retry_policy=...)`) "
+        "retries the node on matching errors, `max_attempts` times, with backoff and jitter, before the error "
+        "handler runs. agentmesh sets `retry_policy=None` on the node and maps a policy onto Prefect task "
+        "retries: of a list only the first policy is used (an error the second one accepts is not retried), "
+        "jitter is dropped, and retries wait through Prefect, not LangGraph's `asyncio.sleep`/`time.sleep`.",
+        "`agentmesh/runtime/compile.py` `_durable_node`: `dataclasses.replace(spec, ..., retry_policy=None)`, "
+        "`policy = spec.retry_policy[0] ...`, `count()`, `should_retry`, `_delays`",
         context=r"retry_policy|RetryPolicy",
         text=r"assert 1 == 2|During task with name|expected call not found|NodeTimeoutError",
         example=(r"^E\s+(assert 1 == 2|ValueError: .*|ConnectionError: .*|AssertionError: expected call not "
@@ -124,7 +135,7 @@ CAUSES: list[Cause] = [
         "node runs. Measured outside pytest: 100 sends take 10–16 s through agentmesh (7 s inside "
         "`shared_clients()`) against 0.3 s plainly; the 0.1 s sleeps no longer overlap all at once "
         "(`assert 91 == 100`), and `test_max_concurrency` runs past pytest-timeout's 60 s.",
-        "`agentmesh/runtime.py` `_durable_node.afunc` (no shared async client outside a goal; `func` uses "
+        "`agentmesh/runtime/compile.py` `_durable_node.afunc` (no shared async client outside a goal; `func` uses "
         "`SyncClientContext.get_or_create()`, `afunc` has no equivalent) and Prefect's per-task-run cost",
         context=r"max_concurrency",
         example=r"^E\s+(assert \d+ == \d+|Failed: Timeout.*)$",
@@ -138,7 +149,7 @@ CAUSES: list[Cause] = [
         "started, or not finished, when the budget ends. The 'alone' column: those that pass when rerun alone "
         "(warmed up, nothing else running) failed from load; those that still fail are over budget even then "
         "(a subgraph node is a task whose nodes are tasks too).",
-        "`agentmesh/runtime.py` `_durable_node` (a Prefect task run per node execution)",
+        "`agentmesh/runtime/compile.py` `_durable_node` (a Prefect task run per node execution)",
         text=_TIMING,
         example=r"^E\s+(TimeoutError|AssertionError: Cancelled.*|At index \d+ diff: .*|assert False|Failed: Timeout.*)$",
     ),
@@ -165,16 +176,28 @@ CAUSES: list[Cause] = [
         "The test patches `uuid.uuid4` to a fixed sequence (`deterministic_uuids`) and expects message ids "
         "from it; every Prefect task run also draws uuid4s (task run and event ids), so the ids the graph's "
         "nodes get are further along the sequence.",
-        "`agentmesh/runtime.py` `_durable_node` (a Prefect task run per node execution)",
+        "`agentmesh/runtime/compile.py` `_durable_node` (a Prefect task run per node execution)",
         text=r"00000000-0000-4000-8000-", context=r"deterministic_uuids",
         example=r"^E\s+At index \d+ diff: .*$",
+    ),
+    Cause(
+        "default-node-retries", "Nodes without a RetryPolicy are retried (once) outside a goal",
+        "LangGraph runs a node once and surfaces its error (or runs its error handler). Through agentmesh, "
+        "outside a goal a node without a RetryPolicy gets `settings.node_retries` Prefect retries (default 1, "
+        "1 s apart): a node that fails once then succeeds raises nothing (`DID NOT RAISE`), a failing node "
+        "runs twice (its side effects and stream events doubled: `assert 2 == 1`, `['b', 'b', 'b', 'b']`), "
+        "an invalid `Command(resume=...)` answer is retried instead of rejected.",
+        "`agentmesh/runtime/compile.py` `_durable_node` `count()`: `(run.settings if run is not None else "
+        "settings).node_retries`, with `settings` the environment's (`get_settings()`) in `compile`",
+        text=r"DID NOT RAISE|^E\s+assert (2 == 1|4 == 2)$|Left contains \d+ more items?",
+        example=r"^E\s+(Failed: DID NOT RAISE.*|assert \d+ == \d+|AssertionError: assert \[.*\] == \[.*\])$",
     ),
     Cause(
         "completion-order", "Parallel nodes finish in another order (test orders them with short sleeps)",
         "Nodes of one superstep stream their updates in completion order; the test orders them by sleeps of "
         "10–100 ms. Each node's Prefect task start-up varies by more than that, so the streamed order changes. "
         "Not a semantic difference unless it also fails when rerun alone.",
-        "`agentmesh/runtime.py` `_durable_node` (a Prefect task run per node execution)",
+        "`agentmesh/runtime/compile.py` `_durable_node` (a Prefect task run per node execution)",
         text=r"At index \d+ diff:", context=r"sleep\(",
         example=r"^E\s+At index \d+ diff: .*$",
     ),

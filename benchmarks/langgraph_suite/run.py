@@ -154,25 +154,53 @@ def base_env(home: Path | None) -> dict[str, str]:
            if not k.startswith(("PREFECT_", "AGENTMESH_", "PYTEST_", "LGSUITE_OUTCOMES"))}
     env.update(NO_DOCKER="true", PYTHONPATH=str(HERE), PYTHONDONTWRITEBYTECODE="1")
     if home is not None:
-        env["AGENTMESH_HOME"] = str(home)
+        env.update(AGENTMESH_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
     return env
+
+
+_START_SERVER = """
+from typing_extensions import TypedDict
+from langgraph.graph import START, StateGraph
+import agentmesh
+
+class State(TypedDict):
+    n: int
+
+builder = StateGraph(State)
+builder.add_node("step", lambda state: state)
+builder.add_edge(START, "step")
+agentmesh.compile(builder)  # configures Prefect: starts agentmesh's local server in this home
+"""
 
 
 @contextlib.contextmanager
 def agentmesh_home(python: Path):  # type: ignore[no-untyped-def]
-    """A temporary AGENTMESH_HOME with agentmesh's local Prefect server started in it, stopped afterwards."""
+    """A temporary AGENTMESH_HOME (Prefect's home inside it) with agentmesh's local Prefect server started in it,
+    stopped and removed afterwards. Only agentmesh's public surface is used: ``agentmesh.compile`` starts the
+    server, ``agentmesh prefect stop`` stops it."""
     home = Path(tempfile.mkdtemp(prefix="lgsuite-home-"))
     env = base_env(home)
     started = time.monotonic()
     try:
-        run([str(python), "-c", "from agentmesh._prefect import configure_prefect; "
-             "from agentmesh.settings import get_settings; configure_prefect(get_settings())"], env=env)
+        run([str(python), "-c", _START_SERVER], env=env)
         yield home, round(time.monotonic() - started, 2)
     finally:
-        code = ("import sys; from pathlib import Path; from agentmesh._prefect import stop_local_server; "
-                "stop_local_server(Path(sys.argv[1]))")
-        subprocess.run([str(python), "-c", code, str(home / "prefect")], env=env, check=False)
+        subprocess.run([str(python), "-m", "agentmesh", "prefect", "stop"], env=env, check=False,
+                       stdout=subprocess.DEVNULL)
+        _kill_leftover_server(home / "prefect")
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _kill_leftover_server(prefect_home: Path) -> None:
+    """If the server outlived ``agentmesh prefect stop`` (its state file still names a live process), end it."""
+    import signal
+
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pid = int(json.loads((prefect_home / "agentmesh-server.json").read_text())["pid"])
+        if b"prefect_server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return  # not our server (the pid was reused)
+        os.kill(pid, signal.SIGTERM)
+        log(f"stopped the leftover Prefect server (pid {pid})")
 
 
 def pytest_run(name: str, python: Path, src: Path, args: argparse.Namespace, home: Path | None,
