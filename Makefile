@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format typecheck bench clean
+.PHONY: install demo test lint format typecheck bench langgraph-suite clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "needs Python 3.11 ($(PY) not found); set PY=..."; exit 2; }
@@ -38,6 +38,12 @@ typecheck: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py --quick
+
+# LangGraph's own tests (from the installed release's PyPI sdist, cached in .cache/langgraph-suite, never committed)
+# run plainly and with every StateGraph compiled through agentmesh.compile; writes
+# benchmarks/results/langgraph-suite.{json,md}. ARGS passes options, e.g. ARGS="-k subgraph --only compile".
+langgraph-suite: install
+	$(BIN)/python benchmarks/langgraph_suite/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info
