@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format typecheck bench clean
+.PHONY: install demo test lint format typecheck bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "needs Python 3.11 ($(PY) not found); set PY=..."; exit 2; }
@@ -38,6 +38,15 @@ typecheck: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py --quick
+
+# agentmesh next to plain LangGraph, LangGraph + Prefect tasks and Pydantic AI (± PrefectDurability) on one
+# workload (benchmarks/peers): ~7 minutes; writes benchmarks/results/peers.json and peers.md.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench-peers: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/peers/run.py
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info
