@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socketserver
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     from agentmesh.testing import OpenAIServer
 
+    # The standard library's listen backlog is 5: 16 or 32 clients connecting at once overflow it, and a
+    # refused or dropped connection is an error or a 1 s SYN retry in the client, not the framework's cost.
+    socketserver.TCPServer.request_queue_size = 256
     script: Any = None
     if args.responder == "peers":
         sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
