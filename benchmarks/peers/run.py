@@ -465,7 +465,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average (1 min): {result['load_average']['start']} at the start, {result['load_average']['max']} "
         f"at most, {result['load_average']['end']} at the end" + (
             f" (the Prefect server's idle CPU, subtracted: {result['server_idle_cpu_pct']} % of a core)."
-            if result["server_idle_cpu_pct"] is not None else "."),
+            if result["server_idle_cpu_pct"] is not None else ".") + (
+            f" The first agentmesh run in the new home, which started the local Prefect server: "
+            f"{result['first_agentmesh_run_s']} s." if result.get("first_agentmesh_run_s") else ""),
         "",
         "| variant | ms/run, instant model | overhead per step vs LangGraph | client / Prefect server CPU per run "
         "| ÷ LangGraph @200 ms | 16 at once ÷ one | cold start s | Prefect task runs | runs checked (failed) |",
@@ -522,8 +524,10 @@ def workers(bench: Bench, env: dict[str, str]) -> Iterator[None]:
             if name in variants.USES_PREFECT and not name.startswith("agentmesh"):
                 worker_env["PREFECT_API_URL"] = env["BENCH_PREFECT_API_URL"]
             bench.workers[name] = Worker(name, worker_env)
-        for worker in bench.workers.values():
-            worker.request({"op": "info"})
+        for name, worker in bench.workers.items():
+            url = worker.request({"op": "info"}, timeout=120)["prefect_api_url"]
+            if name in variants.USES_PREFECT and not name.startswith("agentmesh") and url != env["BENCH_PREFECT_API_URL"]:
+                raise RuntimeError(f"{name} would use the Prefect API at {url}, not the shared server")
         yield
     finally:
         for worker in bench.workers.values():
@@ -556,7 +560,7 @@ def measure(args: argparse.Namespace, names: list[str], root: Path, prefect_home
                 url = json.loads(first["stdout"])["prefect_api_url"]
             except (ValueError, KeyError):
                 raise RuntimeError(f"the first agentmesh run failed: {first['stderr'][-2000:]}") from None
-            env["BENCH_PREFECT_API_URL"] = url
+            env["BENCH_PREFECT_API_URL"] = os.environ["BENCH_PREFECT_API_URL"] = url  # checked by the audit
             server_pid = listening_pid(url)
             if server_pid:
                 started_servers.append(server_pid)
@@ -646,7 +650,7 @@ def main() -> None:
     args.rounds = args.rounds or (1 if args.smoke else 5 if args.quick else 10)
     args.slow_rounds = 3 if args.quick else 5
     args.block = 3 if args.quick else 4
-    args.cold = 1 if args.quick else 2
+    args.cold = 1  # a repeat; cold processes cost the most time of any phase
     names = [n for n in args.variants.split(",") if n]
     if "langgraph" not in names:
         names.insert(0, "langgraph")  # the baseline every ratio divides by

@@ -174,6 +174,14 @@ class Agentmesh(Variant):
                 "problems": audit_problems(self.name, result)}
 
 
+def same_server(result: dict[str, Any]) -> list[str]:
+    """The run was recorded in the Prefect server the other variants use (when the harness named one)."""
+    expected = os.environ.get("BENCH_PREFECT_API_URL")
+    if expected and result.get("prefect_api_url") != expected:
+        return [f"recorded in Prefect at {result.get('prefect_api_url')}, not the shared server {expected}"]
+    return []
+
+
 def audit_problems(name: str, result: dict[str, Any]) -> list[str]:
     """What agentmesh's own record of a run says is wrong: its status, its steps, its audit of tool calls."""
     problems = []
@@ -185,7 +193,7 @@ def audit_problems(name: str, result: dict[str, Any]) -> list[str]:
     audit = [(c.get("tool"), c.get("status")) for s in steps for c in s.get("tool_calls") or []]
     if audit != EXPECTED_AUDIT:
         problems.append(f"audit {audit}, expected {EXPECTED_AUDIT}")
-    return problems
+    return problems + same_server(result)
 
 
 def make(name: str) -> Variant:
