@@ -40,7 +40,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py --quick
 
 # agentmesh next to plain LangGraph, LangGraph + Prefect tasks and Pydantic AI (± PrefectDurability) on one
-# workload (benchmarks/peers): ~7 minutes; writes benchmarks/results/peers.json and peers.md.
+# workload (benchmarks/peers): under 10 minutes; writes benchmarks/results/peers.json and peers.md.
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@touch $@

@@ -1,4 +1,4 @@
-"""agentmesh side by side with its peers on one workload: `make bench-peers` (about 7 minutes on 2 cores).
+"""agentmesh side by side with its peers on one workload: `make bench-peers` (under 10 minutes on 2 cores).
 
     .venv/bin/python benchmarks/peers/run.py            # the full run: two repeats
     .venv/bin/python benchmarks/peers/run.py --quick    # fewer rounds, one repeat (development)
@@ -655,6 +655,11 @@ def main() -> None:
     if "langgraph" not in names:
         names.insert(0, "langgraph")  # the baseline every ratio divides by
     missing = [n for n in names if not variants.available(n)]
+    if args.prefect_home is None:
+        try:
+            import psutil  # noqa: F401  (the Prefect server's CPU; stopping the server this run starts)
+        except ImportError:
+            missing.append("psutil")
     if missing:
         sys.exit(f"{', '.join(missing)} need the bench extra: .venv/bin/pip install -e '.[bench]' (make bench-peers does)")
     started = time.perf_counter()
