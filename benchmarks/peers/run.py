@@ -221,21 +221,24 @@ class Ledger:
         self.failed: dict[str, list[str]] = {}
 
     def check(self, name: str, runs: list[dict[str, Any]], server: dict[str, Any], tool_calls: int) -> list[bool]:
-        """Check the runs of one worker reply; ``tool_calls`` is the reply's total (per run when alone)."""
+        """Check the runs of one worker reply: each run's own tool calls when it ran alone, else the total
+        (``tool_calls``) of runs that ran at once."""
         oks = []
         for run in runs:
             problems = list(run.get("problems") or [])
-            problems += workload.check(server.get(run["token"]), run.get("answer") or "",
-                                       tool_calls if len(runs) == 1 else None)
-            if len(runs) > 1 and tool_calls != workload.TOOL_CALLS * len(runs):
-                problems.append(f"{tool_calls} tool calls executed by {len(runs)} runs, expected "
+            problems += workload.check(server.get(run["token"]), run.get("answer") or "", run.get("tool_calls"))
+            if "tool_calls" not in run and tool_calls != workload.TOOL_CALLS * len(runs):
+                problems.append(f"{tool_calls} tool calls executed by {len(runs)} runs at once, expected "
                                 f"{workload.TOOL_CALLS * len(runs)}")
-            if problems:
-                self.failed.setdefault(name, []).append(f"{run['token']}: " + "; ".join(problems))
-            else:
-                self.counted[name] = self.counted.get(name, 0) + 1
+            self.record(name, run["token"], problems)
             oks.append(not problems)
         return oks
+
+    def record(self, name: str, token: str, problems: list[str]) -> None:
+        if problems:
+            self.failed.setdefault(name, []).append(f"{token}: " + "; ".join(problems))
+        else:
+            self.counted[name] = self.counted.get(name, 0) + 1
 
 
 # -- the phases ---------------------------------------------------------------------------------------------
@@ -260,17 +263,7 @@ class Bench:
         tokens = [self.token(name, phase) for _ in range(count)]
         reply = self.workers[name].request({"op": "run", "tokens": tokens, "sequential": sequential})
         server = self.model.stats()
-        if sequential:  # runs one at a time: each run's own tool calls are known only in total; check the total
-            oks = []
-            for run in reply["runs"]:
-                oks += self.ledger.check(name, [run], server, workload.TOOL_CALLS)
-            if reply["tool_calls"] != workload.TOOL_CALLS * count:
-                self.ledger.failed.setdefault(name, []).append(
-                    f"{phase}: {reply['tool_calls']} tool calls by {count} runs, expected {workload.TOOL_CALLS * count}")
-                oks = [False] * count
-        else:
-            oks = self.ledger.check(name, reply["runs"], server, reply["tool_calls"])
-        return reply, oks
+        return reply, self.ledger.check(name, reply["runs"], server, reply["tool_calls"])
 
     def order(self, round_index: int) -> list[str]:
         shift = round_index % len(self.names)
@@ -356,10 +349,7 @@ class Bench:
         problems += workload.check(server.get(token), answer, tool_calls)
         if result["exit_code"] != 0:
             problems.append(f"exit code {result['exit_code']}")
-        if problems:
-            self.ledger.failed.setdefault(name, []).append(f"{token}: " + "; ".join(problems))
-        else:
-            self.ledger.counted[name] = self.ledger.counted.get(name, 0) + 1
+        self.ledger.record(name, token, problems)
         result.pop("stderr", None)
         result["ok"] = not problems
         return result

@@ -29,13 +29,15 @@ import workload
 
 async def run_many(variant: variants.Variant, tokens: list[str], sequential: bool = False) -> dict[str, Any]:
     async def one(token: str) -> dict[str, Any]:
-        started = time.perf_counter()
+        started, calls = time.perf_counter(), workload.tool_calls_so_far()
         try:
             out = await variant.run(token)
         except Exception as exc:  # reported, never counted
             out = {"answer": "", "problems": [f"raised {type(exc).__name__}: {str(exc)[:300]}"], "flow_run_id": None}
         out["token"] = token
         out["wall_s"] = time.perf_counter() - started
+        if sequential or len(tokens) == 1:  # alone in this process: its own tool calls
+            out["tool_calls"] = workload.tool_calls_so_far() - calls
         return out
 
     calls, cpu = workload.tool_calls_so_far(), time.process_time()
