@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format typecheck bench langgraph-suite clean
+.PHONY: install demo test lint format typecheck bench bench-peers langgraph-suite clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "needs Python 3.11 ($(PY) not found); set PY=..."; exit 2; }
@@ -44,6 +44,15 @@ bench: install
 # benchmarks/results/langgraph-suite.{json,md}. ARGS passes options, e.g. ARGS="-k subgraph --only compile".
 langgraph-suite: install
 	$(BIN)/python benchmarks/langgraph_suite/run.py $(ARGS)
+
+# agentmesh next to plain LangGraph, LangGraph + Prefect tasks and Pydantic AI (± PrefectDurability) on one
+# workload (benchmarks/peers): under 10 minutes; writes benchmarks/results/peers.json and peers.md.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench-peers: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/peers/run.py
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info
