@@ -48,7 +48,7 @@ langgraph-suite: install
 # agentmesh next to plain LangGraph, LangGraph + Prefect tasks and Pydantic AI (± PrefectDurability) on one
 # workload (benchmarks/peers): under 10 minutes; writes benchmarks/results/peers.json and peers.md.
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[postgres,dev,bench]'
 	@touch $@
 
 bench-peers: $(VENV)/.bench-installed
