@@ -1,6 +1,11 @@
 """The tool gateway: every tool call, built-in or user-defined, passes here and only here.
 
-    validate arguments → role permission → approval → idempotency → execute with a timeout → audit
+    validate arguments → role permission → scope → approval → idempotency → execute with a timeout → audit
+
+The scope guard (``agentmesh.gateway.scope``) checks a write's target against what the goal refers to, as
+resolved once at the run's start; the policy's ``[scope]`` table says whether a call outside it is refused, waits
+for a person, or is allowed. ``--approvals auto`` approves neither an out-of-scope call nor one under ``four_eyes``:
+a safeguard a run's own flag could switch off would not be one.
 
 The audit record is written before the side effect and completed after it. A refused, invalid, rejected
 or failed call is audited and explained to the model in its ``ToolMessage``; it never crashes the run.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -29,6 +35,7 @@ from pydantic import ValidationError
 from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
 from agentmesh.core.messages import tool_result
 from agentmesh.gateway.policy import Policy
+from agentmesh.gateway.scope import Scope
 from agentmesh.persistence import audit
 from agentmesh.tools import Tool, ToolContext, ToolRegistry
 
@@ -68,6 +75,8 @@ class Gateway:
     pause_by_raising: bool = False
     """A step with no LangGraph context to ``interrupt()`` (on a task worker, ``agentmesh.runtime.remote``)
     raises ``ApprovalPause`` instead, and the node that sent the step pauses for it."""
+    scope: Scope = dataclasses.field(default_factory=Scope)
+    """What the goal refers to (recorded with the run); writes on other entities are outside it."""
 
     async def call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
         """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
@@ -107,14 +116,24 @@ class Gateway:
         if agent not in self.policy.allowed_roles(tool):
             return finish("refused", reason=f"policy does not let the {agent} call {name}")
 
-        needs_approval = self.policy.needs_approval(tool)
+        outside = self._outside(tool, parsed.model_dump(mode="json"))
+        rule = self.policy.scope.rule(name) if outside else "allow"
+        if outside:
+            with self.engine.begin() as conn:
+                audit.finish_call(conn, self.run_id, call_id, scope=outside, ended=None)
+            if rule == "refuse":
+                return finish("refused", reason=outside)
+        needs_approval = self.policy.needs_approval(tool) or rule == "approve"
         if self.settings.dry_run and tool.risk != "read":
             # Before the approval: a dry run never waits for a person to approve what it will not do.
             reason = "dry run: not executed" + (" (it would need approval)" if needs_approval else "")
             return finish("dry_run", reason=reason, result={"would_call": name, "args": args})
 
         if needs_approval:
-            verdict = self._approval(call_id, name, parsed.model_dump(mode="json"), agent, recorded)
+            guarded = outside if rule == "approve" else None
+            if self.policy.four_eyes_for(name, tool.risk):
+                guarded = "; ".join(filter(None, [guarded, f"four eyes: {name} needs a second person's approval"]))
+            verdict = self._approval(call_id, name, parsed.model_dump(mode="json"), agent, recorded, guarded=guarded)
             if verdict is not None:
                 return finish("rejected", reason=verdict)
 
@@ -165,13 +184,29 @@ class Gateway:
             raise
         return finish(status, reason=why, result=result)
 
+    def _outside(self, tool: Tool, args: dict[str, Any]) -> str | None:
+        """Why a write or destructive call is outside the goal's scope; None when inside or not checked."""
+        target = self.policy.target_of(tool)
+        if tool.risk == "read" or target is None or args.get(target[0]) is None:
+            return None
+        argument, kind = target
+        if self.scope.covers(kind, args[argument]):
+            return None
+        return f"{kind} {args[argument]} is outside the goal's scope (scope: {self.scope.describe()})"
+
     def _approval(self, call_id: str, name: str, args: dict[str, Any], agent: str,
-                  recorded: audit.ToolCallRecord | None) -> str | None:
-        """None when approved; otherwise the rejection reason. Pauses the run (interrupt) while waiting."""
+                  recorded: audit.ToolCallRecord | None, *, guarded: str | None = None) -> str | None:
+        """None when approved; otherwise the rejection reason. Pauses the run (interrupt) while waiting.
+        ``guarded``: why only a person may approve this call (outside the scope, four eyes) — not ``auto``."""
         if recorded is not None and recorded.approval == "approved":
             return None
         if recorded is not None and recorded.approval == "rejected":
             return f"rejected by {recorded.approver}" + (f": {recorded.approval_reason}" if recorded.approval_reason else "")
+        if self.approvals == "auto" and guarded:
+            reason = f"{guarded}: only a person can approve it, not --approvals auto"
+            audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="auto (--approvals auto)",
+                                  reason=reason)
+            return reason
         if self.approvals == "auto":
             audit.record_approval(self.engine, self.run_id, call_id, approved=True, approver="auto (--approvals auto)")
             return None
@@ -181,7 +216,7 @@ class Gateway:
         with self.engine.begin() as conn:
             audit.finish_call(conn, self.run_id, call_id, status="pending_approval", approval="pending", ended=None)
             self.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args,
-                       "agent": agent}, conn)
+                       "agent": agent, "reason": guarded}, conn)
         # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
         # from the journal and reaches this call again, now with a recorded verdict.
         while True:
@@ -191,8 +226,10 @@ class Gateway:
             answer = interrupt(payload)
             latest = audit.get_call(self.engine, self.run_id, call_id)
             if latest is not None and latest.approval in ("approved", "rejected"):
-                return self._approval(call_id, name, args, agent, latest)
+                return self._approval(call_id, name, args, agent, latest, guarded=guarded)
             approved = answer.get("approved") if isinstance(answer, dict) else answer
+            if approved and guarded:
+                continue  # an anonymous resume cannot approve what needs a person named in the audit
             if approved is not None:
                 audit.record_approval(self.engine, self.run_id, call_id, approved=bool(approved), approver="resume")
                 return None if approved else "rejected"

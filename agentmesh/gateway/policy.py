@@ -26,9 +26,27 @@ from agentmesh.core.exceptions import ConfigError
 if TYPE_CHECKING:
     from agentmesh.tools import Tool
 
-__all__ = ["DEFAULT_POLICY_FILE", "Policy"]
+__all__ = ["DEFAULT_POLICY_FILE", "Policy", "ScopeRules"]
 
 S = TypeVar("S", bound=BaseModel)
+
+Outside = Literal["refuse", "approve", "allow"]
+
+
+class ScopeRules(BaseModel):
+    """The ``[scope]`` table: what happens to a write or destructive call on an entity outside the goal's scope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outside: Outside = "approve"
+    """refuse: refused and audited; approve: it waits for a person (``--approvals auto`` approves none); allow."""
+    tools: dict[str, Outside] = Field(default_factory=dict)
+    """Tool name -> its own ``outside`` rule (``scale_service = "refuse"``)."""
+    targets: dict[str, str] = Field(default_factory=dict)
+    """Tool name -> the argument naming its target, for tools that declare none in code (an MCP server's)."""
+
+    def rule(self, tool: str) -> Outside:
+        return self.tools.get(tool, self.outside)
 
 
 class Policy(BaseModel):
@@ -46,6 +64,11 @@ class Policy(BaseModel):
     risk: dict[str, Literal["read", "write", "destructive"]] = Field(default_factory=dict)
     """Tool name -> its risk class, for tools whose risk is not in their code: an MCP server's tools, whose
     annotations are only hints (readOnlyHint -> read, destructiveHint -> destructive, otherwise write)."""
+    scope: ScopeRules = Field(default_factory=ScopeRules)
+    """The scope guard (``agentmesh.gateway.scope``): writes on entities the goal does not refer to."""
+    four_eyes: list[str] = Field(default_factory=list)
+    """Risk classes (``destructive``) or tool names whose approval must come from someone other than the person
+    who started the run (``--approvals auto`` approves none of them)."""
     approval_timeout_s: float | None = Field(default=None, gt=0)
     """Seconds an approval may wait; None waits forever."""
     approval_default: Literal["reject", "approve"] = "reject"
@@ -109,6 +132,17 @@ class Policy(BaseModel):
 
     def needs_approval(self, tool: Tool) -> bool:
         return tool.requires_approval or tool.name in self.approval_required
+
+    def four_eyes_for(self, tool: str, risk: str | None) -> bool:
+        """True when a call of ``tool`` (of class ``risk``) needs a second person's approval."""
+        return tool in self.four_eyes or (risk is not None and risk in self.four_eyes)
+
+    def target_of(self, tool: Tool) -> tuple[str, str] | None:
+        """The argument naming a tool's target and the target's kind, or None when it names none."""
+        argument = self.scope.targets.get(tool.name)
+        if argument is not None:
+            return argument, argument
+        return (tool.target, tool.kind or tool.target) if tool.target else None
 
     def summary(self) -> dict[str, Any]:
         """The policy as plain data, for ``agentmesh policy show --json``."""

@@ -56,7 +56,7 @@ class ChatSession:
     console: Console = field(default_factory=Console)
     """Where everything is printed."""
     approver: str = field(default_factory=getpass.getuser)
-    """Recorded in the audit for inline approvals."""
+    """Who is chatting: recorded as the runs' starter and as the approver of inline approvals."""
     context: list[str] = field(default_factory=list)
     """The thread so far: earlier goals and decisions, passed to the planner."""
     last_run: str | None = None
@@ -124,7 +124,7 @@ class ChatSession:
 
         result = self._cancellable(
             arun_goal(goal, graph=self.graph, settings=self.settings, on_event=on_event,
-                      context=list(self.context) or None),
+                      context=list(self.context) or None, started_by=self.approver),
             ids,
         )
         if result is None:

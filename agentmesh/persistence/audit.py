@@ -47,6 +47,8 @@ class ToolCallRecord(BaseModel):
     approver: str | None = None
     approval_reason: str | None = None
     approved_at: datetime | None = None
+    scope: str | None = None
+    """Why the call was outside the goal's scope, when it was."""
 
 
 def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:

@@ -5,7 +5,7 @@ The run JSON (other tools and tests rely on it): ``run_id``, ``flow_run_id``, ``
 ``graph``, ``status``, ``error``, ``model`` {``name``, ``offline``}, ``decision`` {``summary``, ``rationale``,
 ``confidence``, ``outcome``, ``open_risks``, ``actions``}, ``plan``, ``steps`` [{``node``, ``agent``, ``started``,
 ``ended``, ``prefect_task_run_id``, ``tool_calls`` [{``id``, ``tool``, ``args``, ``status``, ``result``,
-``reason``}]}], ``findings`` (the workers' findings, kept when a run stops early), ``usage`` {``input_tokens``, ``output_tokens``, ``model_calls``, ``cost_usd``}, ``timings``.
+``reason``, ``approver``, ``scope``}]}], ``scope`` (what the goal refers to), ``started_by``, ``findings`` (the workers' findings, kept when a run stops early), ``usage`` {``input_tokens``, ``output_tokens``, ``model_calls``, ``cost_usd``}, ``timings``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def _iso(value: Any) -> str | None:
 def _call_json(call: audit.ToolCallRecord) -> dict[str, Any]:
     return {"id": call.tool_call_id, "tool": call.tool, "agent": call.agent, "args": call.args,
             "status": "pending_approval" if call.status == "running" and call.approval == "pending" else call.status,
-            "reason": call.reason, "result": call.result, "approval": call.approval, "approver": call.approver}
+            "reason": call.reason, "result": call.result, "approval": call.approval, "approver": call.approver,
+            "scope": call.scope}
 
 
 def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -147,6 +148,8 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         "usage": run["usage"] or usage_of_run(engine, run["run_id"]),
         "timings": run["timings"] or {},
         "prompt_versions": run["prompt_versions"] or {},
+        "scope": run["scope"],
+        "started_by": run["started_by"],
         "created": _iso(run["created"]),
         "updated": _iso(run["updated"]),
     }
@@ -161,6 +164,7 @@ def _findings(engine: Engine, run_id: str) -> list[dict[str, Any]]:
 def runs_listing(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
     return [
         {"run_id": r["run_id"], "status": r["status"], "goal": r["goal"], "graph": r["graph"],
-         "deployment": r["deployment"], "model": r["model"], "created": _iso(r["created"])}
+         "deployment": r["deployment"], "model": r["model"], "started_by": r["started_by"],
+         "created": _iso(r["created"])}
         for r in list_runs(engine, limit=limit, status=status)
     ]

@@ -49,6 +49,8 @@ runs = Table(
     Column("usage", JSON),
     Column("timings", JSON),
     Column("prompt_versions", JSON),
+    Column("scope", JSON),  # what the goal refers to, resolved once at the start (agentmesh.gateway.scope)
+    Column("started_by", String(128)),  # the identity that submitted the goal (four eyes compares approvers to it)
     timestamp("created", nullable=False),
     timestamp("updated", nullable=False),
 )
@@ -108,6 +110,7 @@ tool_calls = Table(
     Column("approver", String(128)),
     Column("approval_reason", Text),
     Column("approved_at", DateTime(timezone=True)),
+    Column("scope", Text),  # why a write was outside the goal's scope, when it was (None: inside, or not checked)
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from agentmesh.core.exceptions import UserError
+from agentmesh.core.exceptions import PolicyViolation, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway.approvals import expire_approvals
 from agentmesh.persistence import audit
@@ -25,11 +25,16 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
                    reason: str | None = None, settings: Settings | None = None, resume: bool = True,
                    approvals: str | None = None, on_event: EventSink | None = None,
                    chat_model: BaseChatModel | None = None) -> dict[str, Any]:
-    """Record a verdict on a run's pending calls (one, or all), then resume the run from any process."""
+    """Record a verdict on a run's pending calls (one, or all), then resume the run from any process.
+
+    Under the policy's ``four_eyes`` the identity that started the run may reject its calls but not approve them:
+    ``PolicyViolation`` (nothing is recorded, the calls keep waiting for someone else).
+    """
     settings = settings or get_settings()
     parts = components(settings)
     engine = parts.engine
-    run_id = get_run(engine, run_id)["run_id"]
+    record = get_run(engine, run_id)
+    run_id = record["run_id"]
     expired = expire_approvals(engine, parts.policy, run_id)
     if call_id is not None and any(c.endswith(call_id) for c in expired):
         raise UserError(f"the approval deadline of call {call_id} had passed; the policy's default outcome was "
@@ -41,6 +46,11 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
             raise UserError(f"run {run_id} has no call {call_id!r} waiting for approval; `agentmesh runs show {run_id}`")
     if not pending:
         raise UserError(f"run {run_id} has nothing waiting for approval")
+    if approved and record.get("started_by") and approver == record["started_by"]:
+        own = [c for c in pending if parts.policy.four_eyes_for(c.tool, c.risk)]
+        if own:
+            raise PolicyViolation(f"four eyes: {approver} started run {run_id[:8]} and cannot approve its own "
+                                  f"{', '.join(sorted({c.tool for c in own}))}; another approver must")
     for call in pending:
         audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
     if not resume:

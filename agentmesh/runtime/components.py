@@ -25,9 +25,10 @@ from agentmesh.core.resources import Resources
 from agentmesh.core.settings import Settings
 from agentmesh.gateway import Gateway
 from agentmesh.gateway.policy import Policy
+from agentmesh.gateway.scope import Scope, resolve_scope
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.events import event_log
-from agentmesh.persistence.runs import list_steps
+from agentmesh.persistence.runs import find_run, list_steps, update_run
 from agentmesh.persistence.tables import model_calls
 from agentmesh.runtime.plugins import Plugin, load_plugins
 from agentmesh.runtime.prefect import configure_prefect
@@ -124,7 +125,7 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     emit = _emitter(run_id, on_event, parts.engine)
     gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
-                      needs=parts.needs, pause_by_raising=on_worker)
+                      needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal, emit))
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
@@ -134,6 +135,21 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     run.delegates = dict(delegates or {})
     run.step_seq = max((s["seq"] for s in list_steps(parts.engine, run_id)), default=0)
     return run
+
+
+def run_scope(parts: Components, run_id: str, goal: str, emit: Callable[..., None]) -> Scope:
+    """The run's scope: the one recorded with the run, or — the first time — resolved from the goal against the
+    plug-ins' entities and recorded (``runs.scope`` and a ``scope`` event). A gateway used without a run record
+    resolves it from the goal it was given, each time."""
+    record = find_run(parts.engine, run_id)
+    if record is not None and record.get("scope") is not None:
+        return Scope.from_json(record["scope"], goal=record["goal"])
+    kinds = [kind for p in parts.plugins if p.scope_entities is not None for kind in p.scope_entities(parts.resources)]
+    scope = resolve_scope(goal, kinds)
+    if record is not None:
+        update_run(parts.engine, run_id, scope=scope.as_json())
+        emit({"type": "scope", "scope": scope.as_json()})
+    return scope
 
 
 def _budget(settings: Settings, engine: Engine, run_id: str) -> Budget:

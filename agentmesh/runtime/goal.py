@@ -65,6 +65,8 @@ class GoalInvocation:
     """Pre-assigned (or, once the flow started, the actual) run id."""
     error: str | None = None
     """Why the flow could not start the run."""
+    started_by: str | None = None
+    """Who submitted the goal (an identity's name, the OS user); recorded on the run, compared by ``four_eyes``."""
 
     def as_parameter(self) -> Any:
         """This invocation as the goal flow's ``invocation`` parameter (Prefect shows a summary of it)."""
@@ -84,7 +86,8 @@ async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None
     settings = get_settings()
     return await execute(GoalInvocation(
         goal=goal, spec=get_graph(graph, settings.graphs_paths), settings=settings, approvals=settings.approvals,
-        deployment=deployment.name, resume_of=resume_of, run_id=run_id))
+        deployment=deployment.name, resume_of=resume_of, run_id=run_id,
+        started_by=f"deployment {deployment.name}" if deployment.name else "prefect"))
 
 
 async def execute(inv: GoalInvocation) -> Any:
@@ -104,7 +107,7 @@ async def execute(inv: GoalInvocation) -> Any:
         create_run(engine, run_id=run_id, flow_run_id=flow_run_id, goal=inv.goal, graph=inv.spec.name,
                    status="running", model=_model_label(settings, inv.chat_model),
                    offline=settings.offline and inv.chat_model is None, deployment=inv.deployment,
-                   prefect_api_url=api_url())
+                   prefect_api_url=api_url(), started_by=inv.started_by)
     else:
         previous = get_run(engine, run_id)
         if previous["status"] == "running" and previous["flow_run_id"]:

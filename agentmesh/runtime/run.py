@@ -30,13 +30,15 @@ MAX_GOAL_CHARS = 4000
 async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings | None = None,
                     approvals: str | None = None, on_event: EventSink | None = None,
                     deployment: str | None = None, chat_model: BaseChatModel | None = None,
-                    context: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
+                    context: list[str] | None = None, run_id: str | None = None,
+                    started_by: str | None = None) -> dict[str, Any]:
     """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.persistence.runs).
 
     ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
     ``context`` is earlier conversation (e.g. previous goals and decisions of a chat thread), shown to the
     planner as data. ``run_id`` pre-assigns the run id (e.g. a uuid4 the HTTP API returns before the flow
-    starts); by default the run id is the flow run's id.
+    starts); by default the run id is the flow run's id. ``started_by`` is who submitted the goal (default: the
+    OS user), recorded on the run: under the policy's ``four_eyes`` that identity cannot approve its own run's calls.
     """
     goal = (goal or "").strip()
     if not goal:
@@ -47,7 +49,8 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
     spec = get_graph(graph or settings.graph, settings.graphs_paths)
     return await _execute(GoalInvocation(
         goal=goal, spec=spec, settings=settings, approvals=_approvals(approvals, settings), on_event=on_event,
-        deployment=deployment, chat_model=chat_model, context=context, run_id=run_id))
+        deployment=deployment, chat_model=chat_model, context=context, run_id=run_id,
+        started_by=started_by or _os_user()))
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
@@ -76,6 +79,15 @@ def resume_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
 
 
 Approvals = Literal["wait", "auto", "deny"]
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container without a passwd entry
+        return "unknown"
 
 
 def _approvals(value: str | None, settings: Settings) -> Approvals:

@@ -109,6 +109,17 @@ class Tool:
     """Where the tool was defined (file path), for `agentmesh tools`."""
     server: str | None = None
     """The MCP server the tool forwards to (``agentmesh.tools.mcp``); None for a Python tool."""
+    target: str | None = None
+    """The argument naming the entity a call acts on (``"service"``): the gateway's scope guard checks a write's
+    target against the goal's scope (``agentmesh.gateway.scope``). None: the tool names no target."""
+    target_kind: str | None = None
+    """The kind of entity the target is (``"service"``, ``"ticket"``), as plug-ins list them; default the
+    argument's name."""
+
+    @property
+    def kind(self) -> str | None:
+        """The kind of entity the target argument names, or None when the tool declares no target."""
+        return (self.target_kind or self.target) if self.target else None
 
     @property
     def is_async(self) -> bool:
@@ -146,6 +157,8 @@ class Tool:
             "idempotent": self.idempotent,
             "parameters": self.parameters_schema(),
             "server": self.server,
+            "target": self.target,
+            "target_kind": self.kind,
         }
 
 
@@ -160,6 +173,8 @@ def tool(
     idempotent: bool | None = None,
     requires_approval: bool | None = None,
     timeout_s: float | None = None,
+    target: str | None = None,
+    target_kind: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -173,8 +188,15 @@ def tool(
     idempotent: bool | None = None,
     requires_approval: bool | None = None,
     timeout_s: float | None = None,
+    target: str | None = None,
+    target_kind: str | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Make a typed function a tool; usable bare (``@tool``) or with options (``@tool(risk="write")``)."""
+    """Make a typed function a tool; usable bare (``@tool``) or with options (``@tool(risk="write")``).
+
+    ``target`` names the argument that says which entity a call acts on (``target="service"``), and
+    ``target_kind`` that entity's kind when it is not the argument's name (``target="ticket_id",
+    target_kind="ticket"``): a write or destructive call is then checked against the goal's scope.
+    """
 
     def build(fn: Callable[..., Any]) -> Tool:
         args_model, context_param = _arguments_model(fn)
@@ -182,6 +204,9 @@ def tool(
         description = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
         if not description:
             raise ConfigError(f"tool {fn.__name__!r} needs a docstring: models choose tools by their description")
+        if target is not None and target not in args_model.model_fields:
+            raise ConfigError(f"tool {fn.__name__!r}: target={target!r} is not one of its arguments "
+                              f"({', '.join(args_model.model_fields) or 'none'})")
         return Tool(
             name=name or fn.__name__,
             description=description,
@@ -193,6 +218,8 @@ def tool(
             requires_approval=risk == "destructive" if requires_approval is None else requires_approval,
             timeout_s=timeout_s,
             context_param=context_param,
+            target=target,
+            target_kind=target_kind if target is not None else None,
             source=inspect.getsourcefile(fn) or "",
         )
 

@@ -17,7 +17,7 @@ def list_datasets(ctx: ToolContext) -> dict:
     return ctx.resource(World).list_datasets()
 
 
-@tool
+@tool(target="dataset")
 def profile_dataset(dataset: DatasetName, ctx: ToolContext) -> dict:
     """Profile the latest version of a dataset: rows, per-column types and null rates, duplicate rows and
     keys, type violations, outliers, inconsistent categories, a quality score, and suggested cleaning
@@ -29,7 +29,7 @@ def profile_dataset(dataset: DatasetName, ctx: ToolContext) -> dict:
     return ctx.resource(World).profile_dataset(dataset)
 
 
-@tool(risk="write")
+@tool(risk="write", target="dataset")
 def clean_dataset(
     dataset: DatasetName,
     operations: Annotated[list[CleanOperation], Field(min_length=1, max_length=20)],

@@ -19,7 +19,7 @@ def list_services(ctx: ToolContext) -> dict:
     return ctx.resource(World).list_services()
 
 
-@tool
+@tool(target="service")
 def get_service_metrics(service: ServiceName, ctx: ToolContext) -> dict:
     """Read one service's current metrics: replicas, CPU %, p95 latency (ms), error rate, request rate,
     capacity per replica, hourly cost and the policy's replica limits.
@@ -30,7 +30,7 @@ def get_service_metrics(service: ServiceName, ctx: ToolContext) -> dict:
     return ctx.resource(World).get_service_metrics(service)
 
 
-@tool(roles=["optimizer", "innovator"])
+@tool(roles=["optimizer", "innovator"], target="service")
 def simulate_scaling(service: ServiceName, replicas: Replicas, ctx: ToolContext) -> dict:
     """Predict a service's CPU, p95 latency, error rate and cost at another replica count, and whether
     policy would allow it. Changes nothing.
@@ -42,7 +42,7 @@ def simulate_scaling(service: ServiceName, replicas: Replicas, ctx: ToolContext)
     return ctx.resource(World).simulate_scaling(service, replicas)
 
 
-@tool(risk="write")
+@tool(risk="write", target="service")
 def scale_service(service: ServiceName, replicas: Replicas, ctx: ToolContext) -> dict:
     """Set the replica count of a service. Policy limits the range, the change per call and the total
     hourly cost; the result shows the metrics before and after.
@@ -54,7 +54,7 @@ def scale_service(service: ServiceName, replicas: Replicas, ctx: ToolContext) ->
     return ctx.resource(World).scale_service(service, replicas, key=ctx.idempotency_key)
 
 
-@tool(risk="write")
+@tool(risk="write", target="service")
 def restart_service(service: ServiceName, ctx: ToolContext) -> dict:
     """Restart every replica of a service. Clears a transient fault such as a memory leak (memory near 100%,
     latency and errors high at any load); does not change the release, the load or the replica count, so it
@@ -66,7 +66,7 @@ def restart_service(service: ServiceName, ctx: ToolContext) -> dict:
     return ctx.resource(World).restart_service(service, key=ctx.idempotency_key)
 
 
-@tool(risk="write")
+@tool(risk="write", target="service")
 def rollback_service(service: ServiceName, ctx: ToolContext) -> dict:
     """Roll a service back to the release before the one deployed (one release per call). Fixes errors or
     latency a bad release brought (compare the metrics' release_error_rate with previous_release_error_rate,

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agentmesh.core.exceptions import AgentmeshError, UserError
+from agentmesh.core.exceptions import AgentmeshError, PolicyViolation, UserError
 from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
 
 app = typer.Typer(
@@ -72,6 +72,8 @@ def run(
     model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
     approvals: Approvals = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate every call but execute no change.")] = False,
+    by: Annotated[str | None, typer.Option("--as", help="Who starts the run (default: your user name); under "
+                                           "four_eyes they cannot approve its calls.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a goal end to end and print the decision."""
@@ -88,7 +90,7 @@ def run(
 
     quiet = Console(stderr=True, quiet=False)
     result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals,
-                                   on_event=EventPrinter(quiet)))
+                                   on_event=EventPrinter(quiet), started_by=by or getpass.getuser()))
     _finish_run(result, as_json)
 
 
@@ -142,7 +144,11 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     if as_json:
         _emit_json(result)
         return
-    out.print(f"[bold]{result['goal']}[/]  [dim]graph {result['graph']}[/]")
+    out.print(f"[bold]{escape(result['goal'])}[/]  [dim]graph {result['graph']}"
+              + (f" · started by {escape(result['started_by'])}" if result.get("started_by") else "") + "[/]")
+    scope = (result.get("scope") or {}).get("summary")
+    if scope:
+        out.print(f"  scope: {escape(scope)}")
     for step in result["steps"]:
         out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
                   f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}[/]")
@@ -297,6 +303,9 @@ def main() -> None:
     except (UserError, ValidationError) as exc:
         err.print(f"[red]error:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(2)
+    except PolicyViolation as exc:  # e.g. four eyes: the starter approving their own run's call
+        err.print(f"[red]refused:[/] {escape(_one_line(exc))}", highlight=False)
+        sys.exit(1)
     except AgentmeshError as exc:
         err.print(f"[red]run failed:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(1)

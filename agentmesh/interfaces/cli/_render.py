@@ -75,7 +75,8 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     if result.get("error"):
         console.print(f"[red]{escape(result['error'])}[/]")
     for call in result.get("pending_approvals") or []:
-        console.print(f"[magenta]waiting for approval[/]: {call['tool']} {escape(_args(call['args']))} — "
+        why = f" [dim]({escape(call['scope'])})[/]" if call.get("scope") else ""
+        console.print(f"[magenta]waiting for approval[/]: {call['tool']} {escape(_args(call['args']))}{why} — "
                       f"`agentmesh approve {result['run_id']} {call['id']}` (or --reject)")
 
 
@@ -91,9 +92,11 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
 
 def audit_table(calls: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
-    for col in ("call", "agent", "tool", "args", "status", "reason"):
+    for col in ("call", "agent", "tool", "args", "status", "reason", "approver"):
         table.add_column(col)
     for c in calls:
+        reason = c.get("reason") or (c.get("scope") or "")
+        approver = f"{c['approval']} by {c['approver']}" if c.get("approver") else (c.get("approval") or "")
         table.add_row(c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], escape(_args(c["args"]))[:60],
-                      f"[{STATUS_STYLE.get(c['status'], 'white')}]{c['status']}[/]", escape(c.get("reason") or ""))
+                      f"[{STATUS_STYLE.get(c['status'], 'white')}]{c['status']}[/]", escape(reason), escape(approver))
     return table

@@ -8,7 +8,9 @@ It is registered exactly as a user's own domain would be (``plugins = ["operatio
 - the ``World`` resource, created (and seeded with the default sample) the first time a tool asks for it;
 - its limits, the policy file's ``[world]`` table (``WorldLimits``), enforced by the world;
 - the offline model's rules for its goals (``agentmesh.plugins.operations.offline``);
-- trial worlds for eval scenarios (``agentmesh.plugins.operations.evals``).
+- trial worlds for eval scenarios (``agentmesh.plugins.operations.evals``);
+- what a goal can refer to — services, datasets, open tickets — for the gateway's scope guard
+  (``agentmesh.plugins.operations.scope``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from agentmesh.gateway.policy import Policy
 from agentmesh.plugins.operations.evals import WorldFactory
 from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.offline import OperationsRules
+from agentmesh.plugins.operations.scope import scope_entities
 from agentmesh.plugins.operations.world import World
 from agentmesh.runtime.plugins import Plugin
 
@@ -37,4 +40,5 @@ plugin = Plugin(
     policy_tables={"world": WorldLimits},
     offline_rules=OperationsRules(),
     eval_worlds=WorldFactory,
+    scope_entities=scope_entities,
 )
