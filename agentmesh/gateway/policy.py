@@ -14,14 +14,15 @@ cost ceiling, refund caps, protected datasets), validated by the plug-in's model
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
+from agentmesh.core.toml_lines import close_match, where
 
 if TYPE_CHECKING:
     from agentmesh.tools import Tool
@@ -88,7 +89,8 @@ class Policy(BaseModel):
         path = Path(path)
         sections = dict(sections or {})
         try:
-            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data: dict[str, Any] = tomllib.loads(text)
         except FileNotFoundError:
             raise ConfigError(f"policy file {path} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -98,17 +100,47 @@ class Policy(BaseModel):
         for key in data:  # a plug-in's limit written at the top level (as before plug-ins had tables)
             owner = next((name for name, model in sections.items() if key in model.model_fields), None)
             if owner is not None and key not in cls.model_fields:
-                raise ConfigError(f"policy file {path}: `{key}` belongs in the [{owner}] table")
+                raise ConfigError(f"policy file {where(path, text, (key,))}: `{key}` belongs in the [{owner}] table")
         validated: dict[str, BaseModel] = {}
         for name, model in sections.items():
             try:
                 validated[name] = model.model_validate(data.pop(name, {}))
             except ValidationError as exc:
-                raise ConfigError(f"policy file {path}: {name}.{_where(exc)}") from None
+                raise ConfigError(_problem(path, text, exc, model=model, prefix=(name,))) from None
         try:
             return cls.model_validate({**data, "sections": validated, "source": str(path)})
         except ValidationError as exc:
-            raise ConfigError(f"policy file {path}: {_where(exc)}") from None
+            raise ConfigError(_problem(path, text, exc, model=cls, known=[*(k for k in cls.model_fields if k not in
+                                                                 ("sections", "source")), *sections])) from None
+
+    def check_names(self, tools: Mapping[str, Tool], roles: Iterable[str]) -> None:
+        """Every tool and role the policy names exists: ConfigError naming the file, the line and the closest valid
+        name otherwise. A misspelt name would otherwise weaken the policy in silence (an approval never asked for,
+        a limit never applied)."""
+        roles = set(roles)
+        risks = ("read", "write", "destructive")
+        problems: list[tuple[tuple[str, ...], str, str, Iterable[str]]] = []  # (path, name, what, valid names)
+        problems += [(("approval_required",), n, "tool", tools) for n in self.approval_required if n not in tools]
+        for role, names in self.roles.items():
+            if role not in roles:
+                problems.append((("roles", role), role, "role", roles))
+            problems += [(("roles", role), n, "tool", tools) for n in names if n not in tools]
+        for table, names in (("concurrency", self.concurrency), ("risk", self.risk)):
+            problems += [((table, n), n, "tool", tools) for n in names if n not in tools]
+        for table, names in (("tools", self.scope.tools), ("targets", self.scope.targets)):
+            problems += [(("scope", table, n), n, "tool", tools) for n in names if n not in tools]
+        problems += [(("four_eyes",), n, "tool or risk", [*tools, *risks])
+                     for n in self.four_eyes if n not in tools and n not in risks]
+        for tool, argument in self.scope.targets.items():
+            if tool in tools and argument not in tools[tool].args_model.model_fields:
+                problems.append((("scope", "targets", tool), argument, f"argument of {tool}",
+                                 tools[tool].args_model.model_fields))
+        if not problems:
+            return
+        path, name, what, valid = problems[0]
+        text = Path(self.source).read_text(encoding="utf-8") if self.source else ""
+        raise ConfigError(f"policy file {where(self.source, text, path, value=name)}: {'.'.join(path[:2])}: "
+                          f"unknown {what} {name!r}{close_match(name, valid)}")
 
     @classmethod
     def default(cls, *, sections: Mapping[str, type[BaseModel]] | None = None) -> Policy:
@@ -150,7 +182,30 @@ class Policy(BaseModel):
         return {"source": self.source, **self.model_dump(mode="json"), **tables}
 
 
-def _where(exc: ValidationError) -> str:
+def _fields_at(model: Any, loc: Sequence[str]) -> list[str]:
+    """The field names of the model found by following ``loc`` from ``model`` (through dicts of models)."""
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+        elif get_origin(model) is dict:
+            model = get_args(model)[1]
+        else:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _problem(path: Path, text: str, exc: ValidationError, *, model: Any, prefix: tuple[str, ...] = (),
+             known: Iterable[str] = ()) -> str:
+    """One line for the first validation error: ``policy file FILE:LINE: where: what`` (an unknown key with the
+    closest valid one)."""
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
+    loc = (*prefix, *(str(p) for p in err["loc"]))
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        names = list(known) if len(loc) == 1 else _fields_at(model, loc[len(prefix):-1])
+        message = f"unknown key{close_match(loc[-1], names)}"
+    shown = ".".join(loc) or "(top level)"
+    return f"policy file {where(path, text, loc)}: {shown}: {message}"

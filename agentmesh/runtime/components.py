@@ -82,6 +82,7 @@ def components(settings: Settings) -> Components:
         policy = Policy.load(settings.resolved_policy_file, sections=tables)
         registry = ToolRegistry.load([*(folder for p in plugins for folder in p.tools), *settings.tools_paths],
                                      extra=_mcp_tools(settings, policy))
+        policy.check_names(registry.tools, known_roles(settings, registry))
         factories = {kind: _bind(make, settings, policy) for p in plugins for kind, make in p.resources.items()}
         found = _components[key] = Components(
             settings=settings, engine=get_engine(settings.resolved_database_url), plugins=plugins,
@@ -98,6 +99,13 @@ def _needs(plugins: list[Plugin], registry: ToolRegistry) -> dict[str, tuple[typ
             if tool.source and Path(tool.source).resolve().parent in folders:
                 needs[tool.name] = tuple(plugin.resources)
     return needs
+
+
+def known_roles(settings: Settings, registry: ToolRegistry) -> set[str]:
+    """The roles that exist: those with a prompt file, and those a tool names."""
+    from agentmesh.prompts.templates import list_roles
+
+    return {*list_roles(settings.prompts_path), *(role for t in registry for role in t.roles)}
 
 
 def _mcp_tools(settings: Settings, policy: Policy) -> list[Tool]:

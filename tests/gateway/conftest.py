@@ -14,6 +14,9 @@ from agentmesh.core.settings import Settings
 from agentmesh.runtime.components import build_run_context
 
 
+EVERYTHING = "gateway test on every service, every dataset and every ticket"
+
+
 @pytest.fixture
 def settings(home: Path) -> Settings:
     """Settings for a scripted run in the test's own home (its world is initialised on first use)."""
@@ -22,11 +25,14 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture
 def make_gateway(settings: Settings) -> Callable[..., GatewayHarness]:
-    """``make_gateway(run_id="r1", settings=..., approvals="auto")``: a harness over a real world."""
+    """``make_gateway(run_id="r1", settings=..., approvals="auto")``: a harness over a real world. Its default goal
+    refers to every service, dataset and ticket, so the scope guard lets every write through (tests of the guard
+    give a narrower ``goal``)."""
     counter = itertools.count(1)
 
-    def make(*, run_id: str | None = None, settings: Settings = settings, approvals: str = "auto") -> GatewayHarness:
-        run = build_run_context(settings, run_id=run_id or f"run-{next(counter)}", goal="gateway test",
+    def make(*, run_id: str | None = None, settings: Settings = settings, approvals: str = "auto",
+             goal: str = EVERYTHING) -> GatewayHarness:
+        run = build_run_context(settings, run_id=run_id or f"run-{next(counter)}", goal=goal,
                                 graph="mesh", approvals=approvals)
         return GatewayHarness(run=run, scope=StepScope(key="optimizer:test", node="optimizer", agent="optimizer"))
 

@@ -41,7 +41,8 @@ def test_bad_calls_reach_the_model_as_tool_messages_and_the_run_decides(settings
         ],
     })
 
-    result = agentmesh.run_goal("Bring checkout-api p95 under 300 ms", settings=settings, chat_model=script.model())
+    result = agentmesh.run_goal("Bring checkout-api p95 under 300 ms, settle T-1006 and dedupe finance_ledger",
+                                settings=settings, chat_model=script.model())
 
     assert result["status"] == "done", result["error"]
     assert result["decision"]["summary"] == "scripted decision"
