@@ -11,13 +11,16 @@ the file named by ``AGENTMESH_CONFIG``), defaults.
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, TypeAdapter, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,6 +29,7 @@ from pydantic_settings import (
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
 from agentmesh.core.mcp_config import McpSettings
+from agentmesh.core.toml_lines import close_match, where
 
 __all__ = ["ModelPrice", "Settings", "get_settings"]
 
@@ -165,7 +169,7 @@ class Settings(BaseSettings):
         config_file = Path(os.environ.get("AGENTMESH_CONFIG", "agentmesh.toml"))
         if "AGENTMESH_CONFIG" in os.environ and not config_file.is_file():
             raise ConfigError(f"AGENTMESH_CONFIG names {config_file}, which does not exist")
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return (init_settings, _Environment(settings_cls), _CheckedToml(settings_cls, config_file))
 
     # -- derived values ---------------------------------------------------------------------------
 
@@ -216,6 +220,58 @@ class Settings(BaseSettings):
         data["model_name"] = self.model_name
         data["resolved_database_url"] = mask_url(self.resolved_database_url)
         return data
+
+
+class _Environment(EnvSettingsSource):
+    """``AGENTMESH_*`` variables; a list setting also takes a plain value or a comma-separated list
+    (``AGENTMESH_TOOLS_PATHS=examples/my_graph/tools``) besides JSON, and bad JSON is a one-line ConfigError."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and get_origin(field.annotation) is list and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.env_prefix}{field_name.upper()}: not valid JSON ({exc})") from None
+
+
+class _CheckedToml(TomlConfigSettingsSource):
+    """``agentmesh.toml``, checked key by key: an unknown key or a wrong value names the file, its line and (for a
+    misspelt key) the closest valid one — a setting that is silently ignored is a setting that silently fails."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"settings file {path}: not valid TOML ({exc})") from None
+        if self.toml_data:
+            _check_settings_file(settings_cls, path, self.toml_data)
+
+
+def _check_settings_file(settings_cls: type[BaseSettings], path: Path, data: dict[str, Any]) -> None:
+    text = path.read_text(encoding="utf-8")
+    names: dict[str, FieldInfo] = {}
+    for name, field in settings_cls.model_fields.items():
+        names[name] = field
+        alias = field.validation_alias
+        for choice in alias.choices if isinstance(alias, AliasChoices) else ():
+            if isinstance(choice, str) and choice.lower() == choice:
+                names[choice] = field
+    for key, value in data.items():
+        field = names.get(key)
+        if field is None:
+            raise ConfigError(f"settings file {where(path, text, (key,))}: {key}: unknown setting"
+                              f"{close_match(key, settings_cls.model_fields)}")
+        try:
+            kind = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation  # type: ignore[misc]
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = (key, *(str(p) for p in err["loc"]))
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            raise ConfigError(f"settings file {where(path, text, loc)}: {'.'.join(loc)}: {message}") from None
 
 
 def mask_url(url: str) -> str:

@@ -1,14 +1,15 @@
 """``agentmesh doctor``: is this installation able to run goals, and if not, what to fix.
 
-Four checks, each one line: the installation (the bundled prompts, tools, graphs and eval suites are present),
-the database (it connects, its tables exist, SQLite runs in WAL mode with a busy timeout), Prefect (the configured
+Five checks, each one line: the installation (the bundled prompts, tools, graphs and eval suites are present),
+the database (it connects, its tables exist, SQLite runs in WAL mode with a busy timeout), the configuration (the
+plug-ins, tools and policy load; the policy names only tools and roles that exist), Prefect (the configured
 API answers, or the state of the local server) and the model endpoint (offline needs nothing; otherwise
 ``GET {base_url}/models`` with the key); then one per configured MCP server (it starts or answers and lists its
 tools). No check prints a secret: database URLs are shown with the password hidden,
 and the API key never appears.
 
     >>> [c.name for c in run_checks(Settings(model="offline"))]  # doctest: +SKIP
-    ['installation', 'database', 'prefect', 'model']
+    ['installation', 'database', 'configuration', 'prefect', 'model']
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Check:
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in order; a check that raises is reported as failed, never as a crash."""
     checks = []
-    for name, check in (("installation", _installation), ("database", _database), ("prefect", _prefect),
-                        ("model", _model)):
+    for name, check in (("installation", _installation), ("database", _database), ("configuration", _configuration),
+                        ("prefect", _prefect), ("model", _model)):
         try:
             checks.append(check(settings))
         except Exception as exc:  # a doctor must report, not crash
@@ -130,6 +131,20 @@ def _database(settings: Settings) -> Check:
                      fix="the SQLite file must allow WAL mode: put AGENTMESH_HOME on a local disk, not a network share")
     mode = f" (WAL, busy timeout {pragmas['busy_timeout']} ms)" if pragmas else ""
     return Check(name="database", ok=True, detail=f"{shown}: {len(needed)} tables present{mode}")
+
+
+def _configuration(settings: Settings) -> Check:
+    """The plug-ins, the tools and the policy load, and the policy names only tools and roles that exist."""
+    from agentmesh.core.exceptions import ConfigError
+    from agentmesh.runtime.components import components
+
+    try:
+        parts = components(settings)
+    except ConfigError as exc:
+        return Check(name="configuration", ok=False, detail=str(exc).splitlines()[0],
+                     fix="correct the file and line named; `agentmesh tools` lists the tools, `agentmesh agents` the roles")
+    return Check(name="configuration", ok=True,
+                 detail=f"policy {parts.policy.source}: {len(parts.registry.tools)} tools, every name it uses exists")
 
 
 def _prefect(settings: Settings) -> Check:

@@ -124,7 +124,7 @@ def test_doctor_on_a_fresh_offline_install_is_all_ok(home: Path) -> None:
     code, report, _ = _doctor(home)
     assert code == 0 and report["ok"] is True
     checks = _by_name(report)
-    assert list(checks) == ["installation", "database", "prefect", "model"]
+    assert list(checks) == ["installation", "database", "configuration", "prefect", "model"]
     assert "WAL" in checks["database"]["detail"] and "offline" in checks["model"]["detail"]
 
 

@@ -16,10 +16,15 @@ def register(app: typer.Typer) -> None:
         """Check that goals can run here; exit 0 when all is well, 1 otherwise (each problem with its fix)."""
         from rich.console import Console
 
+        from agentmesh.core.exceptions import ConfigError
         from agentmesh.core.settings import get_settings
-        from agentmesh.interfaces.doctor import run_checks
+        from agentmesh.interfaces.doctor import Check, run_checks
 
-        checks = run_checks(get_settings())
+        try:
+            checks = run_checks(get_settings())
+        except ConfigError as exc:  # agentmesh.toml or the environment: nothing else can be checked without them
+            checks = [Check(name="configuration", ok=False, detail=str(exc),
+                            fix="correct the setting named (agentmesh.toml, AGENTMESH_CONFIG or AGENTMESH_* variables)")]
         ok = all(c.ok for c in checks)
         if as_json:
             sys.stdout.write(json.dumps({"ok": ok, "checks": [c.as_dict() for c in checks]}, indent=2) + "\n")

@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
             raise UserError(f"--log-level must be critical, error, warning, info, debug or trace, not {log_level!r}")
         settings = get_settings(model=model)
+        from agentmesh.runtime.components import components
+
+        components(settings)  # a bad policy or tool is one line and exit 2 here, not a traceback at startup
         app_ = create_app(settings, token=token)
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"agentmesh serving on http://{shown}:{port} · API docs /docs · model {settings.model_name}"
