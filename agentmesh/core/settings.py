@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     """Plan and validate every tool call but execute none."""
     remote_roles: list[str] = Field(default_factory=list)
     """Roles whose agent steps run on task workers (`agentmesh worker --role ROLE`), not in the goal's process."""
+    identities_file: Path | None = None
+    """The named identities of `agentmesh serve` (tokens and roles; see agentmesh.interfaces.identities)."""
     mcp: McpSettings = Field(default_factory=McpSettings)
     """MCP servers whose tools join the registry (`[mcp.servers.NAME]` tables; see agentmesh.core.mcp_config)."""
 

@@ -94,7 +94,7 @@ class GoalService:
     # -- runs ----------------------------------------------------------------------------------------
 
     def submit(self, goal: str, *, graph: str | None = None, model: str | None = None,
-               approvals: str | None = None, context: list[str] | None = None) -> str:
+               approvals: str | None = None, context: list[str] | None = None, started_by: str | None = None) -> str:
         """Start a goal in the background; returns its run id at once."""
         from agentmesh.runtime.run import MAX_GOAL_CHARS, arun_goal
 
@@ -109,7 +109,8 @@ class GoalService:
         sub = _Submission(run_id=run_id, goal=text, graph=graph_name, model=settings.model_name)
         self._submissions[run_id] = sub
         coro = arun_goal(text, graph=graph_name, settings=settings, approvals=approvals,
-                         context=(context or [])[-MAX_CONTEXT_ITEMS:] or None, run_id=run_id)
+                         context=(context or [])[-MAX_CONTEXT_ITEMS:] or None, run_id=run_id,
+                         started_by=started_by or "http")
         sub.task = asyncio.create_task(self._guard(sub, coro), name=f"agentmesh-goal-{run_id[:8]}")
         return run_id
 

@@ -10,20 +10,21 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
   each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``
 - ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?}``; ``POST /v1/goals/{id}/cancel``
-- ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``
+- ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
 
+Each token is a named identity with roles (``agentmesh.interfaces.identities``): submitting and cancelling goals
+needs ``submit``, approving ``approve``; the run records who started it and the audit who decided each call.
+
 Errors are JSON in the OpenAI shape, ``{"error": {"message", "type", "code"}}``, with a 4xx status for
-anything a client sent wrong.
+anything a client sent wrong (403 for a role the identity lacks, or an approval ``four_eyes`` refuses).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -36,9 +37,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
-from agentmesh.core.exceptions import AgentmeshError, NotFoundError, UserError
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, UserError
 from agentmesh.core.settings import Settings
 from agentmesh.interfaces._goals import GoalService
+from agentmesh.interfaces.identities import Identities, Identity, require
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -101,7 +103,7 @@ class ApprovalRequest(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
     """Why; recorded in the audit."""
     approver: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    """Who decides; recorded in the audit (default: ``http``)."""
+    """Who decides, on a server without tokens (default: ``http``); with tokens it is the signed-in identity."""
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -125,7 +127,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large"}.get(
             exc.status_code, "http_error")
         return error_response(exc.status_code, str(exc.detail), code=code, headers=getattr(exc, "headers", None))
 
@@ -136,6 +139,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         return error_response(400, str(exc), code="bad_request")
+
+    @app.exception_handler(PolicyViolation)
+    async def refused(request: Request, exc: PolicyViolation) -> JSONResponse:
+        return error_response(403, str(exc), code="forbidden")
 
     @app.exception_handler(AgentmeshError)
     async def run_error(request: Request, exc: AgentmeshError) -> JSONResponse:
@@ -204,16 +211,17 @@ class BodyLimit:
 # -- the app --------------------------------------------------------------------------------------------
 
 
-def _require_token(token: str | None) -> Callable[..., Awaitable[None]]:
-    bearer = HTTPBearer(auto_error=False, description="The server's API token (AGENTMESH_API_TOKEN or --token).")
+def _signed_in(identities: Identities) -> Callable[..., Awaitable[Identity]]:
+    bearer = HTTPBearer(auto_error=False, description="An identity's token (AGENTMESH_IDENTITIES_FILE), or the "
+                        "server's API token (AGENTMESH_API_TOKEN or --token).")
 
-    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
+    async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Identity:
+        identity = identities.resolve(credentials.credentials if credentials else None)
+        if identity is None:
             raise HTTPException(401, "missing or wrong API token: send `Authorization: Bearer <token>`",
                                 headers={"WWW-Authenticate": "Bearer"})
+        request.state.identity = identity
+        return identity
 
     return check
 
@@ -230,12 +238,14 @@ def _sse(event: dict[str, Any]) -> str:
     return f"id: {event.get('seq')}\ndata: {json.dumps(event, default=str, ensure_ascii=False)}\n\n"
 
 
-def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The agentmesh HTTP app. ``token`` (default: ``AGENTMESH_API_TOKEN``) protects every ``/v1`` endpoint."""
+def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               identities: Identities | None = None) -> FastAPI:
+    """The agentmesh HTTP app. Every ``/v1`` endpoint needs a token of ``identities`` (default: the settings'
+    identities file, plus ``token`` or ``AGENTMESH_API_TOKEN`` as the identity ``api``) when any is configured."""
     from agentmesh.core import __version__
     from agentmesh.interfaces.openai_compat import router as openai_router
 
-    token = token if token is not None else (os.environ.get("AGENTMESH_API_TOKEN") or None)
+    identities = identities if identities is not None else Identities.load(settings, token=token)
     service = GoalService(settings)
 
     @contextlib.asynccontextmanager
@@ -257,17 +267,25 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
     )
     app.state.service = service
     app.state.settings = settings
-    app.state.auth = token is not None
+    app.state.auth = identities.enabled
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
-    api = APIRouter(prefix="/v1", dependencies=[Depends(_require_token(token))])
+    signed_in = _signed_in(identities)
+    api = APIRouter(prefix="/v1", dependencies=[Depends(signed_in)])
+    Me = Annotated[Identity, Depends(signed_in)]
+
+    @api.get("/me", tags=["server"])
+    async def me(identity: Me) -> dict[str, Any]:
+        """The identity the request's token stands for, and its roles."""
+        return {"name": identity.name, "roles": sorted(identity.roles), "auth": not identity.anonymous}
 
     @api.post("/goals", status_code=202, response_model=GoalAccepted, tags=["goals"])
-    async def submit_goal(body: GoalRequest) -> GoalAccepted:
-        """Start a goal in the background; follow it with the events link."""
+    async def submit_goal(body: GoalRequest, identity: Me) -> GoalAccepted:
+        """Start a goal in the background; follow it with the events link (needs the ``submit`` role)."""
+        require(identity, "submit")
         run_id = service.submit(body.goal, graph=body.graph, model=body.model, approvals=body.approvals,
-                                context=body.context)
+                                context=body.context, started_by=None if identity.anonymous else identity.name)
         return GoalAccepted(id=run_id, status=service.status(run_id), links=_links(run_id))
 
     @api.get("/goals/{run_id}", tags=["goals"])
@@ -309,14 +327,23 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @api.post("/goals/{run_id}/approvals", tags=["goals"])
-    async def approve_goal(run_id: RunId, body: ApprovalRequest) -> dict[str, Any]:
-        """Approve or reject a pending call (or all of them); the run resumes in the background."""
-        return await service.approve(run_id, body.call_id, approved=body.approved, approver=body.approver or "http",
+    async def approve_goal(run_id: RunId, body: ApprovalRequest, identity: Me) -> dict[str, Any]:
+        """Approve or reject a pending call (or all of them); the run resumes in the background (needs the
+        ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403)."""
+        require(identity, "approve")
+        if identity.anonymous:
+            approver = body.approver or "http"
+        elif body.approver in (None, identity.name):
+            approver = identity.name
+        else:
+            raise HTTPException(403, f"you are signed in as {identity.name}: you cannot approve as {body.approver}")
+        return await service.approve(run_id, body.call_id, approved=body.approved, approver=approver,
                                      reason=body.reason)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
-    async def cancel_goal(run_id: RunId) -> dict[str, Any]:
-        """Cancel a running or paused run; it is recorded `cancelled`."""
+    async def cancel_goal(run_id: RunId, identity: Me) -> dict[str, Any]:
+        """Cancel a running or paused run; it is recorded `cancelled` (needs the ``submit`` role)."""
+        require(identity, "submit")
         return await service.cancel(run_id)
 
     @api.get("/runs", tags=["runs"])
@@ -344,13 +371,13 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
                 "data": [c.model_dump(mode="json") for c in list_calls(service.engine, run_id)]}
 
     app.include_router(api)
-    app.include_router(openai_router, prefix="/v1", dependencies=[Depends(_require_token(token))])
+    app.include_router(openai_router, prefix="/v1", dependencies=[Depends(signed_in)])
 
     @app.get("/healthz", tags=["server"])
     async def healthz() -> dict[str, Any]:
         """Liveness: always open, no token needed."""
         return {"status": "ok", "version": __version__, "model": settings.model_name, "offline": settings.offline,
-                "graph": settings.graph, "auth": token is not None}
+                "graph": settings.graph, "auth": identities.enabled}
 
     static = resources.files("agentmesh.interfaces") / "static"
 

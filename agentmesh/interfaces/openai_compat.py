@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from agentmesh.core.exceptions import NotFoundError, UserError
 from agentmesh.interfaces._goals import GoalService
 from agentmesh.interfaces._text import decision_text, progress_line
+from agentmesh.interfaces.identities import current_identity, require
 
 __all__ = ["router"]
 
@@ -124,13 +125,18 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
     after = 0
     verdict = _VERDICT.match(last)
     pending = _pending_run(service, body.messages) if verdict else None
+    identity = current_identity(request)
     if verdict and pending:
+        require(identity, "approve")
         approved = verdict.group(1).lower() in ("approve", "approved", "yes", "y", "ok")
         after = max((int(e["seq"]) for e in service.log.read(pending)), default=0)
-        await service.approve(pending, None, approved=approved, approver="chat", reason=verdict.group(2).strip() or None)
+        await service.approve(pending, None, approved=approved, approver="chat" if identity.anonymous else identity.name,
+                              reason=verdict.group(2).strip() or None)
         run_id = pending
     else:
-        run_id = service.submit(last, graph=body.model, context=_context(body.messages[:-1]) or None)
+        require(identity, "submit")
+        run_id = service.submit(last, graph=body.model, context=_context(body.messages[:-1]) or None,
+                                started_by="chat" if identity.anonymous else identity.name)
     completion_id = f"chatcmpl-{run_id}"
     created = int(time.time())
     if not body.stream:

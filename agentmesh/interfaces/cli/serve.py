@@ -41,18 +41,23 @@ def register(app: typer.Typer) -> None:
         from agentmesh.core.settings import get_settings
         from agentmesh.interfaces.http import create_app
 
+        from agentmesh.interfaces.identities import Identities
+
         token = token or os.environ.get("AGENTMESH_API_TOKEN") or None
-        if not is_loopback(host) and not token:
-            raise UserError(f"--host {host} accepts connections from other machines: set a token "
-                            "(--token or AGENTMESH_API_TOKEN) so that only your clients can run goals")
         if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
             raise UserError(f"--log-level must be critical, error, warning, info, debug or trace, not {log_level!r}")
         settings = get_settings(model=model)
+        identities = Identities.load(settings, token=token)
+        if not is_loopback(host) and not identities.enabled:
+            raise UserError(f"--host {host} accepts connections from other machines: set a token "
+                            "(--token, AGENTMESH_API_TOKEN or AGENTMESH_IDENTITIES_FILE) so that only your clients "
+                            "can run goals")
         from agentmesh.runtime.components import components
 
         components(settings)  # a bad policy or tool is one line and exit 2 here, not a traceback at startup
-        app_ = create_app(settings, token=token)
+        app_ = create_app(settings, identities=identities)
         shown = f"[{host}]" if ":" in host else host
+        names = sorted({i.name for i in identities.by_token.values()})
         typer.echo(f"agentmesh serving on http://{shown}:{port} · API docs /docs · model {settings.model_name}"
-                   + (" · token required" if token else ""), err=True)
+                   + (f" · token required ({', '.join(names)})" if names else ""), err=True)
         uvicorn.run(app_, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)

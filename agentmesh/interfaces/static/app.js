@@ -160,7 +160,7 @@ function renderApprovals(run) {
     const decide = async (approved, buttons) => {
       buttons.forEach((b) => { b.disabled = true; });
       try {
-        await api(`/v1/goals/${run.run_id}/approvals`, { method: "POST", body: { call_id: call.id, approved, reason: reason.value || null, approver: "web" } });
+        await api(`/v1/goals/${run.run_id}/approvals`, { method: "POST", body: { call_id: call.id, approved, reason: reason.value || null } });
         await refreshRun();
       } catch (err) {
         showRunError(err.message);
@@ -367,12 +367,22 @@ async function health() {
     $("#server-model").textContent = `model ${data.model}${data.offline ? " · offline" : ""}`;
     $("#token-button").classList.toggle("hidden", !data.auth);
     state.defaultGraph = data.graph;
+    if (data.auth) whoami();
     return data;
   } catch {
     node.className = "health down";
     $("#health-text").textContent = "offline";
     return null;
   }
+}
+
+// The signed-in identity (its token's name and roles): shown next to the token button; the server records it as the
+// starter of each goal and the approver of each verdict given here.
+async function whoami() {
+  try {
+    const me = await api("/v1/me");
+    $("#token-button").textContent = `${me.name} (${me.roles.join(", ")})`;
+  } catch { /* the token dialog asks */ }
 }
 
 async function loadGraphs() {
@@ -417,7 +427,7 @@ function init() {
   $("#token-dialog").addEventListener("close", () => {
     if ($("#token-dialog").returnValue === "save") {
       localStorage.setItem("agentmesh.token", $("#token-input").value.trim());
-      loadGraphs(); loadRuns();
+      loadGraphs(); loadRuns(); whoami();
       if (state.current) selectRun(state.current);
     }
   });
