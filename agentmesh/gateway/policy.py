@@ -201,7 +201,7 @@ def _problem(path: Path, text: str, exc: ValidationError, *, model: Any, prefix:
              known: Iterable[str] = ()) -> str:
     """One line for the first validation error: ``policy file FILE:LINE: where: what`` (an unknown key with the
     closest valid one)."""
-    err = exc.errors()[0]
+    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key explains the rest
     loc = (*prefix, *(str(p) for p in err["loc"]))
     message = err["msg"]
     if err["type"] == "extra_forbidden":

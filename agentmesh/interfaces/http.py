@@ -273,15 +273,14 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
 
     signed_in = _signed_in(identities)
     api = APIRouter(prefix="/v1", dependencies=[Depends(signed_in)])
-    Me = Annotated[Identity, Depends(signed_in)]
 
     @api.get("/me", tags=["server"])
-    async def me(identity: Me) -> dict[str, Any]:
+    async def me(identity: Identity = Depends(signed_in)) -> dict[str, Any]:
         """The identity the request's token stands for, and its roles."""
         return {"name": identity.name, "roles": sorted(identity.roles), "auth": not identity.anonymous}
 
     @api.post("/goals", status_code=202, response_model=GoalAccepted, tags=["goals"])
-    async def submit_goal(body: GoalRequest, identity: Me) -> GoalAccepted:
+    async def submit_goal(body: GoalRequest, identity: Identity = Depends(signed_in)) -> GoalAccepted:
         """Start a goal in the background; follow it with the events link (needs the ``submit`` role)."""
         require(identity, "submit")
         run_id = service.submit(body.goal, graph=body.graph, model=body.model, approvals=body.approvals,
@@ -327,7 +326,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @api.post("/goals/{run_id}/approvals", tags=["goals"])
-    async def approve_goal(run_id: RunId, body: ApprovalRequest, identity: Me) -> dict[str, Any]:
+    async def approve_goal(run_id: RunId, body: ApprovalRequest, identity: Identity = Depends(signed_in)) -> dict[str, Any]:
         """Approve or reject a pending call (or all of them); the run resumes in the background (needs the
         ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403)."""
         require(identity, "approve")
@@ -341,7 +340,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
                                      reason=body.reason)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
-    async def cancel_goal(run_id: RunId, identity: Me) -> dict[str, Any]:
+    async def cancel_goal(run_id: RunId, identity: Identity = Depends(signed_in)) -> dict[str, Any]:
         """Cancel a running or paused run; it is recorded `cancelled` (needs the ``submit`` role)."""
         require(identity, "submit")
         return await service.cancel(run_id)

@@ -126,7 +126,7 @@ def _read(path: Path) -> dict[str, Identity]:
     try:
         parsed = _File.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key explains the rest
         loc = tuple(str(p) for p in err["loc"])
         message = err["msg"]
         if err["type"] == "extra_forbidden":

@@ -31,12 +31,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_home(path: Path) -> Path:
-    """A home whose policy requires approval for scale_service."""
+def make_home(path: Path, *, policy_extra: str = "") -> Path:
+    """A home whose policy requires approval for scale_service (plus ``policy_extra``, top-level keys)."""
     path.mkdir(parents=True, exist_ok=True)
     policy = DEFAULT_POLICY_FILE.read_text()
     assert "approval_required = []" in policy
-    (path / "policy.toml").write_text(policy.replace("approval_required = []", 'approval_required = ["scale_service"]'))
+    (path / "policy.toml").write_text(policy.replace("approval_required = []",
+                                                     'approval_required = ["scale_service"]\n' + policy_extra))
     return path
 
 
@@ -60,14 +61,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, *, token: str | None = TOKEN) -> Iterator[Server]:
+def running_server(root: Path, *, token: str | None = TOKEN, env: dict[str, str] | None = None,
+                   policy_extra: str = "") -> Iterator[Server]:
     """`agentmesh serve` in a subprocess, up once /healthz answers; stopped on exit."""
-    home = make_home(root / "home")
+    home = make_home(root / "home", policy_extra=policy_extra)
     port = free_port()
     log = root / "server.log"
+    extra = {**({"AGENTMESH_API_TOKEN": token} if token else {}), **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen([*AGENTMESH, "serve", "--port", str(port), "--log-level", "warning"],
-                                   cwd=root, env=child_env(home, **({"AGENTMESH_API_TOKEN": token} if token else {})), stdout=out, stderr=out)
+                                   cwd=root, env=child_env(home, **extra), stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
