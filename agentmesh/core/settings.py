@@ -260,12 +260,14 @@ def _check_settings_file(settings_cls: type[BaseSettings], path: Path, data: dic
             if isinstance(choice, str) and choice.lower() == choice:
                 names[choice] = field
     for key, value in data.items():
-        field = names.get(key)
-        if field is None:
+        found = names.get(key)
+        if found is None:
             raise ConfigError(f"settings file {where(path, text, (key,))}: {key}: unknown setting"
                               f"{close_match(key, settings_cls.model_fields)}")
+        kind: Any = found.annotation
+        if found.metadata:
+            kind = Annotated[kind, *found.metadata]
         try:
-            kind = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation  # type: ignore[misc]
             TypeAdapter(kind).validate_python(value)
         except ValidationError as exc:
             err = exc.errors()[0]

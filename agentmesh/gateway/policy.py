@@ -125,10 +125,11 @@ class Policy(BaseModel):
             if role not in roles:
                 problems.append((("roles", role), role, "role", roles))
             problems += [(("roles", role), n, "tool", tools) for n in names if n not in tools]
-        for table, names in (("concurrency", self.concurrency), ("risk", self.risk)):
-            problems += [((table, n), n, "tool", tools) for n in names if n not in tools]
-        for table, names in (("tools", self.scope.tools), ("targets", self.scope.targets)):
-            problems += [(("scope", table, n), n, "tool", tools) for n in names if n not in tools]
+        tables: list[tuple[tuple[str, ...], Iterable[str]]] = [
+            (("concurrency",), self.concurrency), (("risk",), self.risk), (("scope", "tools"), self.scope.tools),
+            (("scope", "targets"), self.scope.targets)]
+        for table, keys in tables:
+            problems += [((*table, n), n, "tool", tools) for n in keys if n not in tools]
         problems += [(("four_eyes",), n, "tool or risk", [*tools, *risks])
                      for n in self.four_eyes if n not in tools and n not in risks]
         for tool, argument in self.scope.targets.items():
@@ -139,7 +140,8 @@ class Policy(BaseModel):
             return
         path, name, what, valid = problems[0]
         text = Path(self.source).read_text(encoding="utf-8") if self.source else ""
-        raise ConfigError(f"policy file {where(self.source, text, path, value=name)}: {'.'.join(path[:2])}: "
+        shown = ".".join(path[:2])
+        raise ConfigError(f"policy file {where(self.source, text, path, value=name)}: {shown}: "
                           f"unknown {what} {name!r}{close_match(name, valid)}")
 
     @classmethod

@@ -40,17 +40,7 @@ _DISTINCTIVE = 10  # a description word is distinctive when at most 1 in this ma
 _QUANTIFIER_REACH = 3  # "every degraded production service": the quantifier may stand this many words before the noun
 
 # English function words and the verbs of any request: they say nothing about which entity is meant.
-_STOPWORDS = frozenset("""
-a about above after again against all am an and any are aren as at be because been before being below between both
-but by can cannot could did do does doing don down during each few for from further get got had has have having he
-her here hers him his how i if in into is isn it its itself just let me more most my no nor not now of off on once
-only or other our ours out over own same she should so some such than that the their theirs them then there these
-they this those through to too under until up very was we were what when where which while who whom why will with
-would you your yours pls please thanks thank hey hi ok okay yes also really still right today yesterday tomorrow
-make sure need needs want wants keep kept fix sort handle deal take care look looks check go let thing things
-something anything everything someone somebody anyone everyone every whatever within without
-policy policies limit limits approval agent agents
-""".split())
+_STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "isn", "it", "its", "itself", "just", "let", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "pls", "please", "thanks", "thank", "hey", "hi", "ok", "okay", "yes", "also", "really", "still", "right", "today", "yesterday", "tomorrow", "make", "sure", "need", "needs", "want", "wants", "keep", "kept", "fix", "sort", "handle", "deal", "take", "care", "look", "looks", "check", "go", "let", "thing", "things", "something", "anything", "everything", "someone", "somebody", "anyone", "everyone", "every", "whatever", "within", "without", "policy", "policies", "limit", "limits", "approval", "agent", "agents"])
 # ("policy", "limit", "approval", "agent": how goals speak of agentmesh itself, never of an entity.)
 
 

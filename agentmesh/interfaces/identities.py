@@ -21,6 +21,7 @@ role. With neither, a loopback server is open and records names as before (``htt
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import re
@@ -137,7 +138,7 @@ def _read(path: Path) -> dict[str, Identity]:
         at = where(path, text, ("identities", name, "token"))
         if not _NAME.match(name):
             raise ConfigError(f"identities file {at}: {name!r} is not a usable name (letters, digits, . _ @ -)")
-        token = _VARIABLE.sub(lambda m: _variable(m.group(1), at), entry.token)
+        token = _VARIABLE.sub(functools.partial(_variable, at=at), entry.token)
         if len(token) < 8:
             raise ConfigError(f"identities file {at}: the token of {name} is shorter than 8 characters")
         if token in found:
@@ -146,7 +147,8 @@ def _read(path: Path) -> dict[str, Identity]:
     return found
 
 
-def _variable(name: str, at: str) -> str:
+def _variable(match: re.Match[str], *, at: str) -> str:
+    name = match.group(1)
     value = os.environ.get(name)
     if not value:
         raise ConfigError(f"identities file {at}: ${{{name}}} is not set in the environment")

@@ -13,7 +13,6 @@ from agentmesh.agents.context import StepScope
 from agentmesh.core.settings import Settings
 from agentmesh.runtime.components import build_run_context
 
-
 EVERYTHING = "gateway test on every service, every dataset and every ticket"
 
 

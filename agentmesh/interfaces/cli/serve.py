@@ -40,7 +40,6 @@ def register(app: typer.Typer) -> None:
 
         from agentmesh.core.settings import get_settings
         from agentmesh.interfaces.http import create_app
-
         from agentmesh.interfaces.identities import Identities
 
         token = token or os.environ.get("AGENTMESH_API_TOKEN") or None
