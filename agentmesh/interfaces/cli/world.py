@@ -119,6 +119,10 @@ def policy_show(as_json: JsonFlag = False) -> None:
         console = Console()
         console.print(f"policy: {data['source']}")
         console.print(f"approval required: {', '.join(data['approval_required']) or 'none'}")
+        scope = data["scope"]
+        per_tool = ", ".join(f"{tool} {rule}" for tool, rule in scope["tools"].items())
+        console.print(f"outside the goal's scope: {scope['outside']}" + (f" ({per_tool})" if per_tool else ""))
+        console.print(f"four eyes: {', '.join(data['four_eyes']) or 'none'}")
         world = data.get("world")
         if world is not None:  # the operations world's table
             console.print(
