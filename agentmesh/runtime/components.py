@@ -133,7 +133,7 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     emit = _emitter(run_id, on_event, parts.engine)
     gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
-                      needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal, emit))
+                      needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal))
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
@@ -145,10 +145,10 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     return run
 
 
-def run_scope(parts: Components, run_id: str, goal: str, emit: Callable[..., None]) -> Scope:
+def run_scope(parts: Components, run_id: str, goal: str) -> Scope:
     """The run's scope: the one recorded with the run, or — the first time — resolved from the goal against the
-    plug-ins' entities and recorded (``runs.scope`` and a ``scope`` event). A gateway used without a run record
-    resolves it from the goal it was given, each time."""
+    plug-ins' entities and recorded (``runs.scope``; the goal flow reports it in a ``scope`` event). A gateway used
+    without a run record resolves it from the goal it was given, each time."""
     record = find_run(parts.engine, run_id)
     if record is not None and record.get("scope") is not None:
         return Scope.from_json(record["scope"], goal=record["goal"])
@@ -156,7 +156,6 @@ def run_scope(parts: Components, run_id: str, goal: str, emit: Callable[..., Non
     scope = resolve_scope(goal, kinds)
     if record is not None:
         update_run(parts.engine, run_id, scope=scope.as_json())
-        emit({"type": "scope", "scope": scope.as_json()})
     return scope
 
 

@@ -85,8 +85,9 @@ def test_a_call_waiting_for_approval_is_approved_and_the_same_stream_follows_the
         assert [a["tool"] for a in result["decision"]["actions"]] == ["scale_service"]
         audit = client.get(f"/v1/runs/{run_id}/audit").json()["data"]
         (scale,) = [c for c in audit if c["tool"] == "scale_service"]
+        # The server's one API token is the identity `api`: the audit names who approved.
         assert (scale["status"], scale["approval"], scale["approver"], scale["approval_reason"]) == (
-            "ok", "approved", "http", "load test")
+            "ok", "approved", "api", "load test")
         # Nothing is left to approve: a second verdict is a clear 400.
         again = client.post(f"/v1/goals/{run_id}/approvals", json={"approved": False})
         assert again.status_code == 400 and "nothing waiting" in again.json()["error"]["message"]

@@ -34,6 +34,8 @@ class EventPrinter:
             model = event["model"] + (" (offline: a deterministic stand-in, not an LLM)" if event.get("offline") else "")
             verb = "resuming" if event.get("resumed") else "run"
             c.print(f"[bold]agentmesh[/] {verb} [dim]{event['run_id']}[/] · graph [cyan]{event['graph']}[/] · model [cyan]{escape(model)}[/]")
+        elif kind == "scope":
+            c.print(f"[dim]scope: {escape(event['scope'].get('summary') or '')}[/]")
         elif kind == "plan":
             c.print("[bold]plan[/]")
             for step in event["plan"]["steps"]:
@@ -47,8 +49,9 @@ class EventPrinter:
             style = STATUS_STYLE.get(event["status"], "white")
             c.print(f"    [{style}]{event['status']}[/]: {escape(str(event.get('reason') or ''))}")
         elif kind == "approval_requested":
+            why = f" — {event['reason']}" if event.get("reason") else ""
             c.print(f"  [magenta]approval needed[/] for {event['tool']} {escape(_args(event.get('args')))} "
-                    f"[dim](call {event['tool_call_id']})[/]")
+                    f"[dim](call {event['tool_call_id']}){escape(why)}[/]")
         elif kind == "finding":
             c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(event['finding']['summary'][:200])}")
 
