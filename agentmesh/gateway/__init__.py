@@ -3,7 +3,8 @@
     validate arguments → role permission → scope → approval → idempotency → execute with a timeout → audit
 
 The scope guard (``agentmesh.gateway.scope``) checks a write's target against what the goal refers to, as
-resolved once at the run's start; the policy's ``[scope]`` table says whether a call outside it is refused, waits
+resolved once for the run (at its start, or — when the domain's state did not exist yet — before the first write
+that names a target) and recorded; the policy's ``[scope]`` table says whether a call outside it is refused, waits
 for a person, or is allowed. ``--approvals auto`` approves neither an out-of-scope call nor one under ``four_eyes``:
 a safeguard a run's own flag could switch off would not be one.
 
@@ -75,8 +76,11 @@ class Gateway:
     pause_by_raising: bool = False
     """A step with no LangGraph context to ``interrupt()`` (on a task worker, ``agentmesh.runtime.remote``)
     raises ``ApprovalPause`` instead, and the node that sent the step pauses for it."""
-    scope: Scope = dataclasses.field(default_factory=Scope)
-    """What the goal refers to (recorded with the run); writes on other entities are outside it."""
+    scope: Scope | None = dataclasses.field(default_factory=Scope)
+    """What the goal refers to (recorded with the run); writes on other entities are outside it. None until it is
+    resolved, by ``resolve_scope``, before the first write that names a target."""
+    resolve_scope: Callable[[], Scope | None] | None = None
+    """Resolves and records the scope when it was left unresolved at the run's start."""
 
     async def call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
         """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
@@ -190,6 +194,8 @@ class Gateway:
         if tool.risk == "read" or target is None or args.get(target[0]) is None:
             return None
         argument, kind = target
+        if self.scope is None:
+            self.scope = (self.resolve_scope() if self.resolve_scope is not None else None) or Scope()
         if self.scope.covers(kind, args[argument]):
             return None
         return f"{kind} {args[argument]} is outside the goal's scope (scope: {self.scope.describe()})"

@@ -25,7 +25,7 @@ from agentmesh.core.resources import Resources
 from agentmesh.core.settings import Settings
 from agentmesh.gateway import Gateway
 from agentmesh.gateway.policy import Policy
-from agentmesh.gateway.scope import Scope, resolve_scope
+from agentmesh.gateway.scope import EntityKind, Scope, resolve_scope
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.events import event_log
 from agentmesh.persistence.runs import find_run, list_steps, update_run
@@ -133,7 +133,8 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     emit = _emitter(run_id, on_event, parts.engine)
     gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
-                      needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal))
+                      needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal),
+                      resolve_scope=lambda: run_scope(parts, run_id, goal, create=True, emit=emit))
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
@@ -145,17 +146,28 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     return run
 
 
-def run_scope(parts: Components, run_id: str, goal: str) -> Scope:
+def run_scope(parts: Components, run_id: str, goal: str, *, create: bool = False,
+              emit: Callable[..., None] | None = None) -> Scope | None:
     """The run's scope: the one recorded with the run, or — the first time — resolved from the goal against the
-    plug-ins' entities and recorded (``runs.scope``; the goal flow reports it in a ``scope`` event). A gateway used
-    without a run record resolves it from the goal it was given, each time."""
+    plug-ins' entities and recorded (``runs.scope``; a ``scope`` event). None when a plug-in's state does not exist
+    yet and ``create`` is false: a run that never touches a domain does not create it just to resolve a scope (the
+    gateway resolves it, with ``create``, before the first write that names a target). A gateway used without a run
+    record resolves it from the goal it was given, each time."""
     record = find_run(parts.engine, run_id)
     if record is not None and record.get("scope") is not None:
         return Scope.from_json(record["scope"], goal=record["goal"])
-    kinds = [kind for p in parts.plugins if p.scope_entities is not None for kind in p.scope_entities(parts.resources)]
+    kinds: list[EntityKind] = []
+    for plugin in parts.plugins:
+        if plugin.scope_entities is not None:
+            listed = plugin.scope_entities(parts.settings, parts.resources, create=create)
+            if listed is None:
+                return None
+            kinds.extend(listed)
     scope = resolve_scope(goal, kinds)
     if record is not None:
         update_run(parts.engine, run_id, scope=scope.as_json())
+        if emit is not None:
+            emit({"type": "scope", "scope": scope.as_json()})
     return scope
 
 

@@ -121,7 +121,7 @@ async def execute(inv: GoalInvocation) -> Any:
                                 on_event=inv.on_event, chat_model=inv.chat_model, delegates=remote.delegates(settings))
         run.emit({"type": "run_started", "run_id": run_id, "goal": inv.goal, "graph": inv.spec.name,
                   "model": settings.model_name, "offline": settings.offline, "resumed": resume_of is not None})
-        if resume_of is None:  # what the goal refers to, resolved and recorded once (agentmesh.gateway.scope)
+        if resume_of is None and run.gateway.scope is not None:  # what the goal refers to (agentmesh.gateway.scope)
             run.emit({"type": "scope", "scope": run.gateway.scope.as_json()})
         with running(run):
             async with checkpointer(settings) as saver:

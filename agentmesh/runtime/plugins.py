@@ -27,7 +27,6 @@ from agentmesh.core.exceptions import ConfigError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from agentmesh.core.resources import Resources
     from agentmesh.core.settings import Settings
     from agentmesh.gateway.policy import Policy
     from agentmesh.gateway.scope import EntityKind
@@ -58,9 +57,10 @@ class Plugin:
     eval_worlds: Callable[..., Any] | None = None
     """``eval_worlds(root, base_settings)``: per-trial copies of the domain's state for eval scenarios
     (see ``agentmesh.evaluation.runner.TrialWorlds``)."""
-    scope_entities: Callable[[Resources], Iterable[EntityKind]] | None = None
-    """``scope_entities(resources)``: the entities a goal can refer to, by kind, each with what it is (its
-    description, a ticket's subject and message). A run's scope is resolved against them once, at its start
+    scope_entities: Callable[..., Iterable[EntityKind] | None] | None = None
+    """``scope_entities(settings, resources, *, create)``: the entities a goal can refer to, by kind, each with what it is (its
+    description, a ticket's subject and message); None when the domain's state does not exist yet and ``create`` is
+    false. A run's scope is resolved against them once, at its start or before its first targeted write
     (``agentmesh.gateway.scope``)."""
 
 

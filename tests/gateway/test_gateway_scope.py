@@ -36,7 +36,7 @@ def scale_records(settings: Settings, run_id: str) -> list[audit.ToolCallRecord]
 
 
 def test_the_scope_is_resolved_from_names_descriptions_and_whole_kinds_never_wider(settings: Settings) -> None:
-    kinds = scope_entities(components(settings).resources)
+    kinds = scope_entities(settings, components(settings).resources, create=True)
     named = resolve_scope("checkout-api is slow and T-1012 is about it", kinds)
     assert named.entities == {"service": ["checkout-api"], "ticket": ["T-1012"]}
     described = resolve_scope("the login thing is slow, and dedupe the CRM export", kinds)
@@ -105,10 +105,16 @@ def test_scope_refuse_refuses_the_wrong_service_and_the_run_goes_on(settings: Se
 
 
 def test_approvals_auto_does_not_approve_an_out_of_scope_call(settings: Settings) -> None:
+    """In a fresh home: no world exists when the run starts (none is created for it), so the scope is resolved
+    — and recorded — before the first write that names a target."""
     script = MeshScript(steps={"optimizer": [WRONG]})
+    assert not components(settings).resources.built(World)
 
     result = agentmesh.run_goal(GOAL, settings=settings, chat_model=script.model(), approvals="auto")
 
+    assert result["scope"]["entities"]["service"] == ["checkout-api"]
+    events = event_log(components(settings).engine).read(result["run_id"])
+    assert [e["type"] for e in events].count("scope") == 1
     assert result["status"] == "done", result["error"]
     (wrong,) = scale_records(settings, result["run_id"])
     assert (wrong.status, wrong.approval) == ("rejected", "rejected")

@@ -7,18 +7,23 @@ would only widen the scope.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from agentmesh.core.resources import Resources
+from agentmesh.core.settings import Settings
 from agentmesh.gateway.scope import EntityKind
+from agentmesh.persistence.database import get_engine
 from agentmesh.plugins.operations.world import World
 from agentmesh.plugins.operations.world import _tables as t
 
 __all__ = ["scope_entities"]
 
 
-def scope_entities(resources: Resources) -> list[EntityKind]:
-    """The world's services, datasets and open tickets, each with what it is."""
+def scope_entities(settings: Settings, resources: Resources, *, create: bool = False) -> list[EntityKind] | None:
+    """The world's services, datasets and open tickets, each with what it is; None when no world exists yet and
+    ``create`` is false (a run that never touches the world does not create it)."""
+    if not create and not resources.built(World) and not _exists(settings):
+        return None
     world = resources.get(World)
     with world.engine.connect() as conn:
         services = conn.execute(select(t.services.c.name, t.services.c.description).order_by(t.services.c.name)).all()
@@ -31,3 +36,13 @@ def scope_entities(resources: Resources) -> list[EntityKind]:
         EntityKind(kind="ticket", entities=[(r.id, f"{r.subject}. {r.body} ({r.priority} priority)") for r in tickets],
                    nouns=("request", "complaint"), collectives=("queue", "inbox", "backlog", "helpdesk")),
     ]
+
+
+
+def _exists(settings: Settings) -> bool:
+    """True when the database already holds a loaded world, found without creating one."""
+    engine = get_engine(settings.resolved_database_url)
+    if not inspect(engine).has_table(t.meta.name):
+        return False
+    with engine.connect() as conn:
+        return conn.execute(select(t.meta.c.value).where(t.meta.c.name == "sample")).first() is not None
