@@ -58,7 +58,7 @@ def test_goal_runs_to_a_decision_streamed_as_events_and_resumes_after_last_event
 
 
 def test_a_call_waiting_for_approval_is_approved_and_the_same_stream_follows_the_resumed_run(server: Server) -> None:
-    goal = "inventory-api p95 is 400 ms, bring it under 200 ms"
+    goal = "inventory-svc p95 is 400 ms, bring it under 200 ms"
     with server.client() as client, server.client() as approver:
         run_id = submit(client, goal)
         seen: list[dict] = []

@@ -19,7 +19,7 @@ from agentmesh.plugins.operations.offline.goals import _OPS_NAME, GoalReading, r
 
 __all__ = ["ops_finding", "ops_next", "service_of"]
 
-MAX_SIMULATIONS = 4
+MAX_SIMULATIONS = 3  # with the listing, the read and the change: within 6 tool rounds
 REPAIR_TOOLS = ("restart_service", "rollback_service")
 # Where a service counts as degraded (as the services world's statuses do) and memory as full (a leak).
 ERROR_RATE_DEGRADED, P95_DEGRADED_MS, MEMORY_FULL_PCT = 0.02, 500.0, 90.0
@@ -176,6 +176,10 @@ def choose_replicas(conv: Conversation, goal: GoalReading, service: str, m: dict
         return None
     fail = max([current] + [r for r in sims if passes(r) is False])
     ok = min([r for r in sims if passes(r)] or [high + 1])
+    if passes(high) is False:
+        return None  # not even the most replicas policy allows reach the target: no spend on a change that misses
+    if ok > high and fail > current and can_simulate:
+        return conv.call("simulate_scaling", service=service, replicas=high)  # the estimate missed: is it reachable?
     if ok - fail <= 1 or not can_simulate:
         if ok <= high:
             return ok
@@ -469,8 +473,11 @@ def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tup
             return choice, "simulating"
         if choice is None or choice == current:
             met = p95 <= reading.latency_ms
+            best = _simulations(conv, service).get(_bounds(conv, reading, m, service)[1], {}).get("p95")
             return None, (f"p95 is {p95:g} ms, already within {reading.latency_ms:g} ms" if met else
-                          f"no replica count within policy brings p95 from {p95:g} ms under {reading.latency_ms:g} ms")
+                          f"no replica count within policy brings p95 from {p95:g} ms under {reading.latency_ms:g} ms"
+                          + (f" (at the most policy allows, {_bounds(conv, reading, m, service)[1]} replicas, it "
+                             f"would be {best:g} ms): a person has to decide" if best is not None else ""))
         return conv.call("scale_service", service=service, replicas=int(choice)), (
             f"p95 {p95:g} ms against a target of {reading.latency_ms:g} ms")
     if loaded or cpu > TARGET_UTILISATION_PCT:

@@ -96,6 +96,8 @@ def _results(conv: Conversation) -> dict[int, tuple[str, list[str]]]:
                 sentences = [*sentences, text]
         elif status in ("no change", "report") and acted.get(part) in ("done", "partly done", "escalated"):
             continue  # a later round that found nothing more to do does not undo the change made before it
+        elif status == "not done" and acted.get(part) in ("done", "partly done", "escalated"):
+            result, sentences = "partial", [*sentences, text]  # a change was made; a later round could not finish
         else:
             acted[part] = status
             result = {"done": "success", "escalated": "success", "partly done": "partial", "not done": "failure",

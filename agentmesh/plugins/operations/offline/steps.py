@@ -425,6 +425,9 @@ def _service_sentence(conv: Conversation, part: Part, name: str) -> tuple[str, s
     if done is not None:
         return "not done", f"Did not change {name}: {done.name} was {done.status}: {done.error[:240]}."
     _, reason = ops.service_plan(conv, intent, name, raw)
+    target = intent.bounds.latency_ms
+    if target is not None and (m["p95"] or 0) > target:  # the ask stands unmet: nothing changed is a failure
+        return "not done", f"Did not change {name} ({ops._fmt(m)}): {reason}."
     return "no change", f"No change to {name} ({ops._fmt(m)}): {reason}."
 
 
