@@ -455,7 +455,8 @@ def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tup
     if cost_asked:
         return None, f"{service} is busy (CPU {cpu:g}%, p95 {p95:g} ms): removing replicas would overload it"
     explicit = intent.bounds.set_replicas if intent.bounds.set_replicas is not None else (
-        current + intent.bounds.add_replicas if intent.bounds.add_replicas is not None else None)
+        current + intent.bounds.add_replicas if intent.bounds.add_replicas is not None else (
+            round(current * intent.bounds.scale_factor) if intent.bounds.scale_factor and current else None))
     base = find_number(raw, "release_base_p95_ms") or p95
     idle = cpu < IDLE_CPU_PCT and p95 <= 1.3 * base + 5 and errors <= ERROR_RATE_DEGRADED
     if explicit is not None:
