@@ -7,10 +7,12 @@
 
 ``Agent.run`` is one agent step: the model is called with the role's tools plus one *output tool*
 (``submit_finding`` …); tool calls go through the gateway; the step ends when the model submits a valid
-output. A run that streams tokens (``RunContext.stream_tokens``: ``agentmesh run``, the HTTP server) or a graph
-streamed with LangGraph's ``stream_mode="messages"`` reads each reply as a stream: every piece is a ``token``
-event as it arrives, and LangGraph's messages stream gets it too. Every model reply is journalled under the step's key, so a retried or resumed step replays the
-recorded replies — and so reaches the same tool call ids — instead of asking the model again.
+output. A run that streams tokens (``RunContext.stream_tokens``: ``agentmesh run`` on a terminal, the HTTP
+server) or a graph streamed with LangGraph's ``stream_mode="messages"`` reads each reply as a stream: every piece
+is a ``token`` event as it arrives, and LangGraph's messages stream gets it too; the whole reply is then read as
+strictly as an unstreamed one (``agentmesh.models.astream_reply``). Every model reply is journalled under the
+step's key, so a retried or resumed step replays the recorded replies — and so reaches the same tool call ids —
+instead of asking the model again.
 """
 
 from __future__ import annotations

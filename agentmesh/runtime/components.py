@@ -126,8 +126,9 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
                       delegates: dict[str, StepDelegate] | None = None, on_worker: bool = False,
                       stream_tokens: bool = False) -> RunContext:
     """The context of one run: its components, gateway, budget (what the run already spent is counted) and event
-    stream. ``stream_tokens``: stream model replies as ``token`` events (live only, never stored). ``delegates``: roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is
-    such a step, on a task worker, whose approvals pause by raising."""
+    stream. ``stream_tokens``: stream model replies as ``token`` events (live only, never stored). ``delegates``:
+    roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is such a step, on a task
+    worker, whose approvals pause by raising."""
     configure_prefect(settings)
     parts = components(settings)
     mode = approvals or settings.approvals
