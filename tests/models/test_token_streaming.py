@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -178,3 +181,26 @@ async def test_stream_mode_messages_on_a_compiled_graph_yields_the_agents_tokens
     args = "".join(c["args"] or "" for m in tokens for c in m.tool_call_chunks)
     assert json.loads(args) == answer
     assert state.values["finding"]["summary"] == answer["summary"]  # validated as ever
+
+
+def test_agentmesh_run_on_a_terminal_shows_the_tokens_before_the_reply_ends(home: Any) -> None:
+    with OpenAIServer(responder=slow_decision(0.05)) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "OPENAI_"))}
+        env.update(AGENTMESH_HOME=str(home), AGENTMESH_MODEL="gpt-4o-mini", OPENAI_API_KEY="sk-test-cli",
+                   OPENAI_BASE_URL=server.base_url, AGENTMESH_NODE_RETRIES="0", TTY_COMPATIBLE="1", COLUMNS="120")
+        process = subprocess.Popen([sys.executable, "-m", "agentmesh", "run", "--json", GOAL], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout is not None and process.stderr is not None
+        err = process.stderr.fileno()
+        shown: list[tuple[float, bytes]] = []  # what the terminal got, and when
+        reader = threading.Thread(target=lambda: shown.extend(
+            (time.time(), block) for block in iter(lambda: os.read(err, 65536), b"")))
+        reader.start()
+        stdout = process.stdout.read()
+        process.wait(timeout=600)
+        reader.join()
+    assert process.returncode == 0, b"".join(b for _, b in shown)[-3000:]
+    assert json.loads(stdout)["status"] == "done"
+    [decide] = [i for i, body in enumerate(server.requests) if _forced(body) == "submit_decision"]
+    first = next(t for t, block in shown if "✎ strategist (decide)".encode() in block)
+    assert first < server.ended[decide], "the terminal showed the decision's tokens while the model wrote them"
