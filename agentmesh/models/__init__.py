@@ -269,7 +269,8 @@ async def astream_reply(model: Any, messages: Sequence[BaseMessage], *, on_piece
     complete text with the parser langchain-openai uses for a whole reply (LangChain's own merge of streamed pieces
     parses them as *partial* JSON, which would accept a truncated object). A model that cannot stream gives its
     reply whole (no pieces). A stream cut off mid-body (the transport cannot retry what it already handed over)
-    starts over, at most ``restarts`` times.
+    starts over, at most ``restarts`` times. An endpoint that reports no usage for a stream (some do for whole
+    replies only) has it estimated at ~4 characters a token, so budgets keep counting.
     """
     for attempt in range(restarts + 1):
         pieces: list[AIMessageChunk] = []
@@ -290,7 +291,17 @@ async def astream_reply(model: Any, messages: Sequence[BaseMessage], *, on_piece
         raise ModelError("the model endpoint streamed an empty reply")
     from langchain_core.messages.ai import add_ai_message_chunks
 
-    return _strict(add_ai_message_chunks(pieces[0], *pieces[1:]))
+    reply = _strict(add_ai_message_chunks(pieces[0], *pieces[1:]))
+    if not reply.usage_metadata or not reply.usage_metadata.get("total_tokens"):
+        sent = sum(len(str(m.content)) + sum(len(json.dumps(c["args"], default=str))
+                                             for c in getattr(m, "tool_calls", None) or []) for m in messages)
+        written = len(str(reply.content)) + sum(len(json.dumps(c["args"])) for c in reply.tool_calls)
+        estimate = (max(1, sent // 4), max(1, written // 4))
+        log.warning("the model endpoint reported no usage for a streamed reply; counting ~%d + %d tokens", *estimate)
+        reply.usage_metadata = {"input_tokens": estimate[0], "output_tokens": estimate[1],
+                                "total_tokens": sum(estimate)}
+        reply.response_metadata["usage_estimated"] = True
+    return reply
 
 
 def _strict(whole: AIMessageChunk) -> AIMessage:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypedDict
 
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -204,3 +204,16 @@ def test_agentmesh_run_on_a_terminal_shows_the_tokens_before_the_reply_ends(home
     [decide] = [i for i, body in enumerate(server.requests) if _forced(body) == "submit_decision"]
     first = next(t for t, block in shown if "✎ strategist (decide)".encode() in block)
     assert first < server.ended[decide], "the terminal showed the decision's tokens while the model wrote them"
+
+
+async def test_a_stream_without_usage_is_counted_by_an_estimate(home: Any) -> None:
+    from langchain_openai import ChatOpenAI
+
+    with OpenAIServer(script=[text("p95 is 224 ms " * 20)]) as server:
+        chat = ChatOpenAI(model="gpt-4o-mini", base_url=server.base_url, api_key="sk-test", stream_usage=False)
+        reply = await astream_reply(chat, [HumanMessage("how is payments-api? " * 10)], on_piece=lambda piece: None,
+                                    restarts=0)
+    assert "stream_options" not in server.requests[0]  # the endpoint was not asked for usage, so sent none
+    assert reply.usage_metadata is not None
+    assert (reply.usage_metadata["input_tokens"], reply.usage_metadata["output_tokens"]) == (210 // 4, 280 // 4)
+    assert reply.response_metadata["usage_estimated"] is True
