@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError, UserError
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
 from agentmesh.core.messages import tool_result
-from agentmesh.gateway.approvals import edit_arguments, validation_message
+from agentmesh.gateway.approvals import record_resume, validation_message
 from agentmesh.gateway.policy import Policy
 from agentmesh.gateway.scope import Scope
 from agentmesh.persistence import audit
@@ -262,20 +262,9 @@ class Gateway:
             approved = answer.get("approved") if isinstance(answer, dict) else answer
             if approved and guarded:
                 continue  # an anonymous resume cannot approve what needs a person named in the audit
-            changes = answer.get("args") if isinstance(answer, dict) and approved else None
-            edited = None
-            if changes is not None:  # Command(resume={"approved": True, "args": {...}}): approved with other arguments
-                try:
-                    edited = edit_arguments(self.registry.tools[name], args, changes)
-                except UserError as exc:
-                    reason = f"the edit could not be applied: {exc}"
-                    audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="resume",
-                                          reason=reason)
-                    return reason
-            if approved is not None:
-                audit.record_approval(self.engine, self.run_id, call_id, approved=bool(approved), approver="resume",
-                                      edited_args=edited if edited != args else None)
-                return None if approved else "rejected"
+            if record_resume(self.engine, self.run_id, call_id, self.registry.tools.get(name), args, answer):
+                return self._approval(call_id, name, args, agent, audit.get_call(self.engine, self.run_id, call_id),
+                                      guarded=guarded)
             # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
             # the call keeps waiting — the next interrupt() pauses the run again.
 

@@ -27,7 +27,7 @@ from agentmesh.persistence.database import utcnow
 if TYPE_CHECKING:
     from agentmesh.tools import Tool
 
-__all__ = ["edit_arguments", "expire_approvals", "validation_message"]
+__all__ = ["edit_arguments", "expire_approvals", "record_resume", "validation_message"]
 
 
 def expire_approvals(engine: Engine, policy: Policy, run_id: str) -> list[str]:
@@ -66,6 +66,28 @@ def edit_arguments(tool: Tool, asked: Any, changes: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise UserError(f"the edited arguments of {tool.name} are {validation_message(exc)}") from None
     return edited
+
+
+def record_resume(engine: Engine, run_id: str, call_id: str, tool: Tool | None, asked: Any, answer: Any) -> bool:
+    """Record the verdict a LangGraph resume value carries, as the approver ``resume``: ``True``/``False``,
+    ``{"approved": bool}``, or ``{"approved": True, "args": {...}}`` — approved with these arguments changed
+    (``Command(resume=...)``). False when it carries none. An edit that cannot be applied rejects the call, saying why:
+    nobody approved the call as the model asked for it."""
+    approved = answer.get("approved") if isinstance(answer, Mapping) else answer
+    if approved is None:
+        return False
+    changes = answer.get("args") if isinstance(answer, Mapping) and approved else None
+    edited, reason = None, None
+    if changes is not None:
+        try:
+            if tool is None:
+                raise UserError("the tool is no longer registered")
+            edited = edit_arguments(tool, asked, changes)
+        except UserError as exc:
+            approved, reason = False, f"the edit could not be applied: {exc}"
+    audit.record_approval(engine, run_id, call_id, approved=bool(approved), approver="resume", reason=reason,
+                          edited_args=edited if edited != asked else None)
+    return True
 
 
 def validation_message(exc: ValidationError) -> str:
