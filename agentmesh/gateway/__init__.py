@@ -8,6 +8,10 @@ that names a target) and recorded; the policy's ``[scope]`` table says whether a
 for a person, or is allowed. ``--approvals auto`` approves neither an out-of-scope call nor one under ``four_eyes``:
 a safeguard a run's own flag could switch off would not be one.
 
+A person may approve a call with edited arguments (``agentmesh.gateway.approvals.edit_arguments``): the edited call
+is admitted again — validation, role, scope — and meets the domain's limits like any call; the audit keeps the
+model's arguments and the edit, and the model's ``ToolMessage`` says who changed what.
+
 The audit record is written before the side effect and completed after it. A refused, invalid, rejected
 or failed call is audited and explained to the model in its ``ToolMessage``; it never crashes the run.
 A domain's own limits (the operations world's replica ranges, cost ceiling, refund cap) are checked by the
