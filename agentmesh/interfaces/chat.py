@@ -212,10 +212,10 @@ class ChatSession:
             self._runner.run(aapprove(run_id, call["id"], approved=True, approver=self.approver, args=args,
                                       settings=self.settings, resume=False))
         except ValueError as exc:
-            self.console.print(f"[red]not JSON[/] ({escape(str(exc))}): nothing was recorded")
+            self.console.print(f"[red]not JSON[/] ({escape(str(exc))}): nothing was recorded", soft_wrap=True)
             return None
-        except UserError as exc:
-            self.console.print(f"[red]{escape(str(exc))}[/]: nothing was recorded")
+        except UserError as exc:  # one line however long: the terminal wraps it, Rich does not break it
+            self.console.print(f"[red]{escape(str(exc))}[/]: nothing was recorded", soft_wrap=True)
             return None
         return dict(args)
 

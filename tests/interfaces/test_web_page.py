@@ -106,11 +106,14 @@ def test_approve_with_edited_arguments_on_the_page(server: Server, browser) -> N
 
     wait = WebDriverWait(browser, 180, ignored_exceptions=[StaleElementReferenceException])
     browser.get(server.url + "/")
-    token = browser.find_elements(By.ID, "token-input")
-    if token and token[0].is_displayed():
-        token[0].send_keys(server.token)
+    # The page either asks for the token (a fresh browser) or lists the graphs (it kept one): wait for whichever.
+    option = (By.CSS_SELECTOR, "#graph-select option[value=tool_call]")
+    asked = wait.until(lambda d: [e for e in d.find_elements(By.ID, "token-input") if e.is_displayed()]
+                       or d.find_elements(*option))
+    if asked[0].get_attribute("id") == "token-input":
+        asked[0].send_keys(server.token)
         browser.find_element(By.CSS_SELECTOR, "#token-form button[value=save]").click()
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#graph-select option[value=tool_call]")))
+    wait.until(ec.presence_of_element_located(option))
     Select(browser.find_element(By.ID, "graph-select")).select_by_value("tool_call")
     goal = 'Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}'
     browser.find_element(By.ID, "goal-input").send_keys(goal)
