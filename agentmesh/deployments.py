@@ -44,8 +44,9 @@ def _deployment_options(name: str, *, goal: str, graph: str, cron: str | None, i
 
         try:
             CronSchedule(cron=cron)
-        except ValueError as exc:
-            raise UserError(f"--cron {cron!r} is not a cron expression: {str(exc).splitlines()[-1]}") from None
+        except ValueError:
+            raise UserError(f"--cron {cron!r} is not a cron expression: five fields, minute hour day-of-month "
+                            "month day-of-week, e.g. '*/15 * * * *' (every 15 minutes)") from None
     return dict(
         name=name, cron=cron, interval=interval, parameters={"goal": goal, "graph": graph},
         entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", f"graph:{graph}"],

@@ -10,11 +10,12 @@ import asyncio
 import getpass
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import TyperException
 
 from agentmesh.core.exceptions import AgentmeshError, PolicyViolation, UserError
 from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
@@ -39,6 +40,20 @@ Approvals = Annotated[
     str | None,
     typer.Option("--approvals", help="wait (default): pause for a person; auto: approve what policy allows; deny."),
 ]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from agentmesh.core import __version__
+
+        typer.echo(f"agentmesh {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """A team of LLM agents that plans, acts through audited tools and explains its decision."""
 
 
 def _settings(**overrides: Any) -> Any:
@@ -309,19 +324,28 @@ def main() -> None:
     except AgentmeshError as exc:
         err.print(f"[red]run failed:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err.print("cancelled")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+    except TyperException as exc:  # usage errors, raised by the Click that Typer bundles (typer._click)
+        _usage_error(exc)
+    except Exception as exc:
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(_one_line(exc))} — please report it")
         sys.exit(1)
+
+
+def _usage_error(exc: TyperException) -> NoReturn:
+    """A usage mistake: one line on stderr naming the command's --help, exit 2. A group run without a command
+    has printed its help: that is an answer, exit 0."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        sys.exit(0)
+    ctx = getattr(exc, "ctx", None)
+    message = " ".join(exc.format_message().split()) or type(exc).__name__
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err.print(f"[red]error:[/] {escape(message)}{hint}", highlight=False)
+    sys.exit(2)
 
 
 def _one_line(exc: BaseException) -> str:
