@@ -230,7 +230,7 @@ class ChatSession:
         from agentmesh.persistence.runs import runs_listing
 
         rows = runs_listing(self._engine(), limit=20)
-        self.console.print(runs_table(rows) if rows else "no runs yet: type a goal")
+        self.console.print(runs_table(rows, self.console.width) if rows else "no runs yet: type a goal")
 
     def _run_id(self, arg: str) -> str:
         run_id = arg or self.last_run
@@ -254,7 +254,7 @@ class ChatSession:
 
         engine = self._engine()
         calls = [c.model_dump(mode="json") for c in list_calls(engine, get_run(engine, self._run_id(arg))["run_id"])]
-        self.console.print(audit_table(calls) if calls else "no tool calls")
+        self.console.print(audit_table(calls, self.console.width) if calls else "no tool calls")
 
     def _approve(self, arg: str) -> None:
         from agentmesh.persistence.runs import run_result

@@ -71,11 +71,12 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _finish_run(result: dict[str, Any], as_json: bool) -> None:
+def _finish_run(result: dict[str, Any], as_json: bool, settings: Any = None) -> None:
     if as_json:
         _emit_json(result)
     else:
         print_result(out, result)
+        _how_to_see(result["run_id"], settings or _settings())
     if result["status"] in ("failed", "budget_exceeded", "cancelled"):
         raise typer.Exit(1)
 
@@ -106,7 +107,18 @@ def run(
     quiet = Console(stderr=True, quiet=False)
     result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals,
                                    on_event=EventPrinter(quiet), started_by=by or getpass.getuser()))
-    _finish_run(result, as_json)
+    _finish_run(result, as_json, settings)
+
+
+def _how_to_see(run_id: str, settings: Any) -> None:
+    """After a run: the commands that show it again, naming the home when it is not this folder's default."""
+    import shlex
+    from pathlib import Path
+
+    home = settings.resolved_home
+    prefix = "" if home == Path(".agentmesh").resolve() else f"AGENTMESH_HOME={shlex.quote(str(home))} "
+    err.print(f"[dim]see it again:[/]    {prefix}agentmesh runs show {run_id}\n"
+              f"[dim]every tool call:[/] {prefix}agentmesh runs audit {run_id}", highlight=False)
 
 
 @app.command()
@@ -143,7 +155,7 @@ def runs_list(
     if as_json:
         _emit_json(rows)
     elif rows:
-        out.print(runs_table(rows))
+        out.print(runs_table(rows, out.width))
     else:
         out.print("no runs yet: `agentmesh run \"your goal\"`")
 
@@ -167,6 +179,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     for step in result["steps"]:
         out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
                   f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}[/]")
+    if (result.get("decision") or {}).get("rationale"):
+        out.print(f"[bold]why[/] {escape(result['decision']['rationale'])}")
     print_result(out, result)
 
 
@@ -183,7 +197,7 @@ def runs_audit(run_id: Annotated[str, typer.Argument(help="A run id (a unique pr
     if as_json:
         _emit_json(calls)
     else:
-        out.print(audit_table(calls) if calls else "no tool calls")
+        out.print(audit_table(calls, out.width) if calls else "no tool calls")
 
 
 @runs_app.command("resume")

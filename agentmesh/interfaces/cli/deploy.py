@@ -99,10 +99,17 @@ def prefect_status() -> None:
 
 
 @prefect_app.command("stop")
-def prefect_stop() -> None:
+def prefect_stop(every: Annotated[bool, typer.Option(
+        "--all", help="Stop every local Prefect server agentmesh started for you, whatever its home.")] = False,
+) -> None:
     """Stop the local Prefect server (runs stay recorded; the next run starts it again)."""
-    from agentmesh.runtime.prefect import stop_local_server
+    from agentmesh.runtime.prefect import stop_all_local_servers, stop_local_server
 
+    if every:
+        stopped = stop_all_local_servers()
+        out.print(f"stopped {len(stopped)} local Prefect server(s)"
+                  + "".join(f"\n  pid {s['pid']} · {s['home'] or 'home unknown'}" for s in stopped), highlight=False)
+        return
     out.print("stopped" if stop_local_server(_prefect_home()) else "no local Prefect server was running")
 
 
