@@ -143,7 +143,7 @@ def local_server_state(prefect_home: Path) -> dict | None:
         return None
 
 
-def ensure_local_server(prefect_home: Path, *, wait_s: float = 90.0, idle_minutes: float = 15.0) -> str:
+def ensure_local_server(prefect_home: Path, *, wait_s: float = 300.0, idle_minutes: float = 15.0) -> str:
     """The URL of this home's local Prefect server, starting it if it is not running: one per Prefect home at
     most (a recorded one that is alive but never answers is stopped first); it exits after ``idle_minutes``
     without a request."""

@@ -38,6 +38,9 @@ def evolve(
     from agentmesh.evolution.graph import EvolutionOptions
     from agentmesh.runtime.prefect import configure_prefect
 
+    from agentmesh.evaluation import load_scenarios
+
+    load_scenarios([str(s) for s in suite])  # a wrong suite is one line now, before any Prefect server
     settings = get_settings(model=model)
     options = EvolutionOptions(role=agent, rounds=rounds, candidates=candidates, trials=trials, held_out=held_out,
                                alpha=alpha, require_approval=require_approval, concurrency=concurrency,
