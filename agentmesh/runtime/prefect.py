@@ -227,7 +227,7 @@ def stop_local_server(prefect_home: Path) -> bool:
 
 def local_servers() -> list[dict[str, Any]]:
     """Every local Prefect server agentmesh started for this user, whatever its home: pid and home."""
-    listed = subprocess.run(["ps", "-u", str(os.getuid()), "-o", "pid=", "-o", "args="], capture_output=True,
+    listed = subprocess.run(["ps", "-ww", "-u", str(os.getuid()), "-o", "pid=", "-o", "args="], capture_output=True,
                             text=True, check=False).stdout
     found = []
     for line in listed.splitlines():
