@@ -131,7 +131,8 @@ class ChatSession:
 
         result = self._cancellable(
             arun_goal(goal, graph=self.graph, settings=self.settings, on_event=on_event,
-                      context=list(self.context) or None, started_by=self.approver),
+                      context=list(self.context) or None, started_by=self.approver,
+                      stream_tokens=printer.wants_tokens),
             ids,
         )
         if result is None:

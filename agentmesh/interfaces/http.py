@@ -8,7 +8,8 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 
 - ``POST /v1/goals`` ``{"goal", "graph"?, "model"?, "approvals"?, "context"?}`` → 202 ``{"id", "status", "links"}``
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
-  each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``
+  each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``; ``token``
+  events (pieces of a model reply as it streams) are live only: they have no ``id:`` and are not replayed
 - ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?}``; ``POST /v1/goals/{id}/cancel``
 - ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
@@ -235,7 +236,8 @@ def _links(run_id: str) -> Links:
 def _sse(event: dict[str, Any]) -> str:
     import json
 
-    return f"id: {event.get('seq')}\ndata: {json.dumps(event, default=str, ensure_ascii=False)}\n\n"
+    data = f"data: {json.dumps(event, default=str, ensure_ascii=False)}\n\n"
+    return data if event.get("seq") is None else f"id: {event['seq']}\n{data}"  # a token has no number
 
 
 def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -300,7 +302,8 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         after: Annotated[int | None, Query(ge=0, le=10**9, description="Resume after this sequence number.")] = None,
     ) -> StreamingResponse:
         """The run's events as Server-Sent Events: each a `data:` line of JSON, `id:` its sequence number.
-        Resumes after `Last-Event-ID`; ends after the run finishes (it stays open while it waits for approval)."""
+        `token` events (model output as it streams: `text`, or `tool` and `args` pieces) are live only, without
+        an `id:`; a reconnect does not replay them. Resumes after `Last-Event-ID`; ends after the run finishes (it stays open while it waits for approval)."""
         run_id = service.resolve(run_id)
         start = after or 0
         if last_event_id is not None:

@@ -3,8 +3,9 @@
 - ``GET /v1/models``: one model per registered graph (the id is the graph's name).
 - ``POST /v1/chat/completions``: the last user message is the goal, earlier messages are its context, the
   ``model`` picks the graph. The reply is the decision (summary, actions, rationale); with ``stream: true``
-  progress lines (plan, steps, tool calls, findings) stream first as content deltas. When a call needs
-  approval the reply says so; answering ``approve`` or ``reject`` (optionally with a reason) in the same
+  progress lines (plan, steps, tool calls, findings) stream first as content deltas, then the decision's text
+  as token deltas while the model writes it (its summary and rationale; the rest once it has validated). When a
+  call needs approval the reply says so; answering ``approve`` or ``reject`` (optionally with a reason) in the same
   conversation records the verdict and continues that run.
 
     client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key=token)
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agentmesh.core.exceptions import NotFoundError, UserError
 from agentmesh.interfaces._goals import GoalService
-from agentmesh.interfaces._text import decision_text, progress_line
+from agentmesh.interfaces._text import LiveDecision, decision_text, progress_line
 from agentmesh.interfaces.identities import current_identity, require
 
 __all__ = ["router"]
@@ -170,15 +171,16 @@ async def _stream(service: GoalService, run_id: str, after: int, completion_id: 
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     finished = False
+    live = LiveDecision()
     try:
         yield chunk({"role": "assistant", "content": ""})
         async for event in service.follow(run_id, after=after, stop_on_pause=True):
-            line = progress_line(event) if event else None
+            line = (live.feed(event) if event.get("type") == "token" else progress_line(event)) if event else None
             if line:
                 yield chunk({"content": line})
         result = await service.wait(run_id)
         finished = True
-        yield chunk({"content": "\n---\n\n" + decision_text(result)})
+        yield chunk({"content": live.rest(decision_text(result))})
         yield chunk({}, "stop")
         if include_usage:
             yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(result)})}\n\n"

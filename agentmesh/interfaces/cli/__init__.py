@@ -105,8 +105,9 @@ def run(
     from agentmesh.runtime.run import arun_goal
 
     quiet = Console(stderr=True, quiet=False)
-    result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals,
-                                   on_event=EventPrinter(quiet), started_by=by or getpass.getuser()))
+    printer = EventPrinter(quiet)
+    result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals, on_event=printer,
+                                   started_by=by or getpass.getuser(), stream_tokens=printer.wants_tokens))
     _finish_run(result, as_json, settings)
 
 

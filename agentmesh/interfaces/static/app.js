@@ -269,6 +269,7 @@ function markCall(e) {
 }
 
 function addEvent(e) {
+  if (e.seq == null) return; // a token: live model output without a sequence number; the timeline shows stored events
   if (e.seq <= state.lastSeq) return;
   state.lastSeq = e.seq;
   state.events += 1;
