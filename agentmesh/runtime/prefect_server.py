@@ -67,6 +67,9 @@ def main() -> None:
                                            access_log=False))
 
     def watch_idle() -> None:
+        while not server.started and not server.should_exit:  # idle time counts from when it answers
+            time.sleep(0.5)
+        last_request[0] = time.monotonic()
         while not server.should_exit:
             time.sleep(10)
             if time.monotonic() - last_request[0] > args.idle_minutes * 60:
