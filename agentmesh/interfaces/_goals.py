@@ -181,12 +181,13 @@ class GoalService:
         return self.get(run_id)
 
     async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
-                      reason: str | None = None) -> dict[str, Any]:
-        """Record a verdict on pending calls (one, or all) and resume the run in the background."""
+                      reason: str | None = None, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a verdict on pending calls (one, or all; ``args``: approved with these arguments changed) and
+        resume the run in the background."""
         from agentmesh.runtime.approvals import aapprove
 
         run_id = self.resolve(run_id)
-        await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,
+        await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason, args=args,
                        settings=self.settings, resume=False)
         self._resume(run_id)
         return self.get(run_id)

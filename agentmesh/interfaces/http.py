@@ -10,7 +10,8 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
   each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``; ``token``
   events (pieces of a model reply as it streams) are live only: they have no ``id:`` and are not replayed
-- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?}``; ``POST /v1/goals/{id}/cancel``
+- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?}`` (``args``: approve with these
+  arguments changed); ``POST /v1/goals/{id}/cancel``
 - ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
 
@@ -101,6 +102,9 @@ class ApprovalRequest(BaseModel):
     """One pending call (an id or its unique ending); default: every pending call of the run."""
     approved: bool
     """True approves, false rejects."""
+    args: dict[str, Any] | None = None
+    """Approve one call with these arguments changed (``{"replicas": 5}``); the others stay as the agent asked.
+    The edited call passes the gateway again before it runs; the audit keeps both and who edited them."""
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
     """Why; recorded in the audit."""
     approver: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
@@ -340,7 +344,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         else:
             raise HTTPException(403, f"you are signed in as {identity.name}: you cannot approve as {body.approver}")
         return await service.approve(run_id, body.call_id, approved=body.approved, approver=approver,
-                                     reason=body.reason)
+                                     reason=body.reason, args=body.args)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
     async def cancel_goal(run_id: RunId, identity: Identity = Depends(signed_in)) -> dict[str, Any]:

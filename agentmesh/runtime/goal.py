@@ -230,7 +230,7 @@ async def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
     if calls:
         made.append(acreate_table_artifact(
             key=f"tool-calls-{run.run_id[:8]}",
-            table=[{"agent": c.agent, "tool": c.tool, "args": str(c.args)[:200], "status": c.status,
+            table=[{"agent": c.agent, "tool": c.tool, "args": str(c.effective_args)[:200], "status": c.status,
                     "reason": c.reason or ""} for c in calls],
             description="Tool calls of this run (agentmesh runs audit shows them in full)",
         ))

@@ -79,6 +79,11 @@ class EventPrinter:
             c.print(f"[dim]▶ {event['node']} ({event['agent']})[/]")
         elif kind == "tool_call":
             c.print(f"  [cyan]{event['agent']}[/] → {event['tool']} {escape(_args(event.get('args')))}")
+        elif kind == "tool_result" and event.get("edited"):
+            edited = event["edited"]
+            c.print(f"    [magenta]edited by {escape(str(edited.get('by')))}[/] to {escape(_args(edited.get('args')))}: "
+                    f"[{STATUS_STYLE.get(event['status'], 'white')}]{event['status']}[/]"
+                    + (f" {escape(str(event['reason']))}" if event.get("reason") else ""))
         elif kind == "tool_result" and event.get("status") != "ok":
             style = STATUS_STYLE.get(event["status"], "white")
             c.print(f"    [{style}]{event['status']}[/]: {escape(str(event.get('reason') or ''))}")
@@ -191,6 +196,10 @@ def audit_table(calls: list[dict[str, Any]], width: int = 80) -> Table:
     for c in calls:
         reason = c.get("reason") or (c.get("scope") or "")
         approver = f"{c['approval']} by {c['approver']}" if c.get("approver") else (c.get("approval") or "")
+        args = action_line("", c["args"], 500).strip()
+        if c.get("edited_args") is not None:  # the audit record: the model's arguments, then the approver's edit
+            args = f"{args} → {action_line('', c['edited_args'], 500).strip()}"
+            approver += " (edited)"
         cells.append([c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], c["status"],
-                      " · ".join(x for x in (action_line("", c["args"], 500).strip(), reason, approver) if x)])
+                      " · ".join(x for x in (args, reason, approver) if x)])
     return _fitted(["call", "agent", "tool", "status", "details"], cells, width, cut=False)
