@@ -44,8 +44,9 @@ def _deployment_options(name: str, *, goal: str, graph: str, cron: str | None, i
 
         try:
             CronSchedule(cron=cron)
-        except ValueError as exc:
-            raise UserError(f"--cron {cron!r} is not a cron expression: {str(exc).splitlines()[-1]}") from None
+        except ValueError:
+            raise UserError(f"--cron {cron!r} is not a cron expression: five fields, minute hour day-of-month "
+                            "month day-of-week, e.g. '*/15 * * * *' (every 15 minutes)") from None
     return dict(
         name=name, cron=cron, interval=interval, parameters={"goal": goal, "graph": graph},
         entrypoint_type=EntrypointType.MODULE_PATH, tags=["agentmesh", f"graph:{graph}"],
@@ -56,10 +57,10 @@ def _deployment_options(name: str, *, goal: str, graph: str, cron: str | None, i
 async def create_deployment(name: str, *, goal: str, graph: str, cron: str | None = None,
                             interval: float | None = None, work_pool: str | None = None) -> str:
     """Create (or update) a deployment; returns its id. Without a work pool, `agentmesh deploy --serve` runs it."""
-    _require_server()
     get_graph(graph, get_settings().graphs_paths)
-    deployment = await goal_flow.ato_deployment(
-        **_deployment_options(name, goal=goal, graph=graph, cron=cron, interval=interval))
+    options = _deployment_options(name, goal=goal, graph=graph, cron=cron, interval=interval)  # before a server
+    _require_server()
+    deployment = await goal_flow.ato_deployment(**options)
     if work_pool:
         from prefect.client.orchestration import get_client
 

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("PREFECT_HOME", "AGENTMESH_PREFECT_HOME", "prefect_home")
     )
     """Prefect's home (its local server's state and database); empty means `home/prefect`."""
+    prefect_idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    """The local Prefect server (`prefect = "local"`) exits after this many minutes without a request; the next
+    run starts it again. `agentmesh prefect stop --all` stops every one you started."""
     plugins: list[str] = Field(default_factory=lambda: ["operations"])
     """Plug-ins to enable: a bundled one's name (`operations`, the sample world) or `package.module[:attribute]`."""
 

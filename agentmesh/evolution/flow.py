@@ -89,8 +89,9 @@ async def create_deployment(name: str, *, suite: list[str], cron: str, options: 
     _validate(options)
     try:
         CronSchedule(cron=cron)
-    except ValueError as exc:
-        raise UserError(f"--schedule {cron!r} is not a cron expression: {str(exc).splitlines()[-1]}") from None
+    except ValueError:
+        raise UserError(f"--schedule {cron!r} is not a cron expression: five fields, minute hour day-of-month "
+                            "month day-of-week, e.g. '*/15 * * * *' (every 15 minutes)") from None
     load_scenarios(list(suite))
     plain = {k: v for k, v in asdict(replace(options, settings=None, chat_model=None, proposer=None)).items()
              if k in _PLAIN}

@@ -38,8 +38,12 @@ HELP = """[bold]Type a goal[/] and press Enter; follow-ups continue the same thr
   [cyan]/model NAME[/]       use another model (offline, or an OpenAI-compatible name)
   [cyan]/graph NAME[/]       use another graph
   [cyan]/new[/]              start a new thread (forget the context)
+  [cyan]/clear[/]            clear the screen and start a new thread
   [cyan]/help[/]  [cyan]/exit[/]
+help, clear, exit, quit and bye work without the slash too (a goal is more than one of those words).
 Ctrl-C during a run cancels it; Ctrl-D or /exit leaves."""
+
+BARE_COMMANDS = ("help", "clear", "exit", "quit", "bye")
 
 PROMPT = "agentmesh> "
 HISTORY_FILE = "chat_history"
@@ -99,6 +103,9 @@ class ChatSession:
         if not line:
             return True
         try:
+            word = line.lower().lstrip("/").rstrip(".!?").strip()
+            if word in BARE_COMMANDS:  # `quit`, `exit`, `bye`, `clear`, `help`: a command, with or without the slash
+                return self._command("/" + word)
             if line.startswith("/"):
                 return self._command(line)
             self._goal(line)
@@ -234,10 +241,10 @@ class ChatSession:
         name, _, arg = line.partition(" ")
         arg = arg.strip()
         name = name.lower()
-        if name in ("/exit", "/quit", "/q"):
+        if name in ("/exit", "/quit", "/q", "/bye"):
             return False
         handler = {
-            "/help": self._help, "/runs": self._runs, "/show": self._show, "/audit": self._audit,
+            "/help": self._help, "/clear": self._clear, "/runs": self._runs, "/show": self._show, "/audit": self._audit,
             "/approve": self._approve, "/model": self._model, "/graph": self._graph, "/new": self._new,
         }.get(name)
         if handler is None:
@@ -258,7 +265,7 @@ class ChatSession:
         from agentmesh.persistence.runs import runs_listing
 
         rows = runs_listing(self._engine(), limit=20)
-        self.console.print(runs_table(rows) if rows else "no runs yet: type a goal")
+        self.console.print(runs_table(rows, self.console.width) if rows else "no runs yet: type a goal")
 
     def _run_id(self, arg: str) -> str:
         run_id = arg or self.last_run
@@ -282,7 +289,7 @@ class ChatSession:
 
         engine = self._engine()
         calls = [c.model_dump(mode="json") for c in list_calls(engine, get_run(engine, self._run_id(arg))["run_id"])]
-        self.console.print(audit_table(calls) if calls else "no tool calls")
+        self.console.print(audit_table(calls, self.console.width) if calls else "no tool calls")
 
     def _approve(self, arg: str) -> None:
         from agentmesh.persistence.runs import run_result
@@ -310,6 +317,10 @@ class ChatSession:
             return
         self.graph = get_graph(arg, self.settings.graphs_paths).name
         self.console.print(f"graph: [cyan]{self.graph}[/]")
+
+    def _clear(self, arg: str) -> None:
+        self.console.clear()
+        self._new(arg)
 
     def _new(self, arg: str) -> None:
         self.context.clear()

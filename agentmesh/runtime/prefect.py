@@ -35,6 +35,7 @@ from agentmesh.core.settings import Settings
 
 _configured: tuple[str, str] | None = None  # (what the process records runs in, the settings' Prefect home)
 _STATE = "agentmesh-server.json"
+_SERVER_MODULE = "agentmesh.runtime.prefect_server"
 
 
 def configure_prefect(settings: Settings) -> None:
@@ -70,7 +71,7 @@ def configure_prefect(settings: Settings) -> None:
     if settings.prefect_api_url:
         os.environ["PREFECT_API_URL"] = api = settings.prefect_api_url
     elif settings.prefect == "local":
-        os.environ["PREFECT_API_URL"] = api = ensure_local_server(Path(home))
+        os.environ["PREFECT_API_URL"] = api = ensure_local_server(Path(home), idle_minutes=settings.prefect_idle_minutes)
         os.environ["AGENTMESH_LOCAL_PREFECT"] = "1"
     else:
         os.environ.pop("PREFECT_API_URL", None)
@@ -142,8 +143,10 @@ def local_server_state(prefect_home: Path) -> dict | None:
         return None
 
 
-def ensure_local_server(prefect_home: Path, *, wait_s: float = 90.0) -> str:
-    """The URL of this home's local Prefect server, starting it if it is not running."""
+def ensure_local_server(prefect_home: Path, *, wait_s: float = 300.0, idle_minutes: float = 15.0) -> str:
+    """The URL of this home's local Prefect server, starting it if it is not running: one per Prefect home at
+    most (a recorded one that is alive but never answers is stopped first); it exits after ``idle_minutes``
+    without a request."""
     import fcntl
 
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -156,15 +159,18 @@ def ensure_local_server(prefect_home: Path, *, wait_s: float = 90.0) -> str:
         state = local_server_state(prefect_home)
         if state and _healthy(state["url"]):
             return state["url"]
-        if state and _alive(state.get("pid")) and _wait(state["url"], state["pid"], wait_s):
-            return state["url"]  # started by someone else, was still booting
+        if state and _alive(state.get("pid")):
+            if _wait(state["url"], state["pid"], wait_s):
+                return state["url"]  # started by someone else, was still booting
+            stop_local_server(prefect_home)  # alive but not answering: not a second server next to it
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api"
         log = open(prefect_home / "agentmesh-server.log", "ab")  # noqa: SIM115  (the server's, for its life)
         env = dict(os.environ, PREFECT_HOME=str(prefect_home))
         env.pop("PREFECT_API_URL", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "agentmesh.runtime.prefect_server", "--port", str(port)],
+            [sys.executable, "-m", _SERVER_MODULE, "--port", str(port), "--idle-minutes", f"{idle_minutes:g}",
+             "--home", str(prefect_home)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
         (prefect_home / _STATE).write_text(json.dumps({"url": url, "pid": process.pid, "port": port}))
@@ -217,6 +223,44 @@ def stop_local_server(prefect_home: Path) -> bool:
         os.kill(state["pid"], signal.SIGKILL)
     (prefect_home / _STATE).unlink(missing_ok=True)
     return True
+
+
+def local_servers() -> list[dict[str, Any]]:
+    """Every local Prefect server agentmesh started for this user, whatever its home: pid and home."""
+    listed = subprocess.run(["ps", "-ww", "-u", str(os.getuid()), "-o", "pid=", "-o", "args="], capture_output=True,
+                            text=True, check=False).stdout
+    found = []
+    for line in listed.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        words = args.split()
+        if not pid.isdigit() or _SERVER_MODULE not in words:
+            continue
+        home = words[words.index("--home") + 1] if "--home" in words[:-1] else None
+        found.append({"pid": int(pid), "home": home})
+    return found
+
+
+def stop_all_local_servers(under: Path | None = None) -> list[dict[str, Any]]:
+    """Stop every local Prefect server agentmesh started for this user (only those whose home is inside
+    ``under``, when given); the ones stopped."""
+    import signal
+
+    servers = [s for s in local_servers()
+               if under is None or (s["home"] and Path(s["home"]).is_relative_to(under.resolve()))]
+    for server in servers:
+        with contextlib.suppress(OSError):
+            os.kill(server["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while any(_alive(s["pid"]) for s in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for server in servers:
+        if _alive(server["pid"]):
+            with contextlib.suppress(OSError):
+                os.kill(server["pid"], signal.SIGKILL)
+        state = local_server_state(Path(server["home"])) if server["home"] else None
+        if state and state.get("pid") == server["pid"]:
+            (Path(server["home"]) / _STATE).unlink(missing_ok=True)
+    return servers
 
 
 # -- values handed to a flow this process calls -----------------------------------------------------------

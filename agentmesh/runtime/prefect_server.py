@@ -42,7 +42,9 @@ def _immediate_sqlite_transactions() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--idle-minutes", type=float, default=120.0)
+    parser.add_argument("--idle-minutes", type=float, default=15.0)
+    parser.add_argument("--home", help="The Prefect home it serves (PREFECT_HOME): named so `ps` and "
+                        "`agentmesh prefect stop --all` show whose it is.")
     args = parser.parse_args()
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -65,6 +67,9 @@ def main() -> None:
                                            access_log=False))
 
     def watch_idle() -> None:
+        while not server.started and not server.should_exit:  # idle time counts from when it answers
+            time.sleep(0.5)
+        last_request[0] = time.monotonic()
         while not server.should_exit:
             time.sleep(10)
             if time.monotonic() - last_request[0] > args.idle_minutes * 60:

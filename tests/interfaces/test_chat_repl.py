@@ -95,7 +95,7 @@ def test_goal_approval_decision_follow_up_and_commands(tmp_path: Path) -> None:
     child.expect_exact(PROMPT)
 
     child.sendline("/runs")
-    child.expect_exact(first_run[:12])
+    child.expect_exact(first_run[:8])
     child.expect_exact(PROMPT)
     child.sendline(f"/show {first_run[:8]}")
     child.expect_exact("optimizer (optimizer) done")
@@ -160,7 +160,7 @@ def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_sess
         assert "first goal" not in json.dumps(model.requests[-1]["messages"]), "/new forgot the thread"
 
         child.sendline("/runs")
-        child.expect_exact(cancelled[:12])
+        child.expect_exact(cancelled[:8])
         child.expect_exact(PROMPT)
         output = finish(child)
     assert "Traceback" not in output
@@ -171,3 +171,28 @@ def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_sess
 
     record = store.get_run(get_engine(Settings(home=home).resolved_database_url), cancelled)
     assert record["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("leave", ["quit", "Exit!", "bye"])
+def test_help_clear_and_leaving_work_with_or_without_the_slash(tmp_path: Path, leave: str) -> None:
+    """A line that is only `help`, `clear`, `quit`, `exit` or `bye` is the command, never a goal."""
+    home = make_home(tmp_path / "home")
+    child = spawn(home, tmp_path)
+    child.sendline("help")
+    child.expect_exact("/approve [ID]")
+    child.expect_exact(PROMPT)
+    child.sendline("clear")
+    child.expect_exact("new thread")
+    child.expect_exact(PROMPT)
+    child.sendline(leave)
+    child.expect_exact("bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "plan" not in (child.before or ""), "a command word ran as a goal"
+
+    from agentmesh.core.settings import Settings
+    from agentmesh.persistence.database import get_engine
+    from agentmesh.persistence.runs import runs_listing
+
+    assert runs_listing(get_engine(Settings(home=home).resolved_database_url), limit=5) == []

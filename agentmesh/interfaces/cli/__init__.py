@@ -10,11 +10,12 @@ import asyncio
 import getpass
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import TyperException
 
 from agentmesh.core.exceptions import AgentmeshError, PolicyViolation, UserError
 from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
@@ -41,6 +42,20 @@ Approvals = Annotated[
 ]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from agentmesh.core import __version__
+
+        typer.echo(f"agentmesh {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """A team of LLM agents that plans, acts through audited tools and explains its decision."""
+
+
 def _settings(**overrides: Any) -> Any:
     from agentmesh.core.settings import get_settings
 
@@ -56,11 +71,12 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _finish_run(result: dict[str, Any], as_json: bool) -> None:
+def _finish_run(result: dict[str, Any], as_json: bool, settings: Any = None) -> None:
     if as_json:
         _emit_json(result)
     else:
         print_result(out, result)
+        _how_to_see(result["run_id"], settings or _settings())
     if result["status"] in ("failed", "budget_exceeded", "cancelled"):
         raise typer.Exit(1)
 
@@ -92,7 +108,18 @@ def run(
     printer = EventPrinter(quiet)
     result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals, on_event=printer,
                                    started_by=by or getpass.getuser(), stream_tokens=printer.wants_tokens))
-    _finish_run(result, as_json)
+    _finish_run(result, as_json, settings)
+
+
+def _how_to_see(run_id: str, settings: Any) -> None:
+    """After a run: the commands that show it again, naming the home when it is not this folder's default."""
+    import shlex
+    from pathlib import Path
+
+    home = settings.resolved_home
+    prefix = "" if home == Path(".agentmesh").resolve() else f"AGENTMESH_HOME={shlex.quote(str(home))} "
+    err.print(f"[dim]see it again:[/]    {prefix}agentmesh runs show {run_id}\n"
+              f"[dim]every tool call:[/] {prefix}agentmesh runs audit {run_id}", highlight=False)
 
 
 @app.command()
@@ -137,7 +164,7 @@ def runs_list(
     if as_json:
         _emit_json(rows)
     elif rows:
-        out.print(runs_table(rows))
+        out.print(runs_table(rows, out.width))
     else:
         out.print("no runs yet: `agentmesh run \"your goal\"`")
 
@@ -161,6 +188,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     for step in result["steps"]:
         out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
                   f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}[/]")
+    if (result.get("decision") or {}).get("rationale"):
+        out.print(f"[bold]why[/] {escape(result['decision']['rationale'])}")
     print_result(out, result)
 
 
@@ -177,7 +206,7 @@ def runs_audit(run_id: Annotated[str, typer.Argument(help="A run id (a unique pr
     if as_json:
         _emit_json(calls)
     else:
-        out.print(audit_table(calls) if calls else "no tool calls")
+        out.print(audit_table(calls, out.width) if calls else "no tool calls")
 
 
 @runs_app.command("resume")
@@ -318,19 +347,28 @@ def main() -> None:
     except AgentmeshError as exc:
         err.print(f"[red]run failed:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err.print("cancelled")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+    except TyperException as exc:  # usage errors, raised by the Click that Typer bundles (typer._click)
+        _usage_error(exc)
+    except Exception as exc:
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(_one_line(exc))} — please report it")
         sys.exit(1)
+
+
+def _usage_error(exc: TyperException) -> NoReturn:
+    """A usage mistake: one line on stderr naming the command's --help, exit 2. A group run without a command
+    has printed its help: that is an answer, exit 0."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        sys.exit(0)
+    ctx = getattr(exc, "ctx", None)
+    message = " ".join(exc.format_message().split()) or type(exc).__name__
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err.print(f"[red]error:[/] {escape(message)}{hint}", highlight=False)
+    sys.exit(2)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -23,6 +23,18 @@ def _args(args: Any) -> str:
     return text if len(text) <= 140 else text[:137] + "…"
 
 
+def action_line(tool: str, args: Any, width: int = 76) -> str:
+    """A tool call for people, on one line: ``scale_service service=checkout-api replicas=5``."""
+    def value(v: Any) -> str:
+        if isinstance(v, str):
+            return v if v and not any(c.isspace() for c in v) else json.dumps(v, ensure_ascii=False)
+        return json.dumps(v, default=str, ensure_ascii=False, separators=(",", ":"))
+
+    text = " ".join([tool, *(f"{k}={value(v)}" for k, v in (args or {}).items())]) if isinstance(args, dict) \
+        else f"{tool} {value(args)}"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class EventPrinter:
     """Prints progress events as one line each; on a terminal, the model's tokens as they arrive (a live region
     under the lines: one line per model call still being written, gone once the call has ended)."""
@@ -116,12 +128,15 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     decision = result.get("decision")
     model = result["model"]["name"] + (" (offline)" if result["model"]["offline"] else "")
     if decision:
-        lines = [f"[bold]{escape(decision['summary'])}[/]", "", escape(decision["rationale"])]
+        # The summary, each action on one line, the open risks once, the outcome (the rationale: `runs show`).
+        width = max(40, min(console.width, 120) - 8)
+        lines = [f"[bold]{escape(decision['summary'])}[/]"]
         actions = decision.get("actions") or []
         lines += ["", "[bold]Actions taken[/]" if actions else "[bold]Actions taken:[/] none"]
-        lines += [f"  • {a['tool']} {escape(_args(a['args']))}" for a in actions]
-        if decision.get("open_risks"):
-            lines += ["", "[bold]Open risks[/]"] + [f"  • {escape(r)}" for r in decision["open_risks"]]
+        lines += [f"  • {escape(action_line(a['tool'], a.get('args'), width - 4))}" for a in actions]
+        risks = list(dict.fromkeys(decision.get("open_risks") or []))
+        if risks:
+            lines += ["", "[bold]Open risks[/]"] + [f"  • {escape(r)}" for r in risks]
         lines += ["", f"outcome [cyan]{decision.get('outcome')}[/] · confidence {decision['confidence']:.2f}"]
         console.print(Panel("\n".join(lines), title=f"Decision · model {escape(model)}", border_style=style))
     usage = result.get("usage") or {}
@@ -137,27 +152,54 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
                       f"`agentmesh approve {result['run_id']} {call['id']}` (or --reject)")
 
 
-def runs_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold")
-    for col in ("run", "status", "graph", "deployment", "created", "goal"):
-        table.add_column(col, no_wrap=col == "run")
+def short_ids(ids: list[str], least: int = 8) -> int:
+    """The shortest prefix length (at least ``least``) that keeps every id apart: `runs show` takes a prefix."""
+    for n in range(least, max((len(i) for i in ids), default=least) + 1):
+        if len({i[:n] for i in ids}) == len(set(ids)):
+            return n
+    return max((len(i) for i in ids), default=least)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _fitted(header: list[str], rows: list[list[str]], width: int, last_min: int = 12, cut: bool = True) -> Table:
+    """A borderless table whose columns but the last are as wide as their widest cell and never cut; the last
+    (free text) gets what is left of ``width``, cut to one line (or wrapped when not ``cut``)."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])]
+    room = max(width - sum(widths) - 2 * (len(header) - 1), last_min)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for h, w in zip(header[:-1], widths, strict=True):
+        table.add_column(h, no_wrap=True, min_width=w)
+    table.add_column(header[-1])
     for r in rows:
-        table.add_row(r["run_id"], f"[{RUN_STYLE.get(r['status'], 'white')}]{r['status']}[/]", r["graph"],
-                      r.get("deployment") or "", (r["created"] or "")[:19], escape(r["goal"][:60]))
+        table.add_row(*[escape(c) for c in r[:-1]], escape(_cut(r[-1], room) if cut else r[-1]))
     return table
 
 
-def audit_table(calls: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold")
-    for col in ("call", "agent", "tool", "args", "status", "reason", "approver"):
-        table.add_column(col)
+def runs_table(rows: list[dict[str, Any]], width: int = 80) -> Table:
+    """Fits ``width`` columns: run ids as unique prefixes (`runs show` takes them; --json has them whole), statuses,
+    graphs and dates whole; the goal cut to what is left."""
+    n = short_ids([r["run_id"] for r in rows])
+    deployments = any(r.get("deployment") for r in rows)
+    header = ["run", "status", "graph", *(["deployment"] if deployments else []), "created", "goal"]
+    cells = [[r["run_id"][:n], r["status"], r["graph"], *([r.get("deployment") or ""] if deployments else []),
+              (r["created"] or "")[5:16].replace("T", " "), r["goal"]] for r in rows]
+    return _fitted(header, cells, width)
+
+
+def audit_table(calls: list[dict[str, Any]], width: int = 80) -> Table:
+    """Fits ``width`` columns: call ids, agents, tools and statuses whole; then each call's arguments, reason and
+    approver, wrapped."""
+    cells = []
     for c in calls:
         reason = c.get("reason") or (c.get("scope") or "")
         approver = f"{c['approval']} by {c['approver']}" if c.get("approver") else (c.get("approval") or "")
-        args = escape(_args(c["args"]))[:60]
+        args = action_line("", c["args"], 500).strip()
         if c.get("edited_args") is not None:  # the audit record: the model's arguments, then the approver's edit
-            args = f"{args} → {escape(_args(c['edited_args']))[:60]}"
+            args = f"{args} → {action_line('', c['edited_args'], 500).strip()}"
             approver += " (edited)"
-        table.add_row(c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], args,
-                      f"[{STATUS_STYLE.get(c['status'], 'white')}]{c['status']}[/]", escape(reason), escape(approver))
-    return table
+        cells.append([c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], c["status"],
+                      " · ".join(x for x in (args, reason, approver) if x)])
+    return _fitted(["call", "agent", "tool", "status", "details"], cells, width, cut=False)

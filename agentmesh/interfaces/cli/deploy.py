@@ -33,20 +33,22 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Schedule a goal as a Prefect deployment; list, run, pause or resume deployments; or serve them."""
-    from agentmesh.core.settings import get_settings
-    from agentmesh.runtime.prefect import configure_prefect
-
-    configure_prefect(get_settings())
-    import agentmesh.deployments as d
-
     args = list(target or [])
+    if not args and not serve:
+        raise UserError("name a deployment (`agentmesh deploy NAME --goal ... --interval 3600`) or an action: "
+                        + ", ".join(ACTIONS))
+    action, rest = (args[0], args[1:]) if args else ("", [])
+    if action in ("run", "pause", "resume") and len(rest) != 1 and not serve:
+        raise UserError(f"`agentmesh deploy {action} NAME` takes one deployment name")
+    if action not in ACTIONS and len(args) != 1 and not serve:
+        raise UserError("`agentmesh deploy NAME --goal TEXT (--cron EXPR | --interval SECONDS)` takes one NAME")
+    if action not in ACTIONS and goal is None and not serve:
+        raise UserError("--goal is required to create a deployment")
+    import agentmesh.deployments as d  # each call validates its input, then reaches the Prefect server
+
     if serve:
         d.serve(args or None, limit=limit)
         return
-    if not args:
-        raise UserError("name a deployment (`agentmesh deploy NAME --goal ... --interval 3600`) or an action: "
-                        + ", ".join(ACTIONS))
-    action, rest = args[0], args[1:]
     if action == "list":
         rows = asyncio.run(d.list_deployments())
         if as_json:
@@ -58,8 +60,6 @@ def deploy(
                       f"{(r['parameters'].get('goal') or 'evolve ' + ' '.join(r['parameters'].get('suite') or []))[:80]}")
         return
     if action in ("run", "pause", "resume"):
-        if len(rest) != 1:
-            raise UserError(f"`agentmesh deploy {action} NAME` takes one deployment name")
         if action == "run":
             flow_run_id = asyncio.run(d.run_now(rest[0]))
             out.print(f"started flow run {flow_run_id}; `agentmesh runs list` shows it once a worker picks it up")
@@ -67,10 +67,7 @@ def deploy(
             asyncio.run(d.set_paused(rest[0], action == "pause"))
             out.print(f"{rest[0]} {action}d")
         return
-    if len(args) != 1:
-        raise UserError("`agentmesh deploy NAME --goal TEXT (--cron EXPR | --interval SECONDS)` takes one NAME")
-    if goal is None:
-        raise UserError("--goal is required to create a deployment")
+    assert goal is not None
     deployment_id = asyncio.run(d.create_deployment(action, goal=goal, graph=graph, cron=cron, interval=interval,
                                                     work_pool=work_pool))
     if as_json:
@@ -102,10 +99,17 @@ def prefect_status() -> None:
 
 
 @prefect_app.command("stop")
-def prefect_stop() -> None:
+def prefect_stop(every: Annotated[bool, typer.Option(
+        "--all", help="Stop every local Prefect server agentmesh started for you, whatever its home.")] = False,
+) -> None:
     """Stop the local Prefect server (runs stay recorded; the next run starts it again)."""
-    from agentmesh.runtime.prefect import stop_local_server
+    from agentmesh.runtime.prefect import stop_all_local_servers, stop_local_server
 
+    if every:
+        stopped = stop_all_local_servers()
+        out.print(f"stopped {len(stopped)} local Prefect server(s)"
+                  + "".join(f"\n  pid {s['pid']} · {s['home'] or 'home unknown'}" for s in stopped), highlight=False)
+        return
     out.print("stopped" if stop_local_server(_prefect_home()) else "no local Prefect server was running")
 
 

@@ -34,10 +34,12 @@ def evolve(
 ) -> None:
     """Evolve an agent's prompt and settings against an eval suite: promote a candidate only when it beats the current version."""
     from agentmesh.core.settings import get_settings
+    from agentmesh.evaluation import load_scenarios
     from agentmesh.evolution.flow import aevolve, create_deployment
     from agentmesh.evolution.graph import EvolutionOptions
     from agentmesh.runtime.prefect import configure_prefect
 
+    load_scenarios([str(s) for s in suite])  # a wrong suite is one line now, before any Prefect server
     settings = get_settings(model=model)
     options = EvolutionOptions(role=agent, rounds=rounds, candidates=candidates, trials=trials, held_out=held_out,
                                alpha=alpha, require_approval=require_approval, concurrency=concurrency,

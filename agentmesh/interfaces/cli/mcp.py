@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         """Serve agentmesh over MCP: the tools the role may call (each call an audited run), run_goal, and the runs
         as resources agentmesh://runs/RUN_ID."""
         from agentmesh.core.settings import get_settings
-        from agentmesh.interfaces.cli.serve import is_loopback
+        from agentmesh.interfaces.cli.serve import check_port, is_loopback
 
         if approvals is not None and approvals not in ("wait", "auto", "deny"):
             raise UserError(f"--approvals must be wait, auto or deny, not {approvals!r}")
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
                             "(--token or AGENTMESH_API_TOKEN) so that only your clients can call agentmesh")
         if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
             raise UserError(f"--log-level must be critical, error, warning, info, debug or trace, not {log_level!r}")
+        check_port(host, port)
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"agentmesh MCP server on http://{shown}:{port}/mcp · role {role} · model {settings.model_name}"
                    + (" · token required" if token else ""), err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -23,6 +24,24 @@ def is_loopback(host: str) -> bool:
             return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
         except (OSError, ValueError):
             return False
+
+
+def check_port(host: str, port: int) -> None:
+    """A UserError, before anything starts, when ``host:port`` cannot be bound (in use, or not this machine's)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(f"--host {host}: cannot resolve it ({exc.strerror or exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = "is in use by another program" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            raise UserError(f"port {port} on {host} {why}: pick another with --port") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +73,7 @@ def register(app: typer.Typer) -> None:
         from agentmesh.runtime.components import components
 
         components(settings)  # a bad policy or tool is one line and exit 2 here, not a traceback at startup
+        check_port(host, port)
         app_ = create_app(settings, identities=identities)
         shown = f"[{host}]" if ":" in host else host
         names = sorted({i.name for i in identities.by_token.values()})

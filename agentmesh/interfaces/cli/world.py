@@ -141,9 +141,13 @@ def policy_show(as_json: JsonFlag = False) -> None:
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str, Callable[[Any], str]]]) -> Table:
-    table = Table(*[c[0] for c in columns], title=title)
-    for row in rows:
-        table.add_row(*[fmt(row.get(key)) for _, key, fmt in columns])
+    """Fits 80 columns: no borders, every column as wide as its widest cell, nothing cut or wrapped."""
+    cells = [[fmt(row.get(key)) for _, key, fmt in columns] for row in rows]
+    table = Table(title=title, box=None, padding=(0, 2, 0, 0), pad_edge=False, header_style="bold", title_justify="left")
+    for i, (header, _, _) in enumerate(columns):
+        table.add_column(header, no_wrap=True, min_width=max([len(header)] + [len(c[i]) for c in cells]))
+    for c in cells:
+        table.add_row(*c)
     return table
 
 
@@ -155,8 +159,8 @@ def _print_snapshot(snap: dict[str, Any]) -> None:
     console.print(_table(
         f"services (${snap['total_hourly_cost_usd']:.2f}/h of ${snap['hourly_cost_ceiling_usd']:.2f}/h ceiling)",
         snap["services"],
-        [("service", "name", str), ("replicas", "replicas", str), ("min..max", "range", str),
-         ("cpu %", "cpu_pct", str), ("p95 ms", "p95_ms", str), ("errors", "error_rate", lambda v: f"{v:.1%}"),
+        [("service", "name", str), ("repl", "replicas", str), ("range", "range", str),
+         ("cpu%", "cpu_pct", str), ("p95ms", "p95_ms", str), ("err", "error_rate", lambda v: f"{v:.1%}"),
          ("$/h", "hourly_cost", lambda v: f"{v:.2f}"), ("status", "status", str)],
     ))
     console.print(_table("datasets", snap["datasets"], [
