@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.constants import START
 from langgraph.errors import GraphBubbleUp
@@ -45,7 +46,7 @@ from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
 from agentmesh.persistence.runs import end_step, start_step
 from agentmesh.runtime._upstream import RunnableCallable, retry_config, routed_node
-from agentmesh.runtime.prefect import configure_prefect
+from agentmesh.runtime.prefect import configure_prefect, shared_clients
 
 __all__ = ["compile", "durable_graph"]
 
@@ -139,17 +140,17 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
     options = dict(name=name, tags=["agentmesh", role or "router"], retry_delay_seconds=0, cache_policy=NONE,
                    persist_result=False)
 
-    async def run_async(state: Any, config: Any) -> Any:
-        config = attempt_config(config)
-        with _step_scope(name, role, config):
+    async def run_async(state: Any, handed: _Handed) -> Any:
+        config = attempt_config(handed.config)
+        with _langgraph_config(config), _step_scope(name, role, config):
             try:
                 return await original.ainvoke(state, config)
             except GraphBubbleUp as signal:
                 return _Bubble(signal)
 
-    def run_sync(state: Any, config: Any) -> Any:
-        config = attempt_config(config)
-        with _step_scope(name, role, config):
+    def run_sync(state: Any, handed: _Handed) -> Any:
+        config = attempt_config(handed.config)
+        with _langgraph_config(config), _step_scope(name, role, config):
             try:
                 return original.invoke(state, config)
             except GraphBubbleUp as signal:
@@ -168,13 +169,16 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
     async def afunc(state: Any, config: RunnableConfig) -> Any:
         # quote(): Prefect must not walk the state and config looking for futures (the config holds the
         # checkpointer and callbacks); the task gets them as they are.
-        return _unwrap(await tasks()[0](quote(state), quote(config)))
+        with _langgraph_config(None), _handed(config) as handed:
+            async with shared_clients():  # one API client per event loop, as in a goal (wide fan-outs)
+                return _unwrap(await tasks()[0](quote(state), quote(handed)))
 
     def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
-        with SyncClientContext.get_or_create():  # ~4 ms a task instead of ~26 ms (a new client per task)
-            return _unwrap(tasks()[1](quote(state), quote(config)))
+        # one client: ~4 ms a task instead of ~26 ms (a new client per task)
+        with SyncClientContext.get_or_create(), _langgraph_config(None), _handed(config) as handed:
+            return _unwrap(tasks()[1](quote(state), quote(handed)))
 
     # The node keeps its runnable, policies and timeout for LangGraph to read; it executes through the task,
     # which does the retrying (LangGraph's own retry loop would be a second layer).
@@ -209,6 +213,39 @@ def _unwrap(result: Any) -> Any:
     if isinstance(result, _Bubble):
         raise result.error
     return result
+
+
+@dataclasses.dataclass
+class _Handed:
+    """The node's config, handed to its Prefect task in a box emptied when the task returns."""
+
+    config: Any
+
+
+@contextlib.contextmanager
+def _handed(config: Any) -> Iterator[_Handed]:
+    """The task run's parameters (in Prefect's task run context) can outlive the run, in the context Prefect's
+    services copy when the run starts them (below); the config reaches the run's loop, and all it holds."""
+    handed = _Handed(config)
+    try:
+        yield handed
+    finally:
+        handed.config = None
+
+
+@contextlib.contextmanager
+def _langgraph_config(config: Any) -> Iterator[None]:
+    """LangGraph's config context variable (``get_config()``, ``interrupt()``) set to ``config`` in the block.
+
+    The Prefect task is called with it cleared (``None``) and the node runs with it set again: Prefect starts
+    process-wide services (events, API logs, concurrency leases) lazily, from inside the first task run that
+    needs them, and they keep a copy of that caller's context variables for the life of the process — the
+    config would keep the run's loop, and all it holds, alive after the run."""
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 @contextlib.contextmanager

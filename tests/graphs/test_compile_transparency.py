@@ -5,13 +5,16 @@ runs as a Prefect task (checked inside the node)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import operator
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.pregel._loop import AsyncPregelLoop, SyncPregelLoop
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy, interrupt
 from prefect.context import TaskRunContext
@@ -192,3 +195,35 @@ def test_a_timeout_on_a_sync_node_is_rejected_at_compile_time(home: Path) -> Non
     accepted.add_node("async_node", async_node, timeout=5)
     accepted.add_edge(START, "async_node")
     assert asyncio.run(agentmesh.compile(accepted).ainvoke({"log": []})) == {"log": ["async:True"]}
+
+
+def test_nothing_of_a_finished_run_is_kept_alive(home: Path) -> None:
+    """As LangGraph checks (test_pregel_loop_refcount): with the garbage collector off, no loop of a finished
+    run is left. A role never seen before makes Prefect start services (a concurrency-lease worker for the
+    task's tags) from inside the node's task run, whose context they keep."""
+    def step(state: State) -> State:
+        return {"log": [f"step:{_in_task('step')}"]}
+
+    async def astep(state: State) -> State:
+        return {"log": [f"astep:{_in_task('astep')}"]}
+
+    def loops() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, (SyncPregelLoop, AsyncPregelLoop)))
+
+    sync_builder = StateGraph(State)
+    sync_builder.add_node("step", step, metadata={"agent": f"role-{uuid.uuid4().hex[:8]}"})
+    sync_builder.add_edge(START, "step")
+    async_builder = StateGraph(State)
+    async_builder.add_node("astep", astep, metadata={"agent": f"role-{uuid.uuid4().hex[:8]}"})
+    async_builder.add_edge(START, "astep")
+    sync_graph, async_graph = agentmesh.compile(sync_builder), agentmesh.compile(async_builder)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(2):
+            assert sync_graph.invoke({"log": []}) == {"log": ["step:True"]}
+            assert loops() == 0
+            assert asyncio.run(async_graph.ainvoke({"log": []})) == {"log": ["astep:True"]}
+            assert loops() == 0
+    finally:
+        gc.enable()
