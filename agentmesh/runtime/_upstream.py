@@ -26,7 +26,12 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph._internal._config import patch_configurable
-from langgraph._internal._constants import CONF, CONFIG_KEY_RESUMING, CONFIG_KEY_RUNTIME, CONFIG_KEY_SCRATCHPAD
+from langgraph._internal._constants import (
+    CONF,
+    CONFIG_KEY_RESUMING,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_SCRATCHPAD,
+)
 from langgraph._internal._runnable import RunnableCallable, RunnableSeq
 from langgraph.pregel._algo import LazyAtomicCounter
 from langgraph.pregel._read import PregelNode
