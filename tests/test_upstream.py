@@ -9,9 +9,10 @@ from typing import TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from prefect.context import AsyncClientContext, SyncClientContext, TaskRunContext
 
-from agentmesh.runtime._upstream import RunnableCallable, prefect_context
+from agentmesh.runtime._upstream import RunnableCallable, prefect_context, retry_config, routed_node
 
 
 class _State(TypedDict, total=False):
@@ -56,3 +57,40 @@ def test_prefect_context_sets_and_restores_what_get_returns() -> None:
             assert TaskRunContext.get() is None
         assert TaskRunContext.get() is marker
     assert TaskRunContext.get() is None
+
+
+def test_a_routed_node_executes_through_its_runner_and_is_read_as_its_own_runnable() -> None:
+    """LangGraph executes ``PregelNode.node`` and reads ``bound`` for subgraphs and drawings."""
+    child = StateGraph(_State)
+    child.add_node("inner", lambda state: {"seen": "inner"})
+    child.add_edge(START, "inner")
+    subgraph = child.compile()
+
+    def node(state: _State, runtime: Runtime) -> _State:
+        assert runtime.execution_info is not None
+        return {"seen": f"attempt {runtime.execution_info.node_attempt}"}
+
+    builder = StateGraph(_State)
+    builder.add_node("child", subgraph)
+    builder.add_node("node", node)
+    builder.add_edge(START, "child")
+    builder.add_edge("child", "node")
+    graph = builder.compile()
+    plain_json = graph.get_graph(xray=True).to_json()
+    ran: list[str] = []
+
+    def through(name: str, bound: object) -> RunnableCallable:
+        def func(state: _State, config: RunnableConfig) -> object:
+            ran.append(name)
+            return bound.invoke(state, retry_config(config, 2))  # type: ignore[attr-defined]
+
+        return RunnableCallable(func, name=name, trace=False)
+
+    for name in ("child", "node"):
+        graph.nodes[name] = routed_node(graph.nodes[name], through(name, graph.nodes[name].bound),
+                                        retry_policy=None)
+    assert graph.invoke({}) == {"seen": "attempt 2"}
+    assert ran == ["child", "node"]
+    assert list(graph.get_subgraphs()) == [("child", subgraph)]
+    assert graph.get_graph(xray=True).to_json() == plain_json
+    assert graph.nodes["child"].copy({}).node is not None and isinstance(graph.nodes["child"].copy({}), type(graph.nodes["child"]))

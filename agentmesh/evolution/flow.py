@@ -23,7 +23,7 @@ from agentmesh.core.exceptions import UserError
 from agentmesh.core.settings import get_settings
 from agentmesh.evaluation import load_scenarios
 from agentmesh.evolution.graph import EvolutionOptions, build_graph, make_context
-from agentmesh.runtime.compile import durable_builder
+from agentmesh.runtime.compile import compile as durable_compile
 from agentmesh.runtime.prefect import InProcess, configure_prefect, in_process
 
 __all__ = ["FLOW_NAME", "aevolve", "create_deployment", "evolve", "evolve_flow"]
@@ -46,7 +46,7 @@ async def evolve_flow(suite: list[str], options: dict[str, Any] | None = None,
     if not scenarios:
         raise UserError(f"no scenarios under {', '.join(suite)}")
     ctx = make_context(scenarios, ", ".join(suite), opts, settings)
-    graph = durable_builder(build_graph(ctx), retries=0, settings=settings).compile()
+    graph = durable_compile(build_graph(ctx), retries=0, settings=settings)
     state = await graph.ainvoke({"role": opts.role} if opts.role else {}, {"recursion_limit": 50 * max(1, opts.rounds)})
     return state.get("reports", [])
 

@@ -3,7 +3,7 @@ candidate (in parallel, one ``Send`` each), decide on the evidence, record and r
 
     baseline → propose ⇉ evaluate (one per candidate) → decide → report → (next round | END)
 
-It is an ordinary LangGraph ``StateGraph`` run through ``agentmesh.runtime.durable_builder``, so each node is
+It is an ordinary LangGraph ``StateGraph`` run through ``agentmesh.compile``, so each node is
 a Prefect task inside the ``agentmesh-evolve`` flow run, and each evaluation is an ``agentmesh-eval`` flow run
 whose trials are tasks. It is kept internal (not in ``graphs/langgraph.json``): its input is a suite and a
 role, not a goal in words, and `agentmesh run --graph evolution "…"` would have nothing to parse.

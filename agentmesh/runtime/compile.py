@@ -4,39 +4,53 @@ tagged with its role.
     from agentmesh import compile
     graph = compile(builder, checkpointer=InMemorySaver())
 
-Retries: one layer, the node's Prefect task. How many: ``retries=`` given to ``compile``, else the node's own
-LangGraph ``RetryPolicy`` (``max_attempts - 1``, and only for what its ``retry_on`` accepts), else the running
-goal's ``settings.node_retries``, else the settings ``compile`` was given — resolved when the node runs. Never
-retried, whatever the count: the model transport giving up (its own retry layer already ran), a budget, a
-policy refusal or bad input — retrying cannot help and would only multiply calls. An ``interrupt()`` inside a
-node is a pause, not a failure: the task completes and the interrupt is re-raised outside it, so Prefect neither
-retries it nor shows a crash.
+The graph is compiled by LangGraph itself, then each node is executed through its Prefect task; everything else
+LangGraph knows of a node stays the node's own — its runnable (so subgraphs are found: ``get_subgraphs()``,
+``get_state(subgraphs=True)``, ``update_state`` into a subgraph, ``get_graph(xray=...)``, node ids), timeout and
+its compile-time checks, cache policy, metadata.
+
+Retries: one layer, the node's Prefect task (LangGraph's own retry loop is not used). How many: ``retries=`` given
+to ``compile``, else the node's LangGraph ``RetryPolicy`` (one or several, or ``set_node_defaults``) as LangGraph
+applies it — the first policy whose ``retry_on`` accepts the error decides, ``max_attempts`` counts every try,
+the wait is its backoff (with its jitter) and the node sees ``runtime.execution_info.node_attempt`` — else, inside
+a goal, the goal's ``settings.node_retries`` (one second apart), else none: outside a goal a node without a policy
+runs once, as in LangGraph. Never retried, whatever the count: the model transport giving up (its own retry layer
+already ran), a budget, a policy refusal or bad input — retrying cannot help and would only multiply calls. An
+``interrupt()`` inside a node is a pause, not a failure: the task completes and the interrupt is re-raised outside
+it, so Prefect neither retries it nor shows a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import copy
 import dataclasses
+import random
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.constants import START
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
 
 from agentmesh.agents.context import RunContext, StepScope, active_run, stepping
 from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
 from agentmesh.persistence.runs import end_step, start_step
-from agentmesh.runtime._upstream import RunnableCallable
-from agentmesh.runtime.prefect import configure_prefect
+from agentmesh.runtime._upstream import RunnableCallable, retry_config, routed_node
+from agentmesh.runtime.prefect import configure_prefect, shared_clients
 
-__all__ = ["compile", "durable_builder", "durable_graph"]
+__all__ = ["compile", "durable_graph"]
+
+_GOAL_RETRY_WAIT_S = 1.0  # between a goal's node_retries (a node without a RetryPolicy)
 
 
 @dataclasses.dataclass
@@ -51,20 +65,15 @@ def compile(graph: StateGraph, *, checkpointer: BaseCheckpointSaver | None = Non
     """Compile a StateGraph with every node run as a Prefect task named for the node, tagged with its role.
 
     The role comes from the node's metadata (``add_node(..., metadata={"agent": "analyst"})``). Works on any
-    StateGraph; the original builder is left untouched. ``settings`` name the Prefect server (and the node
-    retries outside a goal); by default, the environment's.
+    StateGraph and takes ``StateGraph.compile``'s arguments; LangGraph compiles it (and checks it) as it would
+    plainly. ``settings`` name the Prefect server; by default, the environment's.
     """
-    return durable_builder(graph, retries=retries, settings=settings).compile(checkpointer=checkpointer,
-                                                                            **compile_kwargs)
-
-
-def durable_builder(graph: StateGraph, *, retries: int | None = None, settings: Settings | None = None) -> StateGraph:
-    """A copy of the builder whose nodes run as Prefect tasks (compile it with the checkpointer you need)."""
-    settings = settings or get_settings()
-    configure_prefect(settings)
-    builder = copy.copy(graph)
-    builder.nodes = {name: _durable_node(name, spec, retries, settings) for name, spec in graph.nodes.items()}
-    return builder
+    configure_prefect(settings or get_settings())
+    compiled = graph.compile(checkpointer=checkpointer, **compile_kwargs)
+    for name, node in list(compiled.nodes.items()):
+        if name != START and name in graph.nodes:
+            compiled.nodes[name] = _durable_node(name, node, retries)
+    return compiled
 
 
 _durable_graphs: weakref.WeakKeyDictionary[StateGraph, CompiledStateGraph] = weakref.WeakKeyDictionary()
@@ -79,57 +88,76 @@ def durable_graph(graph: StateGraph, settings: Settings) -> CompiledStateGraph:
     return found
 
 
-def _durable_node(name: str, spec: Any, retries: int | None, settings: Settings) -> Any:
+def _durable_node(name: str, node: Any, retries: int | None) -> Any:
     from prefect import task
     from prefect.cache_policies import NONE
+    from prefect.context import TaskRunContext
     from prefect.utilities.annotations import quote
 
-    original = spec.runnable
-    role = (spec.metadata or {}).get("agent")
-    policy = spec.retry_policy[0] if isinstance(spec.retry_policy, (list, tuple)) else spec.retry_policy
+    original = node.bound
+    role = (node.metadata or {}).get("agent")
+    policies = _policies(node.retry_policy)
 
     def count() -> int:
         if retries is not None:
             return retries
-        if policy is not None:
-            return max(0, policy.max_attempts - 1)
+        if policies:
+            return max(p.max_attempts for p in policies) - 1
         run = active_run()
-        return (run.settings if run is not None else settings).node_retries
+        return run.settings.node_retries if run is not None else 0
 
-    def should_retry(task: Any, task_run: Any, state: Any) -> bool:
+    def wait_before_retry(task_run: Any, state: Any) -> float | None:
+        """Seconds to wait before trying again; None: not retried."""
         # The task engine wraps the exception as the Failed state's data (reading `state.result()` here would
         # return a coroutine in an async task).
-        error = state.data if isinstance(state.data, BaseException) else None
-        if error is None:
-            return True
-        if isinstance(error, (UserError, RunError)) or is_transport_failure(error):
-            return False
-        return policy is None or _accepts(policy.retry_on, error)
+        error = state.data if isinstance(state.data, Exception) else None
+        if error is None or isinstance(error, (UserError, RunError)) or is_transport_failure(error):
+            return None
+        if not policies:
+            return _GOAL_RETRY_WAIT_S
+        policy = next((p for p in policies if _accepts(p.retry_on, error)), None)
+        if policy is None or (retries is None and task_run.run_count >= policy.max_attempts):
+            return None
+        return _backoff(policy, task_run.run_count)
 
-    options = dict(
-        name=name,
-        tags=["agentmesh", role or "router"],
-        retry_delay_seconds=_delays(policy),
-        retry_condition_fn=should_retry,
-        cache_policy=NONE,
-        persist_result=False,
-    )
+    def retry_sync(task: Any, task_run: Any, state: Any) -> bool:
+        wait = wait_before_retry(task_run, state)
+        if wait is not None:
+            time.sleep(wait)  # as LangGraph's retry loop waits (the task's own retry delay is 0)
+        return wait is not None
 
-    async def run_async(state: Any, config: Any) -> Any:
-        with _step_scope(name, role, config):
+    async def retry_async(task: Any, task_run: Any, state: Any) -> bool:
+        wait = wait_before_retry(task_run, state)
+        if wait is not None:
+            await asyncio.sleep(wait)
+        return wait is not None
+
+    def attempt_config(config: Any) -> Any:
+        ctx = TaskRunContext.get()
+        attempt = ctx.task_run.run_count if ctx is not None else 1
+        return retry_config(config, attempt) if attempt > 1 else config
+
+    options = dict(name=name, tags=["agentmesh", role or "router"], retry_delay_seconds=0, cache_policy=NONE,
+                   persist_result=False)
+
+    async def run_async(state: Any, handed: _Handed) -> Any:
+        config = attempt_config(handed.config)
+        with _langgraph_config(config), _step_scope(name, role, config):
             try:
                 return await original.ainvoke(state, config)
             except GraphBubbleUp as signal:
                 return _Bubble(signal)
 
-    def run_sync(state: Any, config: Any) -> Any:
-        with _step_scope(name, role, config):
+    def run_sync(state: Any, handed: _Handed) -> Any:
+        config = attempt_config(handed.config)
+        with _langgraph_config(config), _step_scope(name, role, config):
             try:
                 return original.invoke(state, config)
             except GraphBubbleUp as signal:
                 return _Bubble(signal)
 
-    base_async, base_sync = task(run_async, **options), task(run_sync, **options)  # type: ignore[call-overload]
+    base_async = task(run_async, retry_condition_fn=retry_async, **options)  # type: ignore[call-overload]
+    base_sync = task(run_sync, retry_condition_fn=retry_sync, **options)  # type: ignore[call-overload]
     by_retries: dict[int, tuple[Any, Any]] = {}
 
     def tasks() -> tuple[Any, Any]:
@@ -141,15 +169,30 @@ def _durable_node(name: str, spec: Any, retries: int | None, settings: Settings)
     async def afunc(state: Any, config: RunnableConfig) -> Any:
         # quote(): Prefect must not walk the state and config looking for futures (the config holds the
         # checkpointer and callbacks); the task gets them as they are.
-        return _unwrap(await tasks()[0](quote(state), quote(config)))
+        with _langgraph_config(None), _handed(config) as handed:
+            async with shared_clients():  # one API client per event loop, as in a goal (wide fan-outs)
+                return _unwrap(await tasks()[0](quote(state), quote(handed)))
 
     def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
-        with SyncClientContext.get_or_create():  # ~4 ms a task instead of ~26 ms (a new client per task)
-            return _unwrap(tasks()[1](quote(state), quote(config)))
+        # one client: ~4 ms a task instead of ~26 ms (a new client per task)
+        with SyncClientContext.get_or_create(), _langgraph_config(None), _handed(config) as handed:
+            return _unwrap(tasks()[1](quote(state), quote(handed)))
 
-    return dataclasses.replace(spec, runnable=RunnableCallable(func, afunc, name=name, trace=False), retry_policy=None)
+    # The node keeps its runnable, policies and timeout for LangGraph to read; it executes through the task,
+    # which does the retrying (LangGraph's own retry loop would be a second layer).
+    runner = RunnableCallable(func, afunc, name=name, trace=False)
+    return routed_node(node, runner, retry_policy=None)
+
+
+def _policies(retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> tuple[RetryPolicy, ...]:
+    """A node's retry policies: none, one, or several (a ``RetryPolicy`` is itself a tuple, a NamedTuple)."""
+    if retry_policy is None:
+        return ()
+    if isinstance(retry_policy, RetryPolicy):
+        return (retry_policy,)
+    return tuple(retry_policy)
 
 
 def _accepts(retry_on: Any, error: BaseException) -> bool:
@@ -160,18 +203,49 @@ def _accepts(retry_on: Any, error: BaseException) -> bool:
     return bool(retry_on(error)) if callable(retry_on) else True
 
 
-def _delays(policy: Any) -> Any:
-    """The wait before each retry: the RetryPolicy's backoff (without jitter), else one second."""
-    if policy is None:
-        return 1
-    return [min(policy.max_interval, policy.initial_interval * policy.backoff_factor ** i)
-            for i in range(max(1, policy.max_attempts - 1))]
+def _backoff(policy: RetryPolicy, failures: int) -> float:
+    """LangGraph's wait after the ``failures``-th failed try: the policy's backoff, capped, plus its jitter."""
+    interval = min(policy.max_interval, policy.initial_interval * policy.backoff_factor ** (failures - 1))
+    return interval + random.uniform(0, 1) if policy.jitter else interval
 
 
 def _unwrap(result: Any) -> Any:
     if isinstance(result, _Bubble):
         raise result.error
     return result
+
+
+@dataclasses.dataclass
+class _Handed:
+    """The node's config, handed to its Prefect task in a box emptied when the task returns."""
+
+    config: Any
+
+
+@contextlib.contextmanager
+def _handed(config: Any) -> Iterator[_Handed]:
+    """The task run's parameters (in Prefect's task run context) can outlive the run, in the context Prefect's
+    services copy when the run starts them (below); the config reaches the run's loop, and all it holds."""
+    handed = _Handed(config)
+    try:
+        yield handed
+    finally:
+        handed.config = None
+
+
+@contextlib.contextmanager
+def _langgraph_config(config: Any) -> Iterator[None]:
+    """LangGraph's config context variable (``get_config()``, ``interrupt()``) set to ``config`` in the block.
+
+    The Prefect task is called with it cleared (``None``) and the node runs with it set again: Prefect starts
+    process-wide services (events, API logs, concurrency leases) lazily, from inside the first task run that
+    needs them, and they keep a copy of that caller's context variables for the life of the process — the
+    config would keep the run's loop, and all it holds, alive after the run."""
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,9 @@ A rule matches a failure by its text (pytest's report: the test's source as prin
 traceback), the test's own source (read from the extracted suite) and its node id; the first rule that matches
 wins, so the specific symptoms come before the broad ones. Each rule names the agentmesh code responsible.
 Written against LangGraph 1.2.24's suite; a failure no rule matches lands in "unclassified" for someone to read.
+The rules of causes since fixed in ``agentmesh/runtime/compile.py`` (subgraphs hidden by the node wrapper, node
+data, a RetryPolicy read as a list, retries outside a goal, the sync-node timeout check) are kept, so that a
+regression is named; their texts describe the code as it was.
 """
 
 from __future__ import annotations
@@ -113,6 +116,15 @@ CAUSES: list[Cause] = [
         _WRAPPER,
         text=r"_detect\(|Right contains one more item: \(.*CompiledStateGraph",
         example=r"^E\s+(assert None == .*|Right contains one more item: .*)$",
+    ),
+    Cause(
+        "timeout-around-retries", "A node's timeout is around its whole task run, retries included",
+        "LangGraph times each attempt of a node and can retry a `NodeTimeoutError` (`RetryPolicy(retry_on="
+        "NodeTimeoutError)`). Through agentmesh the retries happen inside the node's Prefect task, and LangGraph's "
+        "timeout is around the task: when it fires, the task is cancelled and nothing retries it.",
+        "`agentmesh/runtime/compile.py` `_durable_node` (the node keeps its `timeout` for LangGraph; the task retries)",
+        context=r"retry_policy|RetryPolicy", text=r"NodeTimeoutError",
+        example=r"^E?\s*langgraph.errors.NodeTimeoutError: .*$",
     ),
     Cause(
         "retry-policy-dropped", "RetryPolicy not followed: the node is not retried as the policy says",

@@ -169,7 +169,10 @@ class State(TypedDict):
 builder = StateGraph(State)
 builder.add_node("step", lambda state: state)
 builder.add_edge(START, "step")
-agentmesh.compile(builder)  # configures Prefect: starts agentmesh's local server in this home
+try:
+    agentmesh.compile(builder)  # configures Prefect: starts agentmesh's local server in this home
+except agentmesh.ConfigError:  # not up within 90 s (a loaded machine): wait once more for the same server
+    agentmesh.compile(builder)
 """
 
 
