@@ -15,12 +15,13 @@ retries it nor shows a crash.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import dataclasses
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -28,15 +29,15 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agentmesh.agents.context import RunContext, StepScope, active_run, stepping
+from agentmesh.agents.context import RunContext, StepScope, active_run, running, stepping
 from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
 from agentmesh.persistence.runs import end_step, start_step
-from agentmesh.runtime._upstream import RunnableCallable
+from agentmesh.runtime._upstream import RunnableCallable, prefect_context
 from agentmesh.runtime.prefect import configure_prefect
 
-__all__ = ["compile", "durable_builder", "durable_graph"]
+__all__ = ["Host", "compile", "durable_builder", "durable_graph", "hosts"]
 
 
 @dataclasses.dataclass
@@ -141,15 +142,52 @@ def _durable_node(name: str, spec: Any, retries: int | None, settings: Settings)
     async def afunc(state: Any, config: RunnableConfig) -> Any:
         # quote(): Prefect must not walk the state and config looking for futures (the config holds the
         # checkpointer and callbacks); the task gets them as they are.
-        return _unwrap(await tasks()[0](quote(state), quote(config)))
+        host = _host(config)
+        with _hosted(await host.open(state)) if host else contextlib.nullcontext():
+            return _unwrap(await tasks()[0](quote(state), quote(config)))
 
     def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
-        with SyncClientContext.get_or_create():  # ~4 ms a task instead of ~26 ms (a new client per task)
+        host = _host(config)
+        opened = asyncio.run_coroutine_threadsafe(host.open(state), host.loop).result() if host else None
+        with _hosted(opened) if opened else contextlib.nullcontext(), SyncClientContext.get_or_create():
+            # SyncClientContext: ~4 ms a task instead of ~26 ms (a new client per task)
             return _unwrap(tasks()[1](quote(state), quote(config)))
 
     return dataclasses.replace(spec, runnable=RunnableCallable(func, afunc, name=name, trace=False), retry_policy=None)
+
+
+class Host(Protocol):
+    """Where a graph run started outside agentmesh (by LangGraph's server: ``agentmesh.runtime.served``) gets its
+    agentmesh run: ``open(state)`` establishes it on the first node (the record, the run context, the Prefect flow
+    run) and returns the run and its flow run's context; ``loop`` is the event loop it runs on."""
+
+    loop: asyncio.AbstractEventLoop
+
+    async def open(self, state: Any) -> tuple[RunContext, Any]: ...
+
+
+hosts: dict[str, Host] = {}
+"""Thread id -> the host of the graph run on that thread, while LangGraph's server runs it."""
+
+
+def _host(config: Any) -> Host | None:
+    """The host a node with no agentmesh run active establishes its run from: its thread's (thread id → run id)."""
+    if active_run() is not None:
+        return None
+    thread = ((config or {}).get("configurable") or {}).get("thread_id")
+    return hosts.get(str(thread)) if thread is not None else None
+
+
+@contextlib.contextmanager
+def _hosted(opened: tuple[RunContext, Any]) -> Iterator[None]:
+    """Inside the block, the node's Prefect task runs under the run's flow run and finds the run."""
+    from prefect.context import FlowRunContext
+
+    run, flow_run_context = opened
+    with running(run), prefect_context(FlowRunContext, flow_run_context):
+        yield
 
 
 def _accepts(retry_on: Any, error: BaseException) -> bool:
