@@ -16,6 +16,7 @@ from agentmesh.gateway.approvals import expire_approvals
 from agentmesh.persistence import audit
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
+from agentmesh.runtime.goal import LANGGRAPH_SERVER
 from agentmesh.runtime.run import aresume_run
 
 __all__ = ["aapprove"]
@@ -53,6 +54,7 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
                                   f"{', '.join(sorted({c.tool for c in own}))}; another approver must")
     for call in pending:
         audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
-    if not resume:
+    if not resume or record.get("deployment") == LANGGRAPH_SERVER:
+        # A LangGraph server's run is resumed on its thread there; the paused call reads this verdict when it is.
         return run_result(engine, run_id)
     return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model)

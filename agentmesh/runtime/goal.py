@@ -36,9 +36,12 @@ from agentmesh.runtime.components import EventSink, build_run_context, component
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import InProcess, api_url, in_process
 
-__all__ = ["FLOW_NAME", "GoalInvocation", "goal_flow"]
+__all__ = ["FLOW_NAME", "LANGGRAPH_SERVER", "GoalInvocation", "goal_flow"]
 
 FLOW_NAME = "agentmesh-goal"
+LANGGRAPH_SERVER = "langgraph-server"
+"""The ``deployment`` of a run LangGraph's server runs (``agentmesh.runtime.served``): its graph state is the
+server's thread, so it is resumed there, never by ``agentmesh runs resume``."""
 
 
 @dataclass(kw_only=True)

@@ -28,16 +28,16 @@ from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.graph.state import CompiledStateGraph
 
 from agentmesh.agents.context import RunContext
-from agentmesh.core.exceptions import RunError, UserError
+from agentmesh.core.exceptions import AgentmeshError, RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.persistence.runs import find_run
 from agentmesh.runtime.compile import durable_graph, hosts
-from agentmesh.runtime.goal import GoalInvocation, goal_flow
+from agentmesh.runtime.goal import LANGGRAPH_SERVER, GoalInvocation, goal_flow
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import shared_clients
 from agentmesh.runtime.run import MAX_GOAL_CHARS, _approvals
 
-__all__ = ["served_graph"]
+__all__ = ["ServedRunError", "served_graph"]
 
 
 def served_graph(name: str, settings: Settings | None = None) -> Callable[[RunnableConfig], Any]:
@@ -65,6 +65,9 @@ def served_graph(name: str, settings: Settings | None = None) -> Callable[[Runna
             raise UserError(f"thread {host.run_id} already has a run in progress")
         try:
             yield compiled
+        except AgentmeshError as exc:
+            await host.close(exc)
+            raise ServedRunError(f"{type(exc).__name__}: {exc}") from exc
         except BaseException as exc:
             await host.close(exc)
             raise
@@ -75,6 +78,12 @@ def served_graph(name: str, settings: Settings | None = None) -> Callable[[Runna
 
     graph.__name__ = graph.__qualname__ = name
     return graph
+
+
+class ServedRunError(RuntimeError):
+    """An agentmesh run on LangGraph's server ended with one of agentmesh's errors (bad input, a budget, a refusal
+    that ends the run). The server shows clients the message of Python's own errors only, so the run's error reaches
+    them as this one, with the original's name and message."""
 
 
 def _load(name: str, settings: Settings | None) -> tuple[GraphSpec, Settings, CompiledStateGraph]:
@@ -109,7 +118,7 @@ class _Host:
         goal = record["goal"] if record else _goal_of(state)
         inv = GoalInvocation(goal=goal, spec=self.spec, settings=self.settings,
                              approvals=_approvals(None, self.settings), run_id=self.run_id,
-                             started_by=self.started_by, hosted=self._hosted)
+                             started_by=self.started_by, deployment=LANGGRAPH_SERVER, hosted=self._hosted)
         flow = goal_flow.with_options(flow_run_name=f"resume-{self.run_id[:8]}") if record else goal_flow
         self._flow = self.loop.create_task(self._run_flow(flow, inv))
 
