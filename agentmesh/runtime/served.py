@@ -46,38 +46,45 @@ def served_graph(name: str, settings: Settings | None = None) -> Callable[[Runna
 
     @contextlib.asynccontextmanager
     async def graph(config: RunnableConfig) -> AsyncIterator[CompiledStateGraph]:
-        if os.environ.get("LANGGRAPH_ALLOW_BLOCKING") == "false":
-            # `langgraph dev` fails every blocking call on its event loop; agentmesh records each step, tool call
-            # and approval in its database before going on (synchronously, by design).
-            raise UserError("agentmesh graphs record every step in their database as they go: start the dev server "
-                            "with `langgraph dev --allow-blocking`")
-        # In a thread: the first call imports the graph and may start the local Prefect server, and the server's event
-        # loop answers its health checks meanwhile.
-        spec, effective, compiled = await asyncio.to_thread(_load, name, settings)
-        configurable = config.get("configurable") or {}
-        thread = configurable.get("thread_id")
-        if not configurable.get("__is_for_execution__") or thread is None:
-            yield compiled  # the server reads the graph (its schema, its drawing, a thread's state)
-            return
-        host = _Host(spec, effective, str(thread), compiled.copy({"checkpointer": configurable.get(CONFIG_KEY_CHECKPOINTER)}),
-                     started_by=str(configurable.get("langgraph_auth_user_id") or "langgraph server"))
-        if hosts.setdefault(host.run_id, host) is not host:
-            raise UserError(f"thread {host.run_id} already has a run in progress")
         try:
-            yield compiled
+            async with _serving(name, settings, config) as compiled:
+                yield compiled
         except AgentmeshError as exc:
-            await host.close(exc)
             raise ServedRunError(f"{type(exc).__name__}: {exc}") from exc
-        except BaseException as exc:
-            await host.close(exc)
-            raise
-        else:
-            await host.close(None)
-        finally:
-            hosts.pop(host.run_id, None)
 
     graph.__name__ = graph.__qualname__ = name
     return graph
+
+
+@contextlib.asynccontextmanager
+async def _serving(name: str, settings: Settings | None, config: RunnableConfig) -> AsyncIterator[CompiledStateGraph]:
+    """The durable graph; for a run, the agentmesh run its nodes establish, recorded when the server's run ends."""
+    if os.environ.get("LANGGRAPH_ALLOW_BLOCKING") == "false":
+        # `langgraph dev` fails every blocking call on its event loop; agentmesh records each step, tool call and
+        # verdict in its database before going on (synchronously, by design).
+        raise UserError("agentmesh graphs record every step in their database as they go: start the dev server with "
+                        "`langgraph dev --allow-blocking`")
+    # In a thread: the first call imports the graph and may start the local Prefect server, and the server's event
+    # loop answers its health checks meanwhile.
+    spec, effective, compiled = await asyncio.to_thread(_load, name, settings)
+    configurable = config.get("configurable") or {}
+    thread = configurable.get("thread_id")
+    if not configurable.get("__is_for_execution__") or thread is None:
+        yield compiled  # the server reads the graph (its schema, its drawing, a thread's state)
+        return
+    host = _Host(spec, effective, str(thread), compiled.copy({"checkpointer": configurable.get(CONFIG_KEY_CHECKPOINTER)}),
+                 started_by=str(configurable.get("langgraph_auth_user_id") or "langgraph server"))
+    if hosts.setdefault(host.run_id, host) is not host:
+        raise UserError(f"thread {host.run_id} already has a run in progress")
+    try:
+        yield compiled
+    except BaseException as exc:
+        await host.close(exc)
+        raise
+    else:
+        await host.close(None)
+    finally:
+        hosts.pop(host.run_id, None)
 
 
 class ServedRunError(RuntimeError):
@@ -141,6 +148,8 @@ class _Host:
         finally:
             with contextlib.suppress(Exception):  # partial results too, as under `agentmesh run`
                 values.update((await self.compiled.aget_state(_config(self.run_id))).values)
+        if self.compiled.checkpointer is None:
+            return False  # a stateless run (no thread state kept): it cannot pause
         snapshot = await self.compiled.aget_state(_config(self.run_id))
         return bool(snapshot.interrupts)
 

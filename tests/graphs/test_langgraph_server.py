@@ -289,3 +289,35 @@ async def test_a_named_approver_s_verdict_from_the_cli_is_what_the_sdk_resume_ap
     assert (scale.status, scale.approval, scale.approver, scale.approval_reason) == (
         "rejected", "rejected", "alice", "not tonight")
     assert result["decision"]["actions"] == []
+
+
+async def test_under_langgraph_dev_without_allow_blocking_the_factory_says_what_to_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentmesh.runtime.served import ServedRunError, served_graph
+
+    monkeypatch.setenv("LANGGRAPH_ALLOW_BLOCKING", "false")  # what `langgraph dev` sets without the flag
+    with pytest.raises(ServedRunError, match=r"^UserError: .*langgraph dev --allow-blocking"):
+        async with served_graph("mesh")({"configurable": {"thread_id": "t", "__is_for_execution__": True}}):
+            pass
+
+
+async def test_reading_a_served_graph_starts_no_run(home: Path) -> None:
+    """The server also calls the factory to read a graph (schema, drawing, state): that is the durable graph, and
+    no agentmesh run is established."""
+    from agentmesh.runtime.compile import hosts
+    from agentmesh.runtime.served import served_graph
+
+    async with served_graph("self_healing")({"configurable": {"thread_id": "t"}}) as graph:
+        assert {"monitor", "repair", "verify", "escalate", "decide"} <= set(graph.get_graph().nodes)
+        assert "t" not in hosts
+    assert not (home / "agentmesh.db").exists() or _record_missing(home, "t")
+
+
+def _record_missing(home: Path, run_id: str) -> bool:
+    from agentmesh.core.exceptions import NotFoundError
+
+    try:
+        _record(home, run_id)
+    except NotFoundError:
+        return True
+    return False
