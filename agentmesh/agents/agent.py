@@ -7,13 +7,18 @@
 
 ``Agent.run`` is one agent step: the model is called with the role's tools plus one *output tool*
 (``submit_finding`` …); tool calls go through the gateway; the step ends when the model submits a valid
-output. Every model reply is journalled under the step's key, so a retried or resumed step replays the
-recorded replies — and so reaches the same tool call ids — instead of asking the model again.
+output. A run that streams tokens (``RunContext.stream_tokens``: ``agentmesh run`` on a terminal, the HTTP
+server) or a graph streamed with LangGraph's ``stream_mode="messages"`` reads each reply as a stream: every piece
+is a ``token`` event as it arrives, and LangGraph's messages stream gets it too; the whole reply is then read as
+strictly as an unstreamed one (``agentmesh.models.astream_reply``). Every model reply is journalled under the
+step's key, so a retried or resumed step replays the recorded replies — and so reaches the same tool call ids —
+instead of asking the model again.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,6 +188,31 @@ def _short_errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:5])
 
 
+def _token_events(run: RunContext, scope: StepScope, key: str, seq: int, role: str) -> Callable[[Any], None]:
+    """Turns streamed reply pieces into ``token`` events: ``text`` (a piece of the reply's text), or ``tool`` and
+    ``args`` (a piece of a tool call's JSON arguments), or ``restart`` (the stream was cut off and starts over:
+    drop this call's pieces so far). ``call`` names the model call."""
+    names: dict[int, str] = {}
+    base = {"type": "token", "agent": role, "node": scope.node, "call": f"{key}/{seq}"}
+
+    def on_piece(piece: Any) -> None:
+        if piece is None:
+            names.clear()
+            run.emit({**base, "restart": True})
+            return
+        text = piece.text  # the text parts of the piece's content
+        if text:
+            run.emit({**base, "text": str(text)})
+        for chunk in piece.tool_call_chunks:
+            index = chunk.get("index") or 0
+            if chunk.get("name"):
+                names[index] = chunk["name"]
+            if chunk.get("args"):
+                run.emit({**base, "tool": names.get(index, ""), "args": chunk["args"]})
+
+    return on_piece
+
+
 async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, role: str, bound: Any,
                       messages: list[BaseMessage]) -> AIMessage:
     """One model call, replayed from the journal when this step already made it."""
@@ -199,10 +229,14 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
         (message,) = messages_from_dict([row[0]])
         assert isinstance(message, AIMessage)
         return message
-    from agentmesh.models import cost_usd, model_error, usage_of
+    from agentmesh.models import astream_reply, cost_usd, langgraph_streams_messages, model_error, usage_of
 
     try:
-        reply = await bound.ainvoke(messages)
+        if run.stream_tokens or langgraph_streams_messages():
+            reply = await astream_reply(bound, messages, on_piece=_token_events(run, scope, key, seq, role),
+                                        restarts=run.settings.model_retries)
+        else:
+            reply = await bound.ainvoke(messages)
     except ValidationError as exc:
         # LangChain could not build a message from the reply, e.g. tool arguments that are JSON but not an
         # object: an unusable answer (one line, no node retry), not a bug of the run.

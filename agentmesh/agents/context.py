@@ -109,6 +109,8 @@ class RunContext:
     emit: Callable[..., None] = lambda event, conn=None: None
     """Where progress events go (CLI, chat, HTTP): ``emit(event)``, or ``emit(event, conn)`` to store the event in
     the transaction of ``conn`` (a SQLAlchemy connection) with the record it reports."""
+    stream_tokens: bool = False
+    """Stream model replies: each piece is a ``token`` event, sent live and never stored (see ``Agent``)."""
     offline_rules: OfflineRules | None = None
     """The plug-ins' rules for the offline model (used when the model is ``offline``)."""
     delegates: dict[str, StepDelegate] = field(default_factory=dict)

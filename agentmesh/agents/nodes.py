@@ -44,10 +44,11 @@ async def use_tool(name: str, /, *, role: str, **args: Any) -> dict[str, Any]:
 
 def actions_taken() -> list[dict[str, Any]]:
     """The calls of the current run that tried to change the world, from the audit (the model's word is not
-    evidence): ``{"tool", "args", "status", "reason"}`` each, in order — what a decision step should cite."""
+    evidence): ``{"tool", "args", "status", "reason"}`` each, in order — what a decision step should cite. The
+    arguments are those the call was made with (an approver's edit, when there was one)."""
     run = current_run()
     return [
-        {"tool": c.tool, "args": c.args, "status": c.status, "reason": c.reason}
+        {"tool": c.tool, "args": c.effective_args, "status": c.status, "reason": c.reason}
         for c in list_calls(run.engine, run.run_id)
         if c.risk in ("write", "destructive")
     ]

@@ -80,8 +80,13 @@ def parse_sections(text: str) -> dict[str, str]:
 _SECTION_NAMES = {"Goal", "Your step", "Plan", "Findings so far", "Actions taken", "Round", "Similar past decisions"}
 
 
-def tool_result(status: str, *, result: Any = None, error: str | None = None) -> str:
+def tool_result(status: str, *, result: Any = None, error: str | None = None,
+                edited: dict[str, Any] | None = None) -> str:
+    """A ToolMessage's content: ``{"status", "result" | "error"}``; with ``edited`` (``{"by", "args"}``) when a
+    person approved the call with other arguments than the model asked for — the model hears what was done."""
     body: dict[str, Any] = {"status": status}
+    if edited is not None:
+        body["edited"] = edited
     if status == "ok":
         body["result"] = result
     else:

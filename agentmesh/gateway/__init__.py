@@ -8,6 +8,10 @@ that names a target) and recorded; the policy's ``[scope]`` table says whether a
 for a person, or is allowed. ``--approvals auto`` approves neither an out-of-scope call nor one under ``four_eyes``:
 a safeguard a run's own flag could switch off would not be one.
 
+A person may approve a call with edited arguments (``agentmesh.gateway.approvals.edit_arguments``): the edited call
+is admitted again — validation, role, scope — and meets the domain's limits like any call; the audit keeps the
+model's arguments and the edit, and the model's ``ToolMessage`` says who changed what.
+
 The audit record is written before the side effect and completed after it. A refused, invalid, rejected
 or failed call is audited and explained to the model in its ``ToolMessage``; it never crashes the run.
 A domain's own limits (the operations world's replica ranges, cost ceiling, refund cap) are checked by the
@@ -31,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langgraph.types import interrupt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
 from agentmesh.core.messages import tool_result
+from agentmesh.gateway.approvals import record_resume, validation_message
 from agentmesh.gateway.policy import Policy
 from agentmesh.gateway.scope import Scope
 from agentmesh.persistence import audit
@@ -100,33 +105,26 @@ class Gateway:
                 self.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id},
                           conn)
 
+        edit: dict[str, Any] | None = None  # {"by", "args"} once a person approved the call with other arguments
+
         def finish(status: str, *, reason: str | None = None, result: Any = None) -> str:
+            if edit is not None and reason:
+                reason = f"as edited by {edit['by']}: {reason}"
             with self.engine.begin() as conn:
                 audit.finish_call(conn, self.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
                 self.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id,
-                           "status": status, "reason": reason}, conn)
-            return tool_result(status, result=result, error=reason)
+                           "status": status, "reason": reason, **({"edited": edit} if edit else {})}, conn)
+            return tool_result(status, result=result, error=reason, edited=edit)
 
         if tool is None or name not in offered:
             known = ", ".join(sorted(offered)) or "none"
             what = "no such tool" if tool is None else f"the {agent} is not offered {name!r}"
             return finish("refused", reason=f"{what}; your tools are: {known}")
-        if not isinstance(args, dict):
-            return finish("invalid", reason=str(call.get("error") or "arguments must be a JSON object"))
         try:
-            parsed = tool.args_model.model_validate(args)
-        except ValidationError as exc:
-            return finish("invalid", reason=_validation_message(exc))
-        if agent not in self.policy.allowed_roles(tool):
-            return finish("refused", reason=f"policy does not let the {agent} call {name}")
-
-        outside = self._outside(tool, parsed.model_dump(mode="json"))
+            parsed, outside = self._admit(tool, args, agent, call_id, error=call.get("error"))
+        except _NotAdmitted as stop:
+            return finish(stop.status, reason=stop.reason)
         rule = self.policy.scope.rule(name) if outside else "allow"
-        if outside:
-            with self.engine.begin() as conn:
-                audit.finish_call(conn, self.run_id, call_id, scope=outside, ended=None)
-            if rule == "refuse":
-                return finish("refused", reason=outside)
         needs_approval = self.policy.needs_approval(tool) or rule == "approve"
         if self.settings.dry_run and tool.risk != "read":
             # Before the approval: a dry run never waits for a person to approve what it will not do.
@@ -140,6 +138,17 @@ class Gateway:
             verdict = self._approval(call_id, name, parsed.model_dump(mode="json"), agent, recorded, guarded=guarded)
             if verdict is not None:
                 return finish("rejected", reason=verdict)
+            approved = audit.get_call(self.engine, self.run_id, call_id)
+            if approved is not None and approved.edited_args is not None:
+                # The approver changed the arguments: the edited call is admitted again, as if the model had asked
+                # for it — an approval vouches for the call a person saw, not for whatever an edit makes of it.
+                edit = {"by": approved.approver, "args": approved.edited_args}
+                try:
+                    parsed, moved = self._admit(tool, approved.edited_args, agent, call_id)
+                except _NotAdmitted as stop:
+                    return finish(stop.status, reason=stop.reason)
+                if moved and moved != outside and self.policy.scope.rule(name) != "allow":
+                    return finish("refused", reason=f"{moved}, and nobody was asked to approve that")
 
         context = ToolContext(run_id=self.run_id, tool_call_id=call_id, agent=agent, settings=self.settings,
                               resources=self.resources)
@@ -187,6 +196,27 @@ class Gateway:
             outcome.add_done_callback(audit_outcome)
             raise
         return finish(status, reason=why, result=result)
+
+    def _admit(self, tool: Tool, args: Any, agent: str, call_id: str, *,
+               error: Any = None) -> tuple[BaseModel, str | None]:
+        """Validate a call's arguments, check the agent's role and the scope guard: the parsed arguments and why the
+        call is outside the goal's scope (None when inside), or ``_NotAdmitted`` with the audited status and reason.
+        """
+        if not isinstance(args, dict):
+            raise _NotAdmitted("invalid", str(error or "arguments must be a JSON object"))
+        try:
+            parsed = tool.args_model.model_validate(args)
+        except ValidationError as exc:
+            raise _NotAdmitted("invalid", validation_message(exc)) from None
+        if agent not in self.policy.allowed_roles(tool):
+            raise _NotAdmitted("refused", f"policy does not let the {agent} call {tool.name}")
+        outside = self._outside(tool, parsed.model_dump(mode="json"))
+        if outside:
+            with self.engine.begin() as conn:
+                audit.finish_call(conn, self.run_id, call_id, scope=outside, ended=None)
+            if self.policy.scope.rule(tool.name) == "refuse":
+                raise _NotAdmitted("refused", outside)
+        return parsed, outside
 
     def _outside(self, tool: Tool, args: dict[str, Any]) -> str | None:
         """Why a write or destructive call is outside the goal's scope; None when inside or not checked."""
@@ -236,9 +266,9 @@ class Gateway:
             approved = answer.get("approved") if isinstance(answer, dict) else answer
             if approved and guarded:
                 continue  # an anonymous resume cannot approve what needs a person named in the audit
-            if approved is not None:
-                audit.record_approval(self.engine, self.run_id, call_id, approved=bool(approved), approver="resume")
-                return None if approved else "rejected"
+            if record_resume(self.engine, self.run_id, call_id, self.registry.tools.get(name), args, answer):
+                return self._approval(call_id, name, args, agent, audit.get_call(self.engine, self.run_id, call_id),
+                                      guarded=guarded)
             # Resumed with no verdict anywhere (`agentmesh runs resume` on a waiting run): nobody decided, so
             # the call keeps waiting — the next interrupt() pauses the run again.
 
@@ -263,6 +293,14 @@ class Gateway:
 
 
 _limits_ready: set[tuple[str, int]] = set()
+
+
+class _NotAdmitted(Exception):  # noqa: N818  (a verdict on a call, not an error)
+    """A call the gateway does not run: its audited status (``invalid``, ``refused``) and the reason."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 class ApprovalPause(Exception):  # noqa: N818  (a control-flow signal, not an error)
@@ -303,15 +341,8 @@ async def _execute(tool: Tool, kwargs: dict[str, Any]) -> Any:
 
 
 def _replay(recorded: audit.ToolCallRecord) -> str:
-    return tool_result(recorded.status, result=recorded.result, error=recorded.reason)
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        parts.append(f"{where}: {err['msg']}")
-    return "invalid arguments — " + "; ".join(parts)
+    edited = {"by": recorded.approver, "args": recorded.edited_args} if recorded.edited_args is not None else None
+    return tool_result(recorded.status, result=recorded.result, error=recorded.reason, edited=edited)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -110,7 +110,7 @@ class GoalService:
         self._submissions[run_id] = sub
         coro = arun_goal(text, graph=graph_name, settings=settings, approvals=approvals,
                          context=(context or [])[-MAX_CONTEXT_ITEMS:] or None, run_id=run_id,
-                         started_by=started_by or "http")
+                         started_by=started_by or "http", stream_tokens=True)
         sub.task = asyncio.create_task(self._guard(sub, coro), name=f"agentmesh-goal-{run_id[:8]}")
         return run_id
 
@@ -181,12 +181,13 @@ class GoalService:
         return self.get(run_id)
 
     async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
-                      reason: str | None = None) -> dict[str, Any]:
-        """Record a verdict on pending calls (one, or all) and resume the run in the background."""
+                      reason: str | None = None, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a verdict on pending calls (one, or all; ``args``: approved with these arguments changed) and
+        resume the run in the background."""
         from agentmesh.runtime.approvals import aapprove
 
         run_id = self.resolve(run_id)
-        await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason,
+        await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason, args=args,
                        settings=self.settings, resume=False)
         self._resume(run_id)
         return self.get(run_id)
@@ -209,7 +210,7 @@ class GoalService:
                 await asyncio.wait([previous])  # a run that just paused is still writing its artifacts
             if self.status(run_id) != "waiting_approval":
                 return None  # another verdict's resume got here first
-            return await aresume_run(run_id, settings=settings)
+            return await aresume_run(run_id, settings=settings, stream_tokens=True)
 
         sub.task = asyncio.create_task(self._guard(sub, resume()), name=f"agentmesh-resume-{run_id[:8]}")
 
@@ -263,9 +264,10 @@ class GoalService:
 
     async def follow(self, run_id: str, *, after: int = 0, stop_on_pause: bool = False,
                      idle_timeout: float = 1.0) -> AsyncIterator[dict[str, Any] | None]:
-        """The run's events after ``after``, live; ends once a ``run_finished`` of a terminal status (or of
-        any status with ``stop_on_pause``) has been passed and the run's task is over. Yields None when
-        nothing happened for ``idle_timeout`` seconds (a heartbeat)."""
+        """The run's events after ``after``, live, with the ``token`` events published meanwhile in their place;
+        ends once a ``run_finished`` of a terminal status (or of any status with ``stop_on_pause``) has been
+        passed and the run's task is over. Yields None when nothing happened for ``idle_timeout`` seconds (a
+        heartbeat)."""
         def ends(event: dict[str, Any] | None) -> bool:
             if not event or event.get("type") != "run_finished":
                 return False
@@ -275,26 +277,40 @@ class GoalService:
         finished = boundary is not None and ends(boundary) and int(boundary.get("seq") or 0) <= after
         if boundary is None and run_id not in self._submissions and self.status(run_id) in TERMINAL:
             return  # recorded without events (by an older version): nothing will come
-        while True:
-            batch = self.log.read(run_id, after=after)
-            for event in batch:
-                after = int(event.get("seq") or after)
-                yield event
-                if event.get("type") == "run_started":
-                    finished = False
-                elif ends(event):
-                    finished = True
-            sub = self._submissions.get(run_id)
-            task = sub.task if sub else None
-            if finished and (task is None or task.done()):
-                if not batch:
-                    return
-                continue  # one more read: whatever the run wrote after run_finished
-            if batch:
-                continue
-            if finished and task is not None:
-                await asyncio.wait([task], timeout=idle_timeout)
-            else:
-                # Another process may write (a CLI approval): the timeout makes this a poll as well.
-                await self.log.wait(run_id, idle_timeout)
-            yield None
+        held = 0.0
+        with self.log.subscribe(run_id) as live:  # tokens: live only, each placed after the stored event before it
+            while True:
+                batch = self.log.read(run_id, after=after)
+                for event in batch:
+                    while live and int(live[0]["after"]) < int(event["seq"]):
+                        yield live.popleft()
+                    after = int(event.get("seq") or after)
+                    yield event
+                    if event.get("type") == "run_started":
+                        finished = False
+                    elif ends(event):
+                        finished = True
+                while live and int(live[0]["after"]) <= after:
+                    yield live.popleft()
+                held = held if live else 0.0
+                sub = self._submissions.get(run_id)
+                task = sub.task if sub else None
+                if finished and (task is None or task.done()):
+                    if not batch:
+                        return
+                    continue  # one more read: whatever the run wrote after run_finished
+                if batch:
+                    continue
+                if live:  # a token waits for the stored event before it to commit (a number never used: not long)
+                    held = held or time.monotonic()
+                    if time.monotonic() - held > 0.2:
+                        while live:
+                            yield live.popleft()
+                    await asyncio.sleep(0.01)
+                    continue
+                if finished and task is not None:
+                    await asyncio.wait([task], timeout=idle_timeout)
+                else:
+                    # Another process may write (a CLI approval): the timeout makes this a poll as well.
+                    await self.log.wait(run_id, idle_timeout)
+                yield None

@@ -1,11 +1,16 @@
-"""Runs as plain Markdown text: progress lines for streamed chat replies, and the decision as the reply."""
+"""Runs as plain Markdown text: progress lines for streamed chat replies, the decision as the reply, and the
+decision's text as the model writes it (``LiveDecision``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-__all__ = ["decision_text", "progress_line"]
+__all__ = ["SEPARATOR", "LiveDecision", "decision_text", "progress_line"]
+
+SEPARATOR = "\n---\n\n"
+"""Between a streamed reply's progress lines and its decision."""
+DECISION_TOOL = "submit_decision"
 
 
 def _args(args: Any, limit: int = 160) -> str:
@@ -68,3 +73,72 @@ def decision_text(result: dict[str, Any]) -> str:
         parts.append(f"The run ended **{status}** without a decision" + (f": {result['error']}" if result.get("error") else "."))
     parts.append(footer)
     return "\n\n".join(p for p in parts if p)
+
+
+class LiveDecision:
+    """The decision's text while the model writes it: fed the run's ``token`` events, it returns what to send
+    next — the start of :func:`decision_text` (the summary in bold, then the rationale), from the pieces of the
+    model's ``submit_decision`` arguments. ``rest`` gives what completes the validated decision's text.
+
+    Only the first answer streams: if the model is asked again (its answer did not validate) or a cut stream starts
+    over, nothing more streams live and ``rest`` sends the validated decision whole, after what was sent.
+    """
+
+    def __init__(self) -> None:
+        self.call: str | None = None
+        self.args = ""
+        self.sent = ""
+        self.stopped = False
+
+    def feed(self, event: dict[str, Any]) -> str:
+        if self.stopped or event.get("type") != "token":
+            return ""
+        call = event.get("call")
+        if event.get("restart"):
+            if call == self.call:  # this answer's stream was cut off and starts over
+                self.stopped, self.call, self.args = bool(self.sent), None, ""
+            return ""
+        if event.get("tool") != DECISION_TOOL:
+            return ""
+        if self.call not in (None, call):  # asked again: the validated decision is sent whole at the end
+            self.stopped = True
+            return ""
+        self.call = call
+        self.args += str(event.get("args") or "")
+        text = _partial_decision(self.args)
+        if text is None or not text.startswith(self.sent):
+            self.stopped = text is not None
+            return ""
+        delta, self.sent = text[len(self.sent):], text
+        return (SEPARATOR if delta and len(self.sent) == len(delta) else "") + delta
+
+    def rest(self, final: str) -> str:
+        """What to send after the live text so the reply ends with ``final`` (the run's ``decision_text``)."""
+        if not self.sent:
+            return SEPARATOR + final
+        if final.startswith(self.sent):
+            return final[len(self.sent):]
+        return "\n\n" + final
+
+
+def _partial_decision(args: str) -> str | None:
+    """The decision text so far from the partial JSON arguments of ``submit_decision`` (None: unreadable yet)."""
+    from langchain_core.utils.json import parse_partial_json
+
+    try:
+        parsed = parse_partial_json(args)
+    except Exception:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    summary = parsed.get("summary")
+    if not isinstance(summary, str):
+        return ""
+    keys = list(parsed)
+    if keys[-1] == "summary":  # still being written
+        return "**" + summary.lstrip()
+    text = f"**{summary.strip()}**"
+    rationale = parsed.get("rationale")
+    if isinstance(rationale, str):
+        text += "\n\n" + (rationale.lstrip() if keys[-1] == "rationale" else rationale.strip())
+    return text

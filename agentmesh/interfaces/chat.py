@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import json
 import logging
 import signal
 import threading
@@ -124,7 +125,8 @@ class ChatSession:
 
         result = self._cancellable(
             arun_goal(goal, graph=self.graph, settings=self.settings, on_event=on_event,
-                      context=list(self.context) or None, started_by=self.approver),
+                      context=list(self.context) or None, started_by=self.approver,
+                      stream_tokens=printer.wants_tokens),
             ids,
         )
         if result is None:
@@ -170,26 +172,52 @@ class ChatSession:
 
         assert self._runner is not None
         for call in pending:
-            question = f"approve {call['tool']} {_args(call['args'])} (agent {call.get('agent')})? [y/n] "
+            question = f"approve {call['tool']} {_args(call['args'])} (agent {call.get('agent')})? [y/n/e] "
             while True:
                 try:
                     answer = self.read_line(question).strip().lower()
+                    if answer in ("y", "yes", "n", "no"):
+                        args = None
+                        break
+                    if answer in ("e", "edit"):
+                        args = self._edit(run_id, call)
+                        if args is not None:
+                            break
+                        continue
                 except (EOFError, KeyboardInterrupt):
                     self.console.print()
                     return False
-                if answer in ("y", "yes", "n", "no"):
-                    break
-                self.console.print("answer y (approve) or n (reject)")
-            approved = answer.startswith("y")
+                self.console.print("answer y (approve), n (reject) or e (approve with arguments you change)")
+            approved = not answer.startswith("n")
             reason = None
             if not approved:
                 with contextlib.suppress(EOFError, KeyboardInterrupt):
                     reason = self.read_line("reason (optional): ").strip() or None
-            self._runner.run(aapprove(run_id, call["id"], approved=approved, approver=self.approver, reason=reason,
-                                      settings=self.settings, resume=False))
-            self.console.print(f"[{'green' if approved else 'red'}]{'approved' if approved else 'rejected'}[/] "
-                               f"{call['tool']}")
+            if args is None:
+                self._runner.run(aapprove(run_id, call["id"], approved=approved, approver=self.approver,
+                                          reason=reason, settings=self.settings, resume=False))
+            verdict = "approved with your edit" if args is not None else "approved" if approved else "rejected"
+            self.console.print(f"[{'green' if approved else 'red'}]{verdict}[/] {call['tool']}")
         return True
+
+    def _edit(self, run_id: str, call: dict[str, Any]) -> dict[str, Any] | None:
+        """Ask for the arguments to change and approve the call with them; None (said why) when they are not
+        valid — the call keeps waiting and the question is asked again."""
+        from agentmesh.runtime.approvals import aapprove
+
+        assert self._runner is not None
+        text = self.read_line('arguments to change, as JSON (e.g. {"replicas": 5}): ').strip()
+        try:
+            args = json.loads(text)
+            self._runner.run(aapprove(run_id, call["id"], approved=True, approver=self.approver, args=args,
+                                      settings=self.settings, resume=False))
+        except ValueError as exc:
+            self.console.print(f"[red]not JSON[/] ({escape(str(exc))}): nothing was recorded")
+            return None
+        except UserError as exc:
+            self.console.print(f"[red]{escape(str(exc))}[/]: nothing was recorded")
+            return None
+        return dict(args)
 
     def _remember(self, goal: str, result: dict[str, Any]) -> None:
         self.context.append(f"Earlier goal in this conversation: {goal}")

@@ -8,8 +8,10 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 
 - ``POST /v1/goals`` ``{"goal", "graph"?, "model"?, "approvals"?, "context"?}`` → 202 ``{"id", "status", "links"}``
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
-  each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``
-- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?}``; ``POST /v1/goals/{id}/cancel``
+  each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``; ``token``
+  events (pieces of a model reply as it streams) are live only: they have no ``id:`` and are not replayed
+- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?}`` (``args``: approve with these
+  arguments changed); ``POST /v1/goals/{id}/cancel``
 - ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
 
@@ -100,6 +102,9 @@ class ApprovalRequest(BaseModel):
     """One pending call (an id or its unique ending); default: every pending call of the run."""
     approved: bool
     """True approves, false rejects."""
+    args: dict[str, Any] | None = None
+    """Approve one call with these arguments changed (``{"replicas": 5}``); the others stay as the agent asked.
+    The edited call passes the gateway again before it runs; the audit keeps both and who edited them."""
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
     """Why; recorded in the audit."""
     approver: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
@@ -235,7 +240,8 @@ def _links(run_id: str) -> Links:
 def _sse(event: dict[str, Any]) -> str:
     import json
 
-    return f"id: {event.get('seq')}\ndata: {json.dumps(event, default=str, ensure_ascii=False)}\n\n"
+    data = f"data: {json.dumps(event, default=str, ensure_ascii=False)}\n\n"
+    return data if event.get("seq") is None else f"id: {event['seq']}\n{data}"  # a token has no number
 
 
 def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -300,7 +306,8 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         after: Annotated[int | None, Query(ge=0, le=10**9, description="Resume after this sequence number.")] = None,
     ) -> StreamingResponse:
         """The run's events as Server-Sent Events: each a `data:` line of JSON, `id:` its sequence number.
-        Resumes after `Last-Event-ID`; ends after the run finishes (it stays open while it waits for approval)."""
+        `token` events (model output as it streams: `text`, or `tool` and `args` pieces) are live only, without
+        an `id:`; a reconnect does not replay them. Resumes after `Last-Event-ID`; ends after the run finishes (it stays open while it waits for approval)."""
         run_id = service.resolve(run_id)
         start = after or 0
         if last_event_id is not None:
@@ -337,7 +344,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         else:
             raise HTTPException(403, f"you are signed in as {identity.name}: you cannot approve as {body.approver}")
         return await service.approve(run_id, body.call_id, approved=body.approved, approver=approver,
-                                     reason=body.reason)
+                                     reason=body.reason, args=body.args)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
     async def cancel_goal(run_id: RunId, identity: Identity = Depends(signed_in)) -> dict[str, Any]:

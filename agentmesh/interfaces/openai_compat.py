@@ -3,9 +3,11 @@
 - ``GET /v1/models``: one model per registered graph (the id is the graph's name).
 - ``POST /v1/chat/completions``: the last user message is the goal, earlier messages are its context, the
   ``model`` picks the graph. The reply is the decision (summary, actions, rationale); with ``stream: true``
-  progress lines (plan, steps, tool calls, findings) stream first as content deltas. When a call needs
-  approval the reply says so; answering ``approve`` or ``reject`` (optionally with a reason) in the same
-  conversation records the verdict and continues that run.
+  progress lines (plan, steps, tool calls, findings) stream first as content deltas, then the decision's text
+  as token deltas while the model writes it (its summary and rationale; the rest once it has validated). When a
+  call needs approval the reply says so; answering ``approve`` or ``reject`` (optionally with a reason) in the same
+  conversation records the verdict and continues that run; ``approve with {"replicas": 5}`` approves the waiting
+  call with those arguments changed.
 
     client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key=token)
     client.chat.completions.create(model="mesh", messages=[{"role": "user", "content": "…goal…"}])
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agentmesh.core.exceptions import NotFoundError, UserError
 from agentmesh.interfaces._goals import GoalService
-from agentmesh.interfaces._text import decision_text, progress_line
+from agentmesh.interfaces._text import LiveDecision, decision_text, progress_line
 from agentmesh.interfaces.identities import current_identity, require
 
 __all__ = ["router"]
@@ -112,6 +114,21 @@ def _context(messages: list[ChatMessage]) -> list[str]:
     return lines[-20:]
 
 
+def _edit_in(text: str) -> tuple[dict[str, Any] | None, str]:
+    """``with {"replicas": 5}, reason``: the arguments an approval changes (None: none) and the rest, the reason."""
+    found = re.match(r"\s*(?:with\s+)?(?=\{)", text, re.I)
+    if found is None:
+        return None, text
+    try:
+        args, end = json.JSONDecoder().raw_decode(text, found.end())
+    except ValueError as exc:
+        raise UserError(f"the arguments after approve are not JSON ({exc}): e.g. approve with {{\"replicas\": 5}}") \
+            from None
+    if not isinstance(args, dict):
+        raise UserError("the arguments after approve must be a JSON object, e.g. approve with {\"replicas\": 5}")
+    return args, text[end:]
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
     """Submit the last user message as a goal on the graph named by `model`; the reply is the decision."""
@@ -129,9 +146,10 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
     if verdict and pending:
         require(identity, "approve")
         approved = verdict.group(1).lower() in ("approve", "approved", "yes", "y", "ok")
+        args, reason = _edit_in(verdict.group(2)) if approved else (None, verdict.group(2))
         after = max((int(e["seq"]) for e in service.log.read(pending)), default=0)
         await service.approve(pending, None, approved=approved, approver="chat" if identity.anonymous else identity.name,
-                              reason=verdict.group(2).strip() or None)
+                              reason=reason.lstrip(" ,.;:-").strip() or None, args=args)
         run_id = pending
     else:
         require(identity, "submit")
@@ -170,15 +188,16 @@ async def _stream(service: GoalService, run_id: str, after: int, completion_id: 
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     finished = False
+    live = LiveDecision()
     try:
         yield chunk({"role": "assistant", "content": ""})
         async for event in service.follow(run_id, after=after, stop_on_pause=True):
-            line = progress_line(event) if event else None
+            line = (live.feed(event) if event.get("type") == "token" else progress_line(event)) if event else None
             if line:
                 yield chunk({"content": line})
         result = await service.wait(run_id)
         finished = True
-        yield chunk({"content": "\n---\n\n" + decision_text(result)})
+        yield chunk({"content": live.rest(decision_text(result))})
         yield chunk({}, "stop")
         if include_usage:
             yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(result)})}\n\n"

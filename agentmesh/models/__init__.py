@@ -22,7 +22,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -49,11 +49,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncTenacityTransport",
+    "PieceSink",
     "TenacityTransport",
     "TransportRetry",
+    "astream_reply",
     "cost_usd",
     "is_transport_failure",
     "make_chat_model",
+    "langgraph_streams_messages",
     "model_error",
     "usage_of",
 ]
@@ -250,6 +253,84 @@ def _ssl_context() -> Any:
     # Each goal builds its chat model; a new SSL context per client reloads the CA bundle (~20 ms of CPU,
     # far more on a busy machine). One shared context is what httpx would build each time.
     return httpx.create_ssl_context()
+
+
+# -- streaming ------------------------------------------------------------------------------------------
+
+PieceSink = Callable[[AIMessageChunk | None], None]
+"""Receives each streamed piece of a reply as it arrives; None when a cut-off stream starts over."""
+
+
+async def astream_reply(model: Any, messages: Sequence[BaseMessage], *, on_piece: PieceSink,
+                        restarts: int) -> AIMessage:
+    """One model reply, streamed: each piece goes to ``on_piece`` as it arrives; returns the whole reply.
+
+    The whole reply is read as strictly as an unstreamed one: each tool call's arguments are parsed from their
+    complete text with the parser langchain-openai uses for a whole reply (LangChain's own merge of streamed pieces
+    parses them as *partial* JSON, which would accept a truncated object). A model that cannot stream gives its
+    reply whole (no pieces). A stream cut off mid-body (the transport cannot retry what it already handed over)
+    starts over, at most ``restarts`` times. An endpoint that reports no usage for a stream (some do for whole
+    replies only) has it estimated at ~4 characters a token, so budgets keep counting.
+    """
+    for attempt in range(restarts + 1):
+        pieces: list[AIMessageChunk] = []
+        try:
+            async for piece in model.astream(list(messages)):
+                if not isinstance(piece, AIMessageChunk):
+                    return piece  # type: ignore[no-any-return]
+                pieces.append(piece)
+                on_piece(piece)
+            break
+        except Exception as exc:
+            if not pieces or attempt == restarts or not is_transport_failure(exc):
+                raise
+            log.warning("model reply cut off after %d pieces (%s); asking again (%d of %d)",
+                        len(pieces), type(exc).__name__, attempt + 1, restarts)
+            on_piece(None)
+    if not pieces:
+        raise ModelError("the model endpoint streamed an empty reply")
+    from langchain_core.messages.ai import add_ai_message_chunks
+
+    reply = _strict(add_ai_message_chunks(pieces[0], *pieces[1:]))
+    if not reply.usage_metadata or not reply.usage_metadata.get("total_tokens"):
+        sent = sum(len(str(m.content)) + sum(len(json.dumps(c["args"], default=str))
+                                             for c in getattr(m, "tool_calls", None) or []) for m in messages)
+        written = len(str(reply.content)) + sum(len(json.dumps(c["args"])) for c in reply.tool_calls)
+        estimate = (max(1, sent // 4), max(1, written // 4))
+        log.warning("the model endpoint reported no usage for a streamed reply; counting ~%d + %d tokens", *estimate)
+        reply.usage_metadata = {"input_tokens": estimate[0], "output_tokens": estimate[1],
+                                "total_tokens": sum(estimate)}
+        reply.response_metadata["usage_estimated"] = True
+    return reply
+
+
+def _strict(whole: AIMessageChunk) -> AIMessage:
+    from langchain_core.exceptions import OutputParserException
+    from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
+
+    calls, invalid = [], []
+    for chunk in whole.tool_call_chunks:
+        raw = {"id": chunk.get("id"), "function": {"name": chunk.get("name") or "", "arguments": chunk.get("args") or ""}}
+        try:
+            calls.append(parse_tool_call(raw, return_id=True))
+        except OutputParserException as exc:
+            invalid.append(make_invalid_tool_call(raw, str(exc)))
+    extra = {k: v for k, v in whole.additional_kwargs.items() if k not in ("tool_calls", "function_call")}
+    return AIMessage(content=whole.content, additional_kwargs=extra, response_metadata=whole.response_metadata,
+                     id=whole.id, tool_calls=calls, invalid_tool_calls=invalid, usage_metadata=whole.usage_metadata)
+
+
+def langgraph_streams_messages() -> bool:
+    """True inside a LangGraph node whose graph streams ``stream_mode="messages"`` (its handler is attached)."""
+    from langchain_core.runnables.config import ensure_config
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler, _V2StreamingCallbackHandler
+
+    callbacks = ensure_config().get("callbacks")
+    handlers = getattr(callbacks, "handlers", None) if callbacks is not None else None
+    handlers = handlers if handlers is not None else (callbacks if isinstance(callbacks, list) else [])
+    # A v2 handler (LangGraph's own protocol streaming) is served by a plain invoke; only a v1 one needs astream.
+    return any(isinstance(h, _StreamingCallbackHandler) and not isinstance(h, _V2StreamingCallbackHandler)
+               for h in handlers)
 
 
 # -- errors ---------------------------------------------------------------------------------------------

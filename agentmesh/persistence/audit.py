@@ -6,6 +6,9 @@ that reaches the same call finds its record and reuses the result instead of act
 Statuses: ``running`` (written, not finished: a crash happened here), ``ok``, ``refused`` (permissions or
 policy), ``invalid`` (arguments failed validation), ``failed`` (the tool raised or timed out),
 ``pending_approval``, ``rejected`` (a person or the approval mode said no), ``dry_run``.
+
+``args`` are the arguments the model asked for, as written before anything ran; when an approver changed them,
+``edited_args`` holds what the call was approved (and made) with, and ``approver`` names who changed them.
 """
 
 from __future__ import annotations
@@ -47,8 +50,15 @@ class ToolCallRecord(BaseModel):
     approver: str | None = None
     approval_reason: str | None = None
     approved_at: datetime | None = None
+    edited_args: Any = None
+    """The arguments the approver changed the call to; None when it was approved (or not) as the model asked."""
     scope: str | None = None
     """Why the call was outside the goal's scope, when it was."""
+
+    @property
+    def effective_args(self) -> Any:
+        """The arguments the call was made with: the approver's edit when there was one, else the model's."""
+        return self.edited_args if self.edited_args is not None else self.args
 
 
 def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
@@ -92,9 +102,10 @@ def pending_approvals(engine: Engine, run_id: str) -> list[ToolCallRecord]:
 
 
 def record_approval(engine: Engine, run_id: str, tool_call_id: str, *, approved: bool, approver: str,
-                    reason: str | None = None) -> None:
+                    reason: str | None = None, edited_args: dict[str, Any] | None = None) -> None:
+    """A verdict on a pending call; ``edited_args``: the approver approved it with these arguments instead."""
     finish_call(
         engine, run_id, tool_call_id,
         approval="approved" if approved else "rejected",
-        approver=approver, approval_reason=reason, approved_at=utcnow(), ended=None,
+        approver=approver, approval_reason=reason, approved_at=utcnow(), ended=None, edited_args=edited_args,
     )

@@ -3,7 +3,11 @@ the web page. Each event is stored with a per-run sequence number, so a client t
 with ``Last-Event-ID`` and misses nothing; live subscribers in the same process are woken at once.
 
 Event types: run_started, plan, step_started, step_finished, model_call, tool_call, tool_result,
-approval_requested, finding, decision, warning, run_finished.
+approval_requested, finding, decision, warning, run_finished — and ``token``, a piece of a model reply as it
+streams. Tokens are live only: published to the subscribers in this process, never stored (a row per token would
+multiply a run's writes by the length of every reply, and the whole reply is journalled anyway). A token carries
+no sequence number of its own; ``after`` is the number of the last stored event before it, which is how a
+follower puts it in order among the stored events.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -30,6 +35,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._next: dict[str, int] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(list)
+        self._live: dict[str, list[deque[dict[str, Any]]]] = defaultdict(list)
 
     def append(self, run_id: str, event: dict[str, Any], conn: Connection | None = None) -> int:
         """Store the event under the run's next number and wake the run's subscribers in this process.
@@ -59,13 +65,41 @@ class EventLog:
                     self._next.pop(run_id, None)
                 if attempt == 19:
                     raise
+        self._wake(run_id)
+        return seq
+
+    def publish(self, run_id: str, event: dict[str, Any]) -> None:
+        """Hand a live-only event (a token) to the run's subscribers in this process; nothing is stored."""
+        with self._lock:
+            queues = list(self._live.get(run_id, ()))
+            event["after"] = self._next.get(run_id, 1) - 1
+        if not queues:
+            return
+        for queue in queues:
+            queue.append(event)
+        self._wake(run_id)
+
+    @contextlib.contextmanager
+    def subscribe(self, run_id: str) -> Iterator[deque[dict[str, Any]]]:
+        """The run's live-only events published while the block runs, in order (a deque the caller pops)."""
+        queue: deque[dict[str, Any]] = deque()
+        with self._lock:
+            self._live[run_id].append(queue)
+        try:
+            yield queue
+        finally:
+            with self._lock:
+                self._live[run_id].remove(queue)
+                if not self._live[run_id]:
+                    del self._live[run_id]
+
+    def _wake(self, run_id: str) -> None:
         with self._lock:
             waiters = self._waiters.pop(run_id, [])
         # Woken now, the subscribers of this loop read once the writer's synchronous block has committed; one on
         # another thread that reads too early sees the event at its next wake or poll.
         for loop, flag in waiters:
             loop.call_soon_threadsafe(flag.set)
-        return seq
 
     def read(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

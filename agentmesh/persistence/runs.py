@@ -104,10 +104,13 @@ def _iso(value: Any) -> str | None:
 
 
 def _call_json(call: audit.ToolCallRecord) -> dict[str, Any]:
-    return {"id": call.tool_call_id, "tool": call.tool, "agent": call.agent, "args": call.args,
+    """A call as the run shows it: ``args`` are what it was made with; ``edited`` (``{"by", "asked"}``) names the
+    approver who changed them and what the model had asked for."""
+    edited = {"by": call.approver, "asked": call.args} if call.edited_args is not None else None
+    return {"id": call.tool_call_id, "tool": call.tool, "agent": call.agent, "args": call.effective_args,
             "status": "pending_approval" if call.status == "running" and call.approval == "pending" else call.status,
             "reason": call.reason, "result": call.result, "approval": call.approval, "approver": call.approver,
-            "scope": call.scope}
+            "edited": edited, "scope": call.scope}
 
 
 def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
     decision = dict(run["decision"]) if run["decision"] else None
     if decision is not None:
         decision["actions"] = [
-            {"tool": c.tool, "args": c.args, "status": c.status, "agent": c.agent}
+            {"tool": c.tool, "args": c.effective_args, "status": c.status, "agent": c.agent}
             for c in calls if c.risk in ("write", "destructive") and c.status == "ok"
         ]
     return {

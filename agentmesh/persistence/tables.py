@@ -110,6 +110,7 @@ tool_calls = Table(
     Column("approver", String(128)),
     Column("approval_reason", Text),
     Column("approved_at", DateTime(timezone=True)),
+    Column("edited_args", JSON),  # the arguments the approver changed the call to (None: approved as asked)
     Column("scope", Text),  # why a write was outside the goal's scope, when it was (None: inside, or not checked)
 )
 

@@ -1,18 +1,23 @@
 """Approvals: a person's verdict on a run's pending tool calls, then the run resumed from any process.
 
 The verdict is recorded in the audit; the run then resumes from its checkpoint in whatever process asks, and the
-paused node replays to the call, which now finds its verdict (see ``agentmesh.gateway``).
+paused node replays to the call, which now finds its verdict (see ``agentmesh.gateway``). An approval may change the
+call's arguments (``args``: the arguments to change, the rest kept); the gateway admits the edited call again before
+it runs, and the audit keeps the model's arguments, the edit and who made it.
+
+    await aapprove(run_id, "call_3f2", approver="alice", args={"replicas": 5})   # yes, but 5 replicas
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from agentmesh.core.exceptions import PolicyViolation, UserError
 from agentmesh.core.settings import Settings, get_settings
-from agentmesh.gateway.approvals import expire_approvals
+from agentmesh.gateway.approvals import edit_arguments, expire_approvals
 from agentmesh.persistence import audit
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
@@ -23,14 +28,18 @@ __all__ = ["aapprove"]
 
 
 async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = True, approver: str,
-                   reason: str | None = None, settings: Settings | None = None, resume: bool = True,
+                   reason: str | None = None, args: Mapping[str, Any] | None = None,
+                   settings: Settings | None = None, resume: bool = True,
                    approvals: str | None = None, on_event: EventSink | None = None,
                    chat_model: BaseChatModel | None = None) -> dict[str, Any]:
     """Record a verdict on a run's pending calls (one, or all), then resume the run from any process.
 
     Under the policy's ``four_eyes`` the identity that started the run may reject its calls but not approve them:
-    ``PolicyViolation`` (nothing is recorded, the calls keep waiting for someone else).
+    ``PolicyViolation`` (nothing is recorded, the calls keep waiting for someone else). ``args`` approves one call
+    with these arguments changed; arguments the tool would not accept are a ``UserError`` and nothing is recorded.
     """
+    if args is not None and not approved:
+        raise UserError("a rejection takes no arguments: edit a call's arguments when you approve it")
     settings = settings or get_settings()
     parts = components(settings)
     engine = parts.engine
@@ -52,8 +61,22 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
         if own:
             raise PolicyViolation(f"four eyes: {approver} started run {run_id[:8]} and cannot approve its own "
                                   f"{', '.join(sorted({c.tool for c in own}))}; another approver must")
+    edited = None
+    if args is not None:
+        if len(pending) > 1:
+            raise UserError(f"run {run_id} has {len(pending)} calls waiting for approval: name the one whose arguments "
+                            f"you edit ({', '.join(c.tool_call_id for c in pending)})")
+        call = pending[0]
+        tool = parts.registry.tools.get(call.tool)
+        if tool is None:
+            raise UserError(f"tool {call.tool!r} of call {call.tool_call_id} is no longer registered: its arguments "
+                            "cannot be checked, so they cannot be edited")
+        edited = edit_arguments(tool, call.args, args)
+        if edited == call.args:
+            edited = None  # the same arguments: a plain approval
     for call in pending:
-        audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason)
+        audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason,
+                              edited_args=edited)
     if not resume or record.get("deployment") == LANGGRAPH_SERVER:
         # A LangGraph server's run is resumed on its thread there; the paused call reads this verdict when it is.
         return run_result(engine, run_id)

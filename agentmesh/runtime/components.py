@@ -123,10 +123,12 @@ def _bind(make: Callable[[Settings, Policy], Any], settings: Settings, policy: P
 
 def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str, approvals: str | None = None,
                       on_event: EventSink | None = None, chat_model: BaseChatModel | None = None,
-                      delegates: dict[str, StepDelegate] | None = None, on_worker: bool = False) -> RunContext:
+                      delegates: dict[str, StepDelegate] | None = None, on_worker: bool = False,
+                      stream_tokens: bool = False) -> RunContext:
     """The context of one run: its components, gateway, budget (what the run already spent is counted) and event
-    stream. ``delegates``: roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is
-    such a step, on a task worker, whose approvals pause by raising."""
+    stream. ``stream_tokens``: stream model replies as ``token`` events (live only, never stored). ``delegates``:
+    roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is such a step, on a task
+    worker, whose approvals pause by raising."""
     configure_prefect(settings)
     parts = components(settings)
     mode = approvals or settings.approvals
@@ -138,7 +140,7 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
-                     offline_rules=parts.offline_rules)
+                     offline_rules=parts.offline_rules, stream_tokens=stream_tokens)
     if chat_model is not None:
         run.models[settings.model_name] = chat_model
     run.delegates = dict(delegates or {})
@@ -191,7 +193,10 @@ def _emitter(run_id: str, sink: EventSink | None, engine: Engine) -> Callable[..
     def emit(event: dict[str, Any], conn: Any = None) -> None:
         event.setdefault("run_id", run_id)
         event.setdefault("time", time.time())
-        log.append(run_id, event, conn)
+        if event.get("type") == "token":  # live only: one stored row per token would multiply the writes
+            log.publish(run_id, event)
+        else:
+            log.append(run_id, event, conn)
         if sink is not None:
             with contextlib.suppress(Exception):  # a broken display must not break a run
                 sink(event)

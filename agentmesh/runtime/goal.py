@@ -70,6 +70,8 @@ class GoalInvocation:
     """Pre-assigned (or, once the flow started, the actual) run id."""
     error: str | None = None
     """Why the flow could not start the run."""
+    stream_tokens: bool = False
+    """Stream the model's replies as live ``token`` events (``agentmesh run``, the HTTP server)."""
     started_by: str | None = None
     """Who submitted the goal (an identity's name, the OS user); recorded on the run, compared by ``four_eyes``."""
     hosted: Callable[[RunContext, dict[str, Any]], Awaitable[bool]] | None = None
@@ -127,7 +129,8 @@ async def execute(inv: GoalInvocation) -> Any:
     run: RunContext | None = None
     try:
         run = build_run_context(settings, run_id=run_id, goal=inv.goal, graph=inv.spec.name, approvals=inv.approvals,
-                                on_event=inv.on_event, chat_model=inv.chat_model, delegates=remote.delegates(settings))
+                                on_event=inv.on_event, chat_model=inv.chat_model, delegates=remote.delegates(settings),
+                                stream_tokens=inv.stream_tokens)
         run.emit({"type": "run_started", "run_id": run_id, "goal": inv.goal, "graph": inv.spec.name,
                   "model": settings.model_name, "offline": settings.offline, "resumed": resume_of is not None})
         if resume_of is None and run.gateway.scope is not None:  # what the goal refers to (agentmesh.gateway.scope)
@@ -241,7 +244,7 @@ async def _artifacts(run: RunContext, values: dict[str, Any]) -> None:
     if calls:
         made.append(acreate_table_artifact(
             key=f"tool-calls-{run.run_id[:8]}",
-            table=[{"agent": c.agent, "tool": c.tool, "args": str(c.args)[:200], "status": c.status,
+            table=[{"agent": c.agent, "tool": c.tool, "args": str(c.effective_args)[:200], "status": c.status,
                     "reason": c.reason or ""} for c in calls],
             description="Tool calls of this run (agentmesh runs audit shows them in full)",
         ))

@@ -52,6 +52,7 @@ from agentmesh.core import exceptions
 from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway import ApprovalPause
+from agentmesh.gateway.approvals import record_resume
 from agentmesh.persistence import audit
 from agentmesh.prompts import PromptTemplate
 from agentmesh.runtime._upstream import prefect_context
@@ -141,11 +142,10 @@ async def run_step(agent: Agent, *, goal: str, variables: dict[str, Any] | None,
             return agent.output.model_validate(reply["output"])
         payload = reply["paused"]
         answer = interrupt(payload)  # pauses the node on the first pass; on resume, the answer (if any)
-        approved = answer.get("approved") if isinstance(answer, dict) else answer
         latest = audit.get_call(run.engine, run.run_id, payload["tool_call_id"])
-        if approved is not None and latest is not None and latest.approval == "pending":
-            audit.record_approval(run.engine, run.run_id, payload["tool_call_id"], approved=bool(approved),
-                                  approver="resume")
+        if latest is not None and latest.approval == "pending":
+            record_resume(run.engine, run.run_id, payload["tool_call_id"], run.registry.tools.get(payload["tool"]),
+                          payload["args"], answer)
         # Send the step again: the worker replays the journal and finds the verdict (or pauses once more).
 
 

@@ -31,7 +31,7 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
                     approvals: str | None = None, on_event: EventSink | None = None,
                     deployment: str | None = None, chat_model: BaseChatModel | None = None,
                     context: list[str] | None = None, run_id: str | None = None,
-                    started_by: str | None = None) -> dict[str, Any]:
+                    started_by: str | None = None, stream_tokens: bool = False) -> dict[str, Any]:
     """Run one goal to its end (or to a pause for approval); returns the run's JSON (see agentmesh.persistence.runs).
 
     ``chat_model`` replaces the configured model for every agent (a test seam: a scripted model).
@@ -39,6 +39,8 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
     planner as data. ``run_id`` pre-assigns the run id (e.g. a uuid4 the HTTP API returns before the flow
     starts); by default the run id is the flow run's id. ``started_by`` is who submitted the goal (default: the
     OS user), recorded on the run: under the policy's ``four_eyes`` that identity cannot approve its own run's calls.
+    ``stream_tokens`` streams the model's replies: each piece is a ``token`` event to ``on_event`` (and to the run's
+    live followers in this process) as it arrives; tokens are not stored with the other events.
     """
     goal = (goal or "").strip()
     if not goal:
@@ -50,12 +52,14 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
     return await _execute(GoalInvocation(
         goal=goal, spec=spec, settings=settings, approvals=_approvals(approvals, settings), on_event=on_event,
         deployment=deployment, chat_model=chat_model, context=context, run_id=run_id,
-        started_by=started_by or _os_user()))
+        started_by=started_by or _os_user(), stream_tokens=stream_tokens))
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
-                      on_event: EventSink | None = None, chat_model: BaseChatModel | None = None) -> dict[str, Any]:
-    """Continue a run from its last checkpoint: after a crash, a pause for approval, or a failure."""
+                      on_event: EventSink | None = None, chat_model: BaseChatModel | None = None,
+                      stream_tokens: bool = False) -> dict[str, Any]:
+    """Continue a run from its last checkpoint: after a crash, a pause for approval, or a failure
+    (``stream_tokens`` as for ``arun_goal``)."""
     settings = settings or get_settings()
     parts = components(settings)
     record = get_run(parts.engine, run_id)
@@ -68,7 +72,8 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
     expire_approvals(parts.engine, parts.policy, record["run_id"])
     return await _execute(GoalInvocation(
         goal=record["goal"], spec=spec, settings=settings, approvals=_approvals(approvals, settings),
-        on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model, resume_of=record["run_id"]))
+        on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model, resume_of=record["run_id"],
+        stream_tokens=stream_tokens))
 
 
 def run_goal(goal: str, **kwargs: Any) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class Reply:
     """Seconds to wait before answering (past the client's timeout, it is a timeout)."""
     cut: bool = False
     """Send the headers and part of the body, then close the connection."""
+    token_delay_s: float | None = None
+    """Seconds between this reply's streamed chunks; None uses the server's ``token_delay_s``."""
 
 
 ScriptItem = Reply | str
@@ -150,6 +152,8 @@ class OpenAIServer:
         """When set, the only model names accepted (others get 404 ``model_not_found``)."""
         self.requests: list[dict[str, Any]] = []
         """JSON bodies of the chat completion requests received, in order."""
+        self.ended: dict[int, float] = {}
+        """Request index (in ``requests``) -> ``time.time()`` when its reply's last byte was written."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -198,19 +202,19 @@ class OpenAIServer:
 
     # -- behaviour ----------------------------------------------------------------------------------
 
-    def _next(self, body: dict[str, Any]) -> Reply:
+    def _next(self, body: dict[str, Any]) -> tuple[int, Reply]:
         with self._lock:
             self.requests.append(body)
+            index = len(self.requests) - 1
             if self.script:
-                return _as_reply(self.script.pop(0))
-            received = len(self.requests)
+                return index, _as_reply(self.script.pop(0))
         if self.responder is not None:
-            return _as_reply(self.responder(body))
-        return Reply(
+            return index, _as_reply(self.responder(body))
+        return index, Reply(
             status=400,
             body={
                 "error": {
-                    "message": f"OpenAIServer script exhausted: request {received} has no scripted reply",
+                    "message": f"OpenAIServer script exhausted: request {index + 1} has no scripted reply",
                     "type": "invalid_request_error",
                     "code": "script_exhausted",
                 }
@@ -290,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.models is not None and body.get("model") not in state.models:
             self._json(404, _error_body(f"The model `{body.get('model')}` does not exist", "model_not_found"))
             return
-        reply = state._next(body)
+        index, reply = state._next(body)
         state._wait(state.latency_s + reply.delay_s)
         if state._stopping.is_set():
             self.close_connection = True
@@ -304,6 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(body, reply)
         else:
             self._send(200, _completion(body, reply), reply.headers, cut=reply.cut)
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+        state.ended[index] = time.time()
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -339,9 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        delay = self.server_state.token_delay_s if reply.token_delay_s is None else reply.token_delay_s
         for index, event in enumerate(_chunks(request, reply, include_usage=include_usage)):
-            if index and self.server_state.token_delay_s:
-                self.server_state._wait(self.server_state.token_delay_s)
+            if index and delay:
+                self.server_state._wait(delay)
             if reply.cut and index == 2:
                 self._cut()
                 return

@@ -60,3 +60,35 @@ def test_one_approval_granted_and_one_rejected_from_other_processes(home: Path) 
         actions = {(a["tool"], a["args"]["ticket_id"]) for a in final["decision"]["actions"]}
         assert (pending["tool"], approved_ticket) in actions
         assert (second["tool"], rejected_ticket) not in actions
+
+
+def test_approve_with_edited_arguments_from_another_process(home: Path) -> None:
+    """`agentmesh approve RUN CALL --args '{"replicas": 5}'`: the agent asked for 8, the world ends at 5, and the
+    audit shows both and who edited them. Bad --args are one line and exit 2, and the call keeps waiting."""
+    env = cli_env(home)
+    assert run_cli("world", "init", env=env).returncode == 0
+    policy = DEFAULT_POLICY_FILE.read_text().replace("approval_required = []", 'approval_required = ["scale_service"]')
+    (home / "policy.toml").write_text(policy)
+    goal = 'Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}'
+    first = run_cli("run", "--graph", "tool_call", "--json", goal, env=env)
+    assert first.returncode == 0, first.stderr
+    paused = loads(first.stdout)
+    (pending,) = paused["pending_approvals"]
+    run_id = paused["run_id"]
+
+    for bad, words in [("nope", "--args is not JSON"), ("[5]", "must be a JSON object"),
+                       ('{"replicaz": 5}', "takes no argument 'replicaz' (did you mean 'replicas'?)")]:
+        refused = run_cli("approve", run_id, pending["id"], "--args", bad, "--as", "alice", env=env)
+        assert refused.returncode == 2, (bad, refused.stderr)
+        assert words in refused.stderr and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert query(home, "SELECT approval FROM tool_calls WHERE tool_call_id = :c", c=pending["id"])[0][0] == "pending"
+
+    edited = run_cli("approve", run_id, pending["id"], "--args", '{"replicas": 5}', "--as", "alice", "--json", env=env)
+    assert edited.returncode == 0, edited.stderr
+    assert "edited by alice" in edited.stderr
+    assert loads(edited.stdout)["status"] == "done"
+    assert query(home, "SELECT replicas FROM world_services WHERE name = 'checkout-api'")[0][0] == 5
+    (call,) = loads(run_cli("runs", "audit", run_id, "--json", env=env).stdout)
+    assert (call["args"]["replicas"], call["edited_args"]["replicas"], call["approver"], call["status"]) == (
+        8, 5, "alice", "ok")

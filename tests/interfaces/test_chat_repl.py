@@ -37,6 +37,37 @@ def finish(child: Any) -> str:
     return child.before or ""
 
 
+def test_an_inline_approval_with_edited_arguments(tmp_path: Path) -> None:
+    """`e` at the approval question: the arguments to change, checked (a bad edit is said and asked again), the
+    call approved with them; the resumed run shows the edit."""
+    home = make_home(tmp_path / "home")
+    child = spawn(home, tmp_path)
+    child.sendline("/graph tool_call")
+    child.expect_exact(PROMPT)
+    child.sendline('Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}')
+    child.expect(r"approve scale_service \{.*\} \(agent optimizer\)\? \[y/n/e\] ")
+    child.sendline("e")
+    child.expect_exact("arguments to change, as JSON")
+    child.sendline('{"replicaz": 5}')
+    child.expect_exact("takes no argument 'replicaz'")
+    child.expect_exact("nothing was recorded")
+    child.expect(r"\[y/n/e\] ")
+    child.sendline("e")
+    child.expect_exact("arguments to change, as JSON")
+    child.sendline('{"replicas": 5}')
+    child.expect_exact("approved with your edit scale_service")
+    child.expect_exact('edited by')
+    child.expect_exact('"replicas": 5}: ok')
+    child.expect(r"done · run ([0-9a-f-]{36})")
+    run_id = child.match.group(1)
+    child.expect_exact(PROMPT)
+    assert "Traceback" not in (child.before or "")
+    child.sendline(f"/audit {run_id[:8]}")
+    child.expect_exact("(edited)")
+    child.expect_exact(PROMPT)
+    finish(child)
+
+
 def test_goal_approval_decision_follow_up_and_commands(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
     child = spawn(home, tmp_path)
@@ -46,9 +77,9 @@ def test_goal_approval_decision_follow_up_and_commands(tmp_path: Path) -> None:
     child.expect_exact("plan")
     child.expect_exact("optimizer → scale_service")
     child.expect_exact("approval needed for scale_service")
-    child.expect(r"approve scale_service \{.*\} \(agent optimizer\)\? \[y/n\] ")
+    child.expect(r"approve scale_service \{.*\} \(agent optimizer\)\? \[y/n/e\] ")
     child.sendline("maybe")
-    child.expect_exact("answer y (approve) or n (reject)")
+    child.expect_exact("answer y (approve), n (reject) or e (approve with arguments you change)")
     child.sendline("y")
     child.expect_exact("approved scale_service")
     child.expect_exact("resuming")

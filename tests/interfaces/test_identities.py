@@ -122,3 +122,33 @@ def test_a_bad_identities_file_stops_serve_with_one_line(tmp_path: Path) -> None
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "identities.toml:3: identities.alice.role: unknown key (did you mean 'roles'?)" in done.stderr
+
+
+def test_an_approver_edits_the_arguments_over_http_and_the_audit_names_them(server: Server) -> None:
+    alice, bob = as_(server, ALICE), as_(server, BOB)
+    goal = 'Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}'
+    run_id = alice.post("/v1/goals", json={"goal": goal, "graph": "tool_call"}).json()["id"]
+    paused = wait_for(alice, run_id, "waiting_approval", "done", "failed")
+    assert paused["status"] == "waiting_approval", paused
+    (pending,) = paused["pending_approvals"]
+    url = f"/v1/goals/{run_id}/approvals"
+
+    # Bad edits: a clear 4xx, one line, and the call keeps waiting.
+    unknown = bob.post(url, json={"approved": True, "args": {"replicaz": 5}})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["message"] == ("scale_service takes no argument 'replicaz' (did you mean "
+                                                  "'replicas'?); its arguments: service, replicas")
+    assert bob.post(url, json={"approved": True, "args": [5]}).status_code == 422
+    rejecting = bob.post(url, json={"approved": False, "args": {"replicas": 5}})
+    assert rejecting.status_code == 400 and "a rejection takes no arguments" in rejecting.json()["error"]["message"]
+    assert wait_for(alice, run_id, "waiting_approval")["pending_approvals"][0]["id"] == pending["id"]
+
+    edited = bob.post(url, json={"call_id": pending["id"], "approved": True, "args": {"replicas": 5}})
+    assert edited.status_code == 200, edited.text
+    done = wait_for(alice, run_id, "done", "failed")
+    assert done["status"] == "done", done["error"]
+    (call,) = alice.get(f"/v1/runs/{run_id}/audit").json()["data"]
+    assert call["args"] == {"service": "checkout-api", "replicas": 8}
+    assert call["edited_args"] == {"service": "checkout-api", "replicas": 5}
+    assert (call["status"], call["approval"], call["approver"]) == ("ok", "approved", "bob")
+    assert (call["result"]["previous_replicas"], call["result"]["replicas"]) == (4, 5)

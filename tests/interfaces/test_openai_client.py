@@ -56,3 +56,27 @@ def test_a_streamed_completion_shows_progress_then_the_decision_and_approvals_co
     decided = reply.choices[0].message.content or ""
     assert "status done" in decided
     assert "**Actions taken**" in decided and "scale_service" in decided
+
+
+def test_approve_with_edited_arguments_in_the_conversation(server: Server) -> None:
+    client = client_for(server)
+    goal = 'Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}'
+    messages = [{"role": "user", "content": goal}]
+    paused = client.chat.completions.create(model="tool_call", messages=messages)  # type: ignore[arg-type]
+    text = paused.choices[0].message.content or ""
+    assert "Waiting for approval" in text
+
+    messages += [{"role": "assistant", "content": text}, {"role": "user", "content": "approve with {nope"}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="tool_call", messages=messages)  # type: ignore[arg-type]
+    assert "the arguments after approve are not JSON" in str(caught.value)
+
+    messages[-1] = {"role": "user", "content": 'approve with {"replicas": 5}, 5 is enough'}
+    reply = client.chat.completions.create(model="tool_call", messages=messages)  # type: ignore[arg-type]
+    decided = reply.choices[0].message.content or ""
+    assert "status done" in decided and '"replicas": 5' in decided.replace('":5', '": 5'), decided
+    run_id = re.search(r"agentmesh run ([0-9a-f-]{36})", decided).group(1)  # type: ignore[union-attr]
+    with server.client() as http:
+        (call,) = http.get(f"/v1/runs/{run_id}/audit").json()["data"]
+    assert (call["args"]["replicas"], call["edited_args"]["replicas"], call["status"]) == (8, 5, "ok")
+    assert (call["approver"], call["approval_reason"]) == ("api", "5 is enough")

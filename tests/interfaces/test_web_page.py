@@ -94,3 +94,47 @@ def _submit_watch_approve_and_see_the_decision(server: Server, browser) -> str: 
     wait.until(lambda d: goal in d.find_element(By.CSS_SELECTOR, "#runs li[data-run]").text)
     browser.save_screenshot(str(ARTIFACTS / "web-audit.png"))
     return str(shown)
+
+
+def test_approve_with_edited_arguments_on_the_page(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    """The pending call's arguments are editable: invalid JSON is said and nothing is sent; edited arguments are
+    approved, checked by the server and shown in the timeline and the audit."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 180, ignored_exceptions=[StaleElementReferenceException])
+    browser.get(server.url + "/")
+    token = browser.find_elements(By.ID, "token-input")
+    if token and token[0].is_displayed():
+        token[0].send_keys(server.token)
+        browser.find_element(By.CSS_SELECTOR, "#token-form button[value=save]").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#graph-select option[value=tool_call]")))
+    Select(browser.find_element(By.ID, "graph-select")).select_by_value("tool_call")
+    goal = 'Call scale_service as optimizer with {"service": "checkout-api", "replicas": 8}'
+    browser.find_element(By.ID, "goal-input").send_keys(goal)
+    browser.find_element(By.ID, "submit-goal").click()
+
+    edit = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval textarea.approval-args")))
+    assert '"replicas": 8' in edit.get_attribute("value")
+    edit.clear()
+    edit.send_keys('{"service": "checkout-api", "replicas": 5')  # not JSON: said on the page, nothing sent
+    browser.find_element(By.CSS_SELECTOR, ".approval button.approve").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "run-error"), "not JSON"))
+    assert "waiting approval" in browser.find_element(By.ID, "run-status").text
+    edit.send_keys("}")
+    approve = browser.find_element(By.CSS_SELECTOR, ".approval button.approve")
+    assert approve.text == "Approve edited"
+    approve.click()
+
+    wait.until(ec.text_to_be_present_in_element((By.ID, "run-status"), "done"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "timeline"), "edited by api"))
+    browser.find_element(By.CSS_SELECTOR, ".tab[data-tab=audit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "audit-body"), "edited by api"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "web-edited-approval.png"))
+    with server.client() as client:
+        run_id = client.get("/v1/runs", params={"limit": 1}).json()["data"][0]["run_id"]
+        (call,) = client.get(f"/v1/runs/{run_id}/audit").json()["data"]
+    assert (call["args"]["replicas"], call["edited_args"]["replicas"], call["status"]) == (8, 5, "ok")

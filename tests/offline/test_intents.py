@@ -108,3 +108,29 @@ def test_cheaper_is_a_cut_and_letting_ops_know_is_a_notice() -> None:
     assert dedupe.notify and dedupe.action == "dedupe"
     [close] = parse_request("close T-1012 and let those customers know it works again").intents
     assert not close.notify  # the customers, not operations
+
+
+@pytest.mark.parametrize(("goal", "action", "factor", "cut"), [
+    ("please double the replicas of the login service", "scale_up", 2.0, None),
+    ("give payments twice as many replicas", "scale_up", 2.0, None),
+    ("triple checkout's capacity for the sale", "scale_up", 3.0, None),
+    ("halve the recommendations replicas", "scale_down", None, 50.0),
+    ("latency doubled since yesterday on search, sort it out", "fix", None, None),  # a symptom, not a multiple
+    ("fix checkout without doubling what it costs", "fix", None, None),  # a bound, not a multiple
+])
+def test_a_multiple_of_the_current_replicas_is_an_ask(goal: str, action: str, factor: float | None,
+                                                       cut: float | None) -> None:
+    (intent,) = parse_request(goal).intents
+    assert (intent.action, intent.bounds.scale_factor, intent.bounds.cost_cut_pct) == (action, factor, cut)
+
+
+@pytest.mark.parametrize("goal", ["double-check the search service", "double check how checkout is doing"])
+def test_double_check_is_a_report_not_a_scale(goal: str) -> None:
+    (intent,) = parse_request(goal).intents
+    assert not intent.act
+
+
+def test_double_as_a_description_is_not_a_multiple() -> None:
+    assert parse_bounds("This customer is threatening to call their bank about double billing").scale_factor is None
+    assert parse_bounds("a customer got billed twice for their order").scale_factor is None
+    assert parse_bounds("they were charged twice the price").scale_factor is None

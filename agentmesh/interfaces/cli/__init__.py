@@ -89,8 +89,9 @@ def run(
     from agentmesh.runtime.run import arun_goal
 
     quiet = Console(stderr=True, quiet=False)
-    result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals,
-                                   on_event=EventPrinter(quiet), started_by=by or getpass.getuser()))
+    printer = EventPrinter(quiet)
+    result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals, on_event=printer,
+                                   started_by=by or getpass.getuser(), stream_tokens=printer.wants_tokens))
     _finish_run(result, as_json)
 
 
@@ -101,15 +102,23 @@ def approve(
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the audit.")] = None,
     by: Annotated[str | None, typer.Option("--as", help="Who is approving (default: your user name).")] = None,
+    args: Annotated[str | None, typer.Option("--args", help="Approve with these arguments changed, as a JSON object "
+                                             "(e.g. '{\"replicas\": 5}'); the others stay as the agent asked.")] = None,
     approvals: Approvals = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Approve (or --reject) a run's pending call and resume the run."""
+    """Approve (or --reject) a run's pending call and resume the run; --args approves it with edited arguments."""
     from agentmesh.runtime.approvals import aapprove
 
     _check_approvals(approvals)
+    changes = None
+    if args is not None:
+        try:
+            changes = json.loads(args)
+        except ValueError as exc:
+            raise UserError(f"--args is not JSON ({exc}): give an object, e.g. '{{\"replicas\": 5}}'") from None
     result = asyncio.run(aapprove(run_id, call_id, approved=not reject, approver=by or getpass.getuser(),
-                                  reason=reason, settings=_settings(), approvals=approvals,
+                                  reason=reason, args=changes, settings=_settings(), approvals=approvals,
                                   on_event=EventPrinter(err)))
     _finish_run(result, as_json)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 STATUS_STYLE = {"ok": "green", "refused": "yellow", "invalid": "yellow", "failed": "red", "rejected": "red",
                 "pending_approval": "magenta", "dry_run": "cyan", "running": "blue"}
@@ -22,13 +24,33 @@ def _args(args: Any) -> str:
 
 
 class EventPrinter:
-    """Prints progress events as one line each."""
+    """Prints progress events as one line each; on a terminal, the model's tokens as they arrive (a live region
+    under the lines: one line per model call still being written, gone once the call has ended)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._live: Live | None = None
+        self._writing: dict[str, tuple[str, str, str]] = {}
+        """Model call -> (agent, node, the text so far)."""
+
+    @property
+    def wants_tokens(self) -> bool:
+        """Whether to ask the run for tokens (``stream_tokens``): only a terminal shows them."""
+        return self.console.is_terminal
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "token":
+            self._token(event)
+            return
+        if self._writing:  # any other event of the writer's agent or node means its reply is complete
+            agent, node = event.get("agent"), event.get("node")
+            self._writing = {k: v for k, v in self._writing.items()
+                             if (agent or node) and agent != v[0] and node != v[1]}
+            self._show()
+        if kind in ("run_finished", "approval_requested") and self._live is not None:
+            self._live.stop()
+            self._live = None
         c = self.console
         if kind == "run_started":
             model = event["model"] + (" (offline: a deterministic stand-in, not an LLM)" if event.get("offline") else "")
@@ -45,6 +67,11 @@ class EventPrinter:
             c.print(f"[dim]▶ {event['node']} ({event['agent']})[/]")
         elif kind == "tool_call":
             c.print(f"  [cyan]{event['agent']}[/] → {event['tool']} {escape(_args(event.get('args')))}")
+        elif kind == "tool_result" and event.get("edited"):
+            edited = event["edited"]
+            c.print(f"    [magenta]edited by {escape(str(edited.get('by')))}[/] to {escape(_args(edited.get('args')))}: "
+                    f"[{STATUS_STYLE.get(event['status'], 'white')}]{event['status']}[/]"
+                    + (f" {escape(str(event['reason']))}" if event.get("reason") else ""))
         elif kind == "tool_result" and event.get("status") != "ok":
             style = STATUS_STYLE.get(event["status"], "white")
             c.print(f"    [{style}]{event['status']}[/]: {escape(str(event.get('reason') or ''))}")
@@ -54,6 +81,33 @@ class EventPrinter:
                     f"[dim](call {event['tool_call_id']}){escape(why)}[/]")
         elif kind == "finding":
             c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(event['finding']['summary'][:200])}")
+
+    def _token(self, event: dict[str, Any]) -> None:
+        if not self.console.is_terminal:
+            return
+        call = str(event.get("call"))
+        agent, node = str(event.get("agent") or "?"), str(event.get("node") or "")
+        text = "" if event.get("restart") else self._writing.get(call, ("", "", ""))[2]
+        if event.get("text"):
+            text += str(event["text"])
+        elif event.get("args"):
+            text = (text or f"{event.get('tool')} ") + str(event["args"])
+        self._writing[call] = (agent, node, text[-2000:])  # the tail is what shows
+        if self._live is None:
+            self._live = Live(console=self.console, transient=True, refresh_per_second=12)
+            self._live.start()
+        self._show()
+
+    def _show(self) -> None:
+        if self._live is None:
+            return
+        width = max(20, self.console.width - 4)
+        lines = []
+        for agent, node, text in list(self._writing.values())[-4:]:
+            label = f"✎ {agent} ({node}): " if node and node != agent else f"✎ {agent}: "
+            tail = " ".join(text.split())[-(width - len(label)):]
+            lines.append(Text.assemble((label, "dim cyan"), (tail, "dim")))
+        self._live.update(Group(*lines))
 
 
 def print_result(console: Console, result: dict[str, Any]) -> None:
@@ -100,6 +154,10 @@ def audit_table(calls: list[dict[str, Any]]) -> Table:
     for c in calls:
         reason = c.get("reason") or (c.get("scope") or "")
         approver = f"{c['approval']} by {c['approver']}" if c.get("approver") else (c.get("approval") or "")
-        table.add_row(c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], escape(_args(c["args"]))[:60],
+        args = escape(_args(c["args"]))[:60]
+        if c.get("edited_args") is not None:  # the audit record: the model's arguments, then the approver's edit
+            args = f"{args} → {escape(_args(c['edited_args']))[:60]}"
+            approver += " (edited)"
+        table.add_row(c["tool_call_id"][-10:], c.get("agent") or "", c["tool"], args,
                       f"[{STATUS_STYLE.get(c['status'], 'white')}]{c['status']}[/]", escape(reason), escape(approver))
     return table

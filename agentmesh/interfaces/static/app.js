@@ -157,10 +157,20 @@ function renderApprovals(run) {
   box.dataset.key = key;
   box.replaceChildren(...pending.map((call) => {
     const reason = el("input", { type: "text", placeholder: "reason (optional, recorded in the audit)", maxlength: "2000" });
+    // The arguments are editable: approving changed arguments approves the call with them ("yes, but 5 replicas");
+    // the server checks them again and the audit keeps both.
+    const asked = JSON.stringify(call.args, null, 2);
+    const edit = el("textarea", { class: "approval-args mono", spellcheck: "false", rows: String(Math.min(12, asked.split("\n").length)),
+      "aria-label": "the call's arguments: edit them to approve a changed call" });
+    edit.value = asked;
     const decide = async (approved, buttons) => {
+      const body = { call_id: call.id, approved, reason: reason.value || null };
+      if (approved && edit.value.trim() !== asked) {
+        try { body.args = JSON.parse(edit.value); } catch (err) { showRunError(`the edited arguments are not JSON: ${err.message}`); return; }
+      }
       buttons.forEach((b) => { b.disabled = true; });
       try {
-        await api(`/v1/goals/${run.run_id}/approvals`, { method: "POST", body: { call_id: call.id, approved, reason: reason.value || null } });
+        await api(`/v1/goals/${run.run_id}/approvals`, { method: "POST", body });
         await refreshRun();
       } catch (err) {
         showRunError(err.message);
@@ -170,11 +180,12 @@ function renderApprovals(run) {
     const approve = el("button", { class: "approve", type: "button" }, "Approve");
     const reject = el("button", { class: "reject", type: "button" }, "Reject");
     approve.addEventListener("click", () => decide(true, [approve, reject]));
+    edit.addEventListener("input", () => { approve.textContent = edit.value.trim() === asked ? "Approve" : "Approve edited"; });
     reject.addEventListener("click", () => decide(false, [approve, reject]));
     return el("div", { class: "approval", "data-call": call.id },
       el("div", { class: "approval-head" }, pill("pending_approval"), el("strong", {}, call.tool), role(call.agent),
         el("span", { class: "chip mono" }, call.id)),
-      el("pre", {}, JSON.stringify(call.args, null, 2)),
+      edit,
       el("div", { class: "approval-actions" }, approve, reject, reason));
   }));
   box.classList.toggle("hidden", !pending.length);
@@ -210,7 +221,7 @@ async function loadAudit() {
     el("td", { class: "mono" }, c.started ? new Date(c.started).toLocaleTimeString([], { hour12: false }) : ""),
     el("td", {}, role(c.agent)),
     el("td", {}, el("code", {}, c.tool)),
-    el("td", { class: "args" }, args(c.args, 400)),
+    el("td", { class: "args" }, args(c.args, 400), c.edited_args != null ? el("div", { class: "edited" }, `edited by ${c.approver}: `, args(c.edited_args, 400)) : ""),
     el("td", {}, pill(c.approval === "pending" ? "pending_approval" : c.status, true)),
     el("td", { class: "reason" }, c.reason || (c.result != null ? args(c.result, 240) : "")),
     el("td", {}, c.approval ? [pill(c.approval, true), c.approver ? ` ${c.approver}` : ""] : "—"))));
@@ -265,10 +276,12 @@ function markCall(e) {
     row.querySelector(".body").append(el("span", { class: "result" }, pill(e.status, true)),
       e.reason ? el("div", { class: "detail" }, e.reason) : "");
   }
+  if (e.edited) row.querySelector(".body").append(el("div", { class: "detail edited" }, `edited by ${e.edited.by}: `, args(e.edited.args)));
   return true;
 }
 
 function addEvent(e) {
+  if (e.seq == null) return; // a token: live model output without a sequence number; the timeline shows stored events
   if (e.seq <= state.lastSeq) return;
   state.lastSeq = e.seq;
   state.events += 1;

@@ -165,6 +165,9 @@ def _fill(obs: Observation, content: str) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("status"), str):
+        edited = body.get("edited")
+        if isinstance(edited, dict) and isinstance(edited.get("args"), dict):
+            obs.args = dict(edited["args"])  # a person approved the call with other arguments: those were used
         obs.status = body["status"]
         obs.result = body.get("result")
         obs.error = str(body.get("error") or "")

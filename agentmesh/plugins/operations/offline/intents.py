@@ -43,10 +43,10 @@ _ACTIONS: list[tuple[str, str]] = [
     ("resolve", r"clos(?:e|ed|ing)|resolv(?:e|ed|ing)|answer|get (?:\w+ ){0,3}(?:resolved|closed|answered)|reply to|respond to|mark (?:\w+ ){0,3}(?:resolved|done|closed)"),
     ("dedupe", r"de-?dup\w*|de-?duplicat\w*|get (?:the )?duplicates out|remove (?:the )?duplicate\w*"),
     ("clean", r"clean\w*|tidy|scrub|fill (?:in )?(?:the )?(?:blanks|gaps|nulls)"),
-    ("scale_down", r"trim|scale (?:\w+ )?down|right-?size|shrink|downsize|cut (?:\w+ ){0,2}(?:capacity|replicas|"
+    ("scale_down", r"trim|halve|scale (?:\w+ )?down|right-?size|shrink|downsize|cut (?:\w+ ){0,2}(?:capacity|replicas|"
                    r"spend|spending|cost|costs|bill)|reduce (?:\w+ ){0,2}(?:replicas|capacity|spend|spending|cost|"
                    r"costs|bill)|save (?:\w+ )?money|lower (?:\w+ ){0,2}(?:cost|costs|spend|bill)"),
-    ("scale_up", r"scale|add|give|increase|bump|double|provision|more (?:capacity|replicas|headroom)"),
+    ("scale_up", r"scale|add|give|increase|bump|double(?![- ]?check(?:ing|s)?\b)|triple|quadruple|provision|more (?:capacity|replicas|headroom)"),
     ("fix", r"fix|sort|repair|handle|deal with|take care|address|mitigate|sort (?:\w+ )?out|get|bring|make|"
             r"keep|improve|speed|work through|process|clear|lower|reduce|cut|optimi[sz]e|unblock|stabili[sz]e|"
             r"do (?:it|that|this|so|something|anything)|go ahead|make it happen"),
@@ -58,7 +58,8 @@ _FILLER = re.compile(
     r"please|kindly|just|quickly|asap|urgently|can|could|would|will) |(?:you|u) |(?:would you mind|i need you to|"
     r"i want you to|we need (?:you )?to|you should|let'?s|go ahead and|try to|be sure to|make sure to) )+", re.I)
 _REPORT = re.compile(
-    r"^(?:what|how|why|which|who|when|where|is|are|was|were|does|do|did|has|have|any|anything|show|list|report|"
+    r"^(?:double[- ]?check(?:ing|s)?\b|what|how|why|which|who|when|where|is|are|was|were|does|do|did|has|have|any|anything|"
+    r"show|list|report|"
     r"check|status|describe|summari[sz]e|investigate|analy[sz]e|explain|tell me|give me|look at|look into|review|"
     r"profile|see|find out|how's|what's|whats|hows)\b", re.I)
 _NO_CHANGE = re.compile(
@@ -129,6 +130,8 @@ class Bounds:
     """Replicas to add ("2 more replicas")."""
     set_replicas: int | None = None
     """A replica count asked for ("scale it up to 6")."""
+    scale_factor: float | None = None
+    """A multiple of the current replicas asked for ("double the login service" → 2)."""
     modest: bool = False
     """The change should be small ("a bit of", "nothing crazy")."""
 
@@ -154,6 +157,8 @@ class Bounds:
             parts.append(f"{self.add_replicas} more replicas")
         if self.set_replicas is not None:
             parts.append(f"{self.set_replicas} replicas")
+        if self.scale_factor is not None:
+            parts.append(f"{self.scale_factor:g}x the current replicas")
         return ", ".join(parts)
 
     @property
@@ -327,6 +332,16 @@ def parse_bounds(text: str, *, negated: bool = False) -> Bounds:
                    r"instances?| pods?)?(?!\s*(?:%|ms|s\b|sec|\.\d))", lowered)
     if to and not add:
         bounds.set_replicas = int(to.group(1))
+    # Only as the ask itself ("double the login service", "give it twice as many replicas"), not "double billing".
+    times = re.search(r"(?:^|\b(?:please|just|and|then|to|you|we|can|could)\s)(double|triple|quadruple)\b"
+                      r"(?![- ]?check(?:ing|s)?\b)|\b(double|triple|twice) (?:as many|(?:the|its|their|our) "
+                      r"(?:replicas|capacity|instances|pods|headroom))\b", lowered)
+    if times and bounds.cost_factor is None and not (add or to):
+        bounds.scale_factor = {"double": 2.0, "triple": 3.0, "quadruple": 4.0, "twice": 2.0}[times.group(1) or
+                                                                                          times.group(2)]
+    if re.search(r"\bhalve\b|\bcut (?:\w+ ){0,3}in half\b|\bhalf (?:the|as many) (?:replicas|instances|pods|capacity)",
+                 lowered) and bounds.cost_cut_pct is None:
+        bounds.cost_cut_pct = 50.0
     bounds.modest = bool(re.search(r"\b(?:a bit|a little|a touch|slightly|nothing crazy|modest\w*|some headroom|"
                                    r"not too much|a few)\b", lowered))
     return bounds
@@ -335,7 +350,8 @@ def parse_bounds(text: str, *, negated: bool = False) -> Bounds:
 def _domain(text: str, action: str | None, bounds: Bounds | None = None) -> str:
     if action in _DOMAIN_OF_ACTION:
         return _DOMAIN_OF_ACTION[action]
-    if bounds is not None and (bounds.target or bounds.add_replicas or bounds.set_replicas or bounds.max_replicas):
+    if bounds is not None and (bounds.target or bounds.add_replicas or bounds.set_replicas or bounds.max_replicas
+                               or bounds.scale_factor):
         return "ops"
     scores = {d: len(p.findall(text)) for d, p in _DOMAIN_WORDS.items()}
     # A customer who complains, was charged or wants money back is a support matter, whatever they mention.
@@ -396,7 +412,8 @@ def parse_request(goal: str) -> Request:
             action = "target"
         # A count or a bound with no verb of its own ("maybe 2 extra replicas") qualifies the ask before it.
         if action is None and not question and request.intents and request.intents[-1].act and (
-                bounds.add_replicas is not None or bounds.set_replicas is not None or bounds.max_replicas is not None):
+                bounds.add_replicas is not None or bounds.set_replicas is not None or bounds.max_replicas is not None
+                or bounds.scale_factor is not None):
             request.intents[-1].extra.append(fragment)
             request.intents[-1].bounds.merge(bounds)
             continue
@@ -469,7 +486,7 @@ def _refine(kind: str, fragment: str, bounds: Bounds) -> str:
     lowered = fragment.lower()
     if kind == "report":
         return "report"
-    if bounds.set_replicas is not None or bounds.add_replicas is not None or re.search(
+    if bounds.set_replicas is not None or bounds.add_replicas is not None or bounds.scale_factor or re.search(
             r"\bmore (?:capacity|replicas|headroom|instances)\b|\bheadroom\b", lowered):
         return "scale_up"
     if re.search(r"\bduplicat\w*|\bdedup", lowered):

@@ -177,7 +177,7 @@ def choose_replicas(conv: Conversation, goal: GoalReading, service: str, m: dict
     fail = max([current] + [r for r in sims if passes(r) is False])
     ok = min([r for r in sims if passes(r)] or [high + 1])
     if passes(high) is False:
-        return None  # not even the most replicas policy allows reach the target: no spend on a change that misses
+        return high  # not even the most policy allows reaches the target: the best within policy, said as such
     if ok > high and fail > current and can_simulate:
         return conv.call("simulate_scaling", service=service, replicas=high)  # the estimate missed: is it reachable?
     if ok - fail <= 1 or not can_simulate:
@@ -455,7 +455,8 @@ def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tup
     if cost_asked:
         return None, f"{service} is busy (CPU {cpu:g}%, p95 {p95:g} ms): removing replicas would overload it"
     explicit = intent.bounds.set_replicas if intent.bounds.set_replicas is not None else (
-        current + intent.bounds.add_replicas if intent.bounds.add_replicas is not None else None)
+        current + intent.bounds.add_replicas if intent.bounds.add_replicas is not None else (
+            round(current * intent.bounds.scale_factor) if intent.bounds.scale_factor and current else None))
     base = find_number(raw, "release_base_p95_ms") or p95
     idle = cpu < IDLE_CPU_PCT and p95 <= 1.3 * base + 5 and errors <= ERROR_RATE_DEGRADED
     if explicit is not None:
@@ -478,8 +479,11 @@ def service_plan(conv: Conversation, intent: Any, service: str, raw: Any) -> tup
                           f"no replica count within policy brings p95 from {p95:g} ms under {reading.latency_ms:g} ms"
                           + (f" (at the most policy allows, {_bounds(conv, reading, m, service)[1]} replicas, it "
                              f"would be {best:g} ms): a person has to decide" if best is not None else ""))
+        short = _simulations(conv, service).get(int(choice), {}).get("p95")
         return conv.call("scale_service", service=service, replicas=int(choice)), (
-            f"p95 {p95:g} ms against a target of {reading.latency_ms:g} ms")
+            f"p95 {p95:g} ms against a target of {reading.latency_ms:g} ms"
+            + (f"; {int(choice)} replicas is the most policy allows, and even so p95 would be {short:g} ms, "
+               f"above the target" if short is not None and short > reading.latency_ms else ""))
     if loaded or cpu > TARGET_UTILISATION_PCT:
         wanted = _clamp(conv, reading, m, service, max(current + 1, _needed_for_load(m, raw) or current + 1))
         if wanted <= current:
