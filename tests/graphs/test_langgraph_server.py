@@ -96,9 +96,10 @@ def _interrupts(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for task in state.get("tasks") or [] for i in task.get("interrupts") or []]
 
 
-async def _run_to_decision(url: str, graph: str, goal: str) -> tuple[str, list[list[dict[str, Any]]]]:
-    """Start `graph` on a new thread with just the goal; resume every approval interrupt through the SDK
-    (approving it) until the run ends. The thread id and the interrupts seen, round by round."""
+async def _run_to_decision(url: str, graph: str, goal: str, verdict: dict[str, Any] | None = None
+                           ) -> tuple[str, list[list[dict[str, Any]]]]:
+    """Start `graph` on a new thread with just the goal; resume every approval interrupt through the SDK with
+    ``verdict`` (default: approved) until the run ends. The thread id and the interrupts seen, round by round."""
     client = get_client(url=url)
     thread = (await client.threads.create())["thread_id"]
     await client.runs.wait(thread, graph, input={"goal": goal}, raise_error=True)
@@ -108,7 +109,7 @@ async def _run_to_decision(url: str, graph: str, goal: str) -> tuple[str, list[l
         if not pending:
             break
         seen.append(pending)
-        await client.runs.wait(thread, graph, command={"resume": {i["id"]: {"approved": True} for i in pending}},
+        await client.runs.wait(thread, graph, command={"resume": {i["id"]: verdict or {"approved": True} for i in pending}},
                                raise_error=True)
     state = await client.threads.get_state(thread)
     assert not _interrupts(state) and state["next"] == [], state
@@ -169,7 +170,8 @@ async def test_the_server_lists_every_bundled_graph(server: tuple[str, Path]) ->
 
 async def test_mesh_through_the_sdk_pauses_for_approval_and_resumes_to_a_decision(server: tuple[str, Path]) -> None:
     url, home = server
-    thread, seen = await _run_to_decision(url, "mesh", MESH_GOAL)
+    # The approver says "yes, but 6 replicas" (the edit passes the gateway again before it runs).
+    thread, seen = await _run_to_decision(url, "mesh", MESH_GOAL, {"approved": True, "args": {"replicas": 6}})
 
     # The policy's approval surfaced as the server run's interrupt, with the call it waits on.
     assert len(seen) == 1 and len(seen[0]) == 1, seen
@@ -187,6 +189,8 @@ async def test_mesh_through_the_sdk_pauses_for_approval_and_resumes_to_a_decisio
     (scale,) = [c for c in audit.list_calls(engine, thread) if c.tool == "scale_service"]
     assert (scale.status, scale.approval, scale.approver) == ("ok", "approved", "resume")
     assert scale.tool_call_id == pending["value"]["tool_call_id"]
+    assert scale.args == pending["value"]["args"] and scale.args["replicas"] != 6  # the model's, kept
+    assert scale.edited_args == {**scale.args, "replicas": 6} and scale.result["replicas"] == 6
     assert [a["tool"] for a in result["decision"]["actions"]] == ["scale_service"]
     nodes = [s["node"] for s in result["steps"]]
     assert nodes[0] == "plan" and nodes[-1] == "decide" and all(s["status"] == "done" for s in result["steps"])
