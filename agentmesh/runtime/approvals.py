@@ -21,6 +21,7 @@ from agentmesh.gateway.approvals import edit_arguments, expire_approvals
 from agentmesh.persistence import audit
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
+from agentmesh.runtime.goal import LANGGRAPH_SERVER
 from agentmesh.runtime.run import aresume_run
 
 __all__ = ["aapprove"]
@@ -76,6 +77,7 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
     for call in pending:
         audit.record_approval(engine, run_id, call.tool_call_id, approved=approved, approver=approver, reason=reason,
                               edited_args=edited)
-    if not resume:
+    if not resume or record.get("deployment") == LANGGRAPH_SERVER:
+        # A LangGraph server's run is resumed on its thread there; the paused call reads this verdict when it is.
         return run_result(engine, run_id)
     return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model)

@@ -29,7 +29,7 @@ import random
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
@@ -40,15 +40,15 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
-from agentmesh.agents.context import RunContext, StepScope, active_run, stepping
+from agentmesh.agents.context import RunContext, StepScope, active_run, running, stepping
 from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
 from agentmesh.persistence.runs import end_step, start_step
-from agentmesh.runtime._upstream import RunnableCallable, retry_config, routed_node
+from agentmesh.runtime._upstream import RunnableCallable, prefect_context, retry_config, routed_node
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
 
-__all__ = ["compile", "durable_graph"]
+__all__ = ["Host", "compile", "durable_graph", "hosts"]
 
 _GOAL_RETRY_WAIT_S = 1.0  # between a goal's node_retries (a node without a RetryPolicy)
 
@@ -169,15 +169,21 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
     async def afunc(state: Any, config: RunnableConfig) -> Any:
         # quote(): Prefect must not walk the state and config looking for futures (the config holds the
         # checkpointer and callbacks); the task gets them as they are.
-        with _langgraph_config(None), _handed(config) as handed:
+        host = _host(config)
+        opened = await host.open(state) if host else None
+        with _hosted(opened) if opened else contextlib.nullcontext(), _langgraph_config(None), \
+                _handed(config) as handed:
             async with shared_clients():  # one API client per event loop, as in a goal (wide fan-outs)
                 return _unwrap(await tasks()[0](quote(state), quote(handed)))
 
     def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
-        # one client: ~4 ms a task instead of ~26 ms (a new client per task)
-        with SyncClientContext.get_or_create(), _langgraph_config(None), _handed(config) as handed:
+        host = _host(config)
+        opened = asyncio.run_coroutine_threadsafe(host.open(state), host.loop).result() if host else None
+        # SyncClientContext: one client, ~4 ms a task instead of ~26 ms (a new client per task)
+        with _hosted(opened) if opened else contextlib.nullcontext(), SyncClientContext.get_or_create(), \
+                _langgraph_config(None), _handed(config) as handed:
             return _unwrap(tasks()[1](quote(state), quote(handed)))
 
     # The node keeps its runnable, policies and timeout for LangGraph to read; it executes through the task,
@@ -193,6 +199,38 @@ def _policies(retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> tuple
     if isinstance(retry_policy, RetryPolicy):
         return (retry_policy,)
     return tuple(retry_policy)
+
+
+class Host(Protocol):
+    """Where a graph run started outside agentmesh (by LangGraph's server: ``agentmesh.runtime.served``) gets its
+    agentmesh run: ``open(state)`` establishes it on the first node (the record, the run context, the Prefect flow
+    run) and returns the run and its flow run's context; ``loop`` is the event loop it runs on."""
+
+    loop: asyncio.AbstractEventLoop
+
+    async def open(self, state: Any) -> tuple[RunContext, Any]: ...
+
+
+hosts: dict[str, Host] = {}
+"""Thread id -> the host of the graph run on that thread, while LangGraph's server runs it."""
+
+
+def _host(config: Any) -> Host | None:
+    """The host a node with no agentmesh run active establishes its run from: its thread's (thread id → run id)."""
+    if active_run() is not None:
+        return None
+    thread = ((config or {}).get("configurable") or {}).get("thread_id")
+    return hosts.get(str(thread)) if thread is not None else None
+
+
+@contextlib.contextmanager
+def _hosted(opened: tuple[RunContext, Any]) -> Iterator[None]:
+    """Inside the block, the node's Prefect task runs under the run's flow run and finds the run."""
+    from prefect.context import FlowRunContext
+
+    run, flow_run_context = opened
+    with running(run), prefect_context(FlowRunContext, flow_run_context):
+        yield
 
 
 def _accepts(retry_on: Any, error: BaseException) -> bool:

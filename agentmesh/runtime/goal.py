@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -34,9 +36,12 @@ from agentmesh.runtime.components import EventSink, build_run_context, component
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import InProcess, api_url, in_process
 
-__all__ = ["FLOW_NAME", "GoalInvocation", "goal_flow"]
+__all__ = ["FLOW_NAME", "LANGGRAPH_SERVER", "GoalInvocation", "goal_flow"]
 
 FLOW_NAME = "agentmesh-goal"
+LANGGRAPH_SERVER = "langgraph-server"
+"""The ``deployment`` of a run LangGraph's server runs (``agentmesh.runtime.served``): its graph state is the
+server's thread, so it is resumed there, never by ``agentmesh runs resume``."""
 
 
 @dataclass(kw_only=True)
@@ -69,6 +74,10 @@ class GoalInvocation:
     """Stream the model's replies as live ``token`` events (``agentmesh run``, the HTTP server)."""
     started_by: str | None = None
     """Who submitted the goal (an identity's name, the OS user); recorded on the run, compared by ``four_eyes``."""
+    hosted: Callable[[RunContext, dict[str, Any]], Awaitable[bool]] | None = None
+    """The graph runs elsewhere — in LangGraph's server (``agentmesh.runtime.served``): called with the run once it
+    is established and the dict to put the graph's values in, it returns when that graph run ends: True when it
+    paused for approval."""
 
     def as_parameter(self) -> Any:
         """This invocation as the goal flow's ``invocation`` parameter (Prefect shows a summary of it)."""
@@ -127,22 +136,9 @@ async def execute(inv: GoalInvocation) -> Any:
         if resume_of is None and run.gateway.scope is not None:  # what the goal refers to (agentmesh.gateway.scope)
             run.emit({"type": "scope", "scope": run.gateway.scope.as_json()})
         with running(run):
-            async with checkpointer(settings) as saver:
-                compiled = durable_graph(inv.spec.builder, settings).copy({"checkpointer": saver})
-                config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
-                graph_input = await _input(compiled, config, inv.goal, resume_of, inv.context)
-                try:
-                    if graph_input is _FINISHED:  # the graph had ended; the process died before recording it
-                        values = (await compiled.aget_state(config)).values
-                    else:
-                        values = await compiled.ainvoke(graph_input, config)
-                except Exception:
-                    # Partial results: what the graph had checkpointed (the plan, the findings so far) is kept.
-                    with contextlib.suppress(Exception):
-                        values = (await compiled.aget_state(config)).values
-                    raise
-                snapshot = await compiled.aget_state(config)
-        status = "waiting_approval" if snapshot.interrupts else "done"
+            run_graph = inv.hosted or functools.partial(_run_graph, inv, resume_of)
+            paused = await run_graph(run, values)
+        status = "waiting_approval" if paused else "done"
     except BudgetExceeded as exc:
         status, error = "budget_exceeded", str(exc)
     except asyncio.CancelledError:
@@ -160,6 +156,24 @@ async def execute(inv: GoalInvocation) -> Any:
     if status == "failed":
         return Failed(message=error or "failed")
     return status
+
+
+async def _run_graph(inv: GoalInvocation, resume_of: str | None, run: RunContext, values: dict[str, Any]) -> bool:
+    """Run the goal's graph here, durably, from its checkpoint; ``values`` gets the graph's values (what it had
+    checkpointed, when it fails). True when it paused for approval."""
+    async with checkpointer(inv.settings) as saver:
+        compiled = durable_graph(inv.spec.builder, inv.settings).copy({"checkpointer": saver})
+        config: RunnableConfig = {"configurable": {"thread_id": run.run_id}, "recursion_limit": 100}
+        graph_input = await _input(compiled, config, inv.goal, resume_of, inv.context)
+        try:
+            if graph_input is not _FINISHED:  # _FINISHED: the graph had ended; the process died before recording it
+                await compiled.ainvoke(graph_input, config)
+        finally:
+            # Partial results too: what the graph had checkpointed (the plan, the findings so far) is kept.
+            with contextlib.suppress(Exception):
+                values.update((await compiled.aget_state(config)).values)
+        snapshot = await compiled.aget_state(config)
+    return bool(snapshot.interrupts)
 
 
 async def _mark_crashed(flow_run_id: str) -> None:

@@ -18,7 +18,7 @@ from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway.approvals import expire_approvals
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
-from agentmesh.runtime.goal import GoalInvocation, goal_flow
+from agentmesh.runtime.goal import LANGGRAPH_SERVER, GoalInvocation, goal_flow
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
 
@@ -65,6 +65,9 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
     record = get_run(parts.engine, run_id)
     if record["status"] == "done":
         raise UserError(f"run {record['run_id']} is already done; nothing to resume")
+    if record.get("deployment") == LANGGRAPH_SERVER:
+        raise UserError(f"run {record['run_id']} runs on a LangGraph server: resume its thread there "
+                        "(a run with Command(resume=...) on that thread)")
     spec = get_graph(record["graph"], settings.graphs_paths)
     expire_approvals(parts.engine, parts.policy, record["run_id"])
     return await _execute(GoalInvocation(
