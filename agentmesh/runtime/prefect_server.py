@@ -7,7 +7,8 @@ write that first reads fails with ``SQLITE_BUSY_SNAPSHOT`` whenever another writ
 concurrent task runs, tag concurrency leases, the event persister — and the client answers the resulting
 503 by sleeping 2 s (measured here: most back-to-back goals stalled 2–10 s). ``IMMEDIATE`` makes writers
 queue on SQLite's busy timeout instead, which costs microseconds. A PostgreSQL-backed server needs none of
-this; point ``PREFECT_API_URL`` at it.
+this; point ``PREFECT_API_URL`` at it. The Prefect UI is served at the server's root (``agentmesh prefect status``
+prints its address).
 
 The server exits by itself after ``--idle-minutes`` without requests.
 """
@@ -46,8 +47,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    # The UI needs a build step that writes into the installed package; the API is what agentmesh needs.
-    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+    # The UI, on the same address: Prefect copies its static bundle once (and again after an upgrade) into the
+    # Prefect home, never into the installed package, and tells the browser where the API is.
+    os.environ.setdefault("PREFECT_UI_ENABLED", "true")
+    os.environ.setdefault("PREFECT_SERVER_UI_V2_ENABLED", "false")  # the root opens the UI flow_run_url links into
+    os.environ["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{args.port}/api"
+    os.environ.setdefault("PREFECT_UI_STATIC_DIRECTORY",
+                          os.path.join(os.environ.get("PREFECT_HOME") or os.path.expanduser("~/.prefect"), "ui"))
 
     import uvicorn
     from prefect.server.api.server import create_app
