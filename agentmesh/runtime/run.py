@@ -21,6 +21,7 @@ from agentmesh.runtime.components import EventSink, components
 from agentmesh.runtime.goal import GoalInvocation, goal_flow, model_label
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
+from agentmesh.runtime.tracing import setup_tracing
 
 __all__ = ["aresume_run", "arun_goal", "resume_run", "run_goal"]
 
@@ -98,6 +99,7 @@ def _approvals(value: str | None, settings: Settings) -> Approvals:
 
 
 async def _execute(inv: GoalInvocation) -> dict[str, Any]:
+    setup_tracing(inv.settings)  # a bad AGENTMESH_OTEL is one line, before Prefect starts
     configure_prefect(inv.settings)
     components(inv.settings)  # the database, plug-ins, policy and tools: a bad one is one line before Prefect starts
     _check(inv.spec)
