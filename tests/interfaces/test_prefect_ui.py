@@ -124,8 +124,9 @@ def _browse(browser: Any, ui_url: str, name: str, run_id: str, nodes: list[str])
     try:
         browser.get(ui_url)
         wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "a[href='/runs']"))).click()
-        search = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR,
-                                                              "input[placeholder='Search by flow run name']")))
+        # The page has two such boxes, one per layout; the visible one is the one to type in.
+        search = wait.until(lambda d: next((e for e in d.find_elements(
+            By.CSS_SELECTOR, "input[placeholder='Search by flow run name']") if e.is_displayed()), False))
         search.send_keys(name)
         wait.until(ec.element_to_be_clickable((By.LINK_TEXT, name)))
         browser.save_screenshot(str(ARTIFACTS / "prefect-runs.png"))

@@ -61,8 +61,13 @@ def deploy(
         if len(rest) != 1:
             raise UserError(f"`agentmesh deploy {action} NAME` takes one deployment name")
         if action == "run":
+            from agentmesh.persistence.runs import flow_run_url
+            from agentmesh.runtime.prefect import api_url
+
             flow_run_id = asyncio.run(d.run_now(rest[0]))
-            out.print(f"started flow run {flow_run_id}; `agentmesh runs list` shows it once a worker picks it up")
+            link = flow_run_url(api_url(), str(flow_run_id))
+            out.print(f"started flow run {flow_run_id}" + (f" ({link})" if link else "")
+                      + "; `agentmesh runs list` shows it once a worker picks it up", highlight=False, soft_wrap=True)
         else:
             asyncio.run(d.set_paused(rest[0], action == "pause"))
             out.print(f"{rest[0]} {action}d")
