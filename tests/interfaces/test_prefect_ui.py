@@ -135,12 +135,13 @@ def _browse(browser: Any, ui_url: str, name: str, run_id: str, nodes: list[str])
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), " · chat gpt-4o-mini · "))
         assert f"{len(nodes)} Task runs" in browser.find_element(By.TAG_NAME, "body").text
         browser.save_screenshot(str(ARTIFACTS / "prefect-flow-run-logs.png"))
-        tab = wait.until(ec.element_to_be_clickable((By.XPATH, "//*[@role='tab' or self::button or self::a]"
-                                                               "[normalize-space(.)='Task Runs']")))
-        tab.click()
-        for node in set(nodes):
-            wait.until(ec.presence_of_element_located((By.PARTIAL_LINK_TEXT, f"{node}-")))
-        shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='/runs/task-run/']") if a.text]
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "li.p-tab#task-runs"))).click()
+
+        def task_runs(d: Any) -> list[str] | bool:
+            shown = [a.text for a in d.find_elements(By.CSS_SELECTOR, "a[href*='/runs/task-run/']") if a.text]
+            return shown if len(shown) >= len(nodes) else False
+
+        shown = wait.until(task_runs)
         assert sorted(t.rsplit("-", 1)[0] for t in shown) == sorted(nodes), shown
         browser.save_screenshot(str(ARTIFACTS / "prefect-flow-run-task-runs.png"))
     except Exception:
