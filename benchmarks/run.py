@@ -57,6 +57,8 @@ DEFINITIONS = {
     "Prefect `@task` (no agentmesh; same local Prefect server).",
     "overhead_per_node_ms": "agentmesh's node (`arun_goal` on the same graph: Prefect task, step records, events, "
     "checkpoint) minus the bare LangGraph node.",
+    "overhead_per_node_traced_ms": "`overhead_per_node_ms` with OpenTelemetry traces on (an `invoke_agent` span per "
+    "node, `chat` per model call; the SDK's batch processor, spans encoded as OTLP protobuf and dropped).",
     "overhead_per_goal_ms": "A goal's fixed cost beyond its nodes, instant model, warm process: the intercept "
     "t(2) − 2·node of agentmesh minus that of bare LangGraph (flow run, run record, checkpointer, artifacts).",
     "critical_path_efficiency": "Mesh goal with a plan that has parallel steps, 200 ms per model call: (model time on "
@@ -185,6 +187,23 @@ def prefect_baseline(chain: Any) -> Callable[[int], Awaitable[Any]]:
     return lambda length: prefect_chain(goal="count", length=length)
 
 
+def bench_tracer() -> Any:
+    """An OpenTelemetry tracer whose spans go through the SDK's batch processor and are encoded as an OTLP exporter
+    encodes them (protobuf), then dropped: what traces cost a goal's process, without a network in the figure."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Encoded(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Encoded()))
+    return provider.get_tracer("agentmesh-bench")
+
+
 async def bench_layers(settings: Any, repeats: int) -> dict[str, Any]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -208,11 +227,23 @@ async def bench_layers(settings: Any, repeats: int) -> dict[str, Any]:
         assert result["status"] == "done", result.get("error")
         return result
 
+    tracer = bench_tracer()
+
+    async def agentmesh_traced(length: int) -> Any:
+        from agentmesh.core import observe
+
+        observe.install(tracer)  # only around these goals: the other variants run with traces off
+        try:
+            return await agentmesh(length)
+        finally:
+            observe.install(None)
+
     variants: dict[str, Callable[[int], Awaitable[Any]]] = {
         "langgraph": lambda n: bare[n].ainvoke({"goal": "count"}),
         "langgraph_checkpointer": with_saver,
         "prefect": prefect_baseline(chain),
         "agentmesh": agentmesh,
+        "agentmesh_traced": agentmesh_traced,
     }
     for run in variants.values():  # warm-up: imports, clients, the flow's registration
         for n in (SHORT, LONG):
@@ -545,6 +576,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("baseline_langgraph_node_ms", result["baseline_langgraph_node_ms"], layers["langgraph"]["node_ms"]),
         ("baseline_prefect_task_ms", result["baseline_prefect_task_ms"], layers["prefect"]["node_ms"]),
         ("overhead_per_node_ms", result["overhead_per_node_ms"], None),
+        ("overhead_per_node_traced_ms", result["overhead_per_node_traced_ms"], None),
         ("overhead_per_goal_ms", result["overhead_per_goal_ms"], None),
         ("critical_path_efficiency", result["critical_path_efficiency"], d["critical_path"]["efficiency"]),
         ("concurrent_32_slowdown", result["concurrent_32_slowdown"], None),
@@ -576,6 +608,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("langgraph_checkpointer", "LangGraph + AsyncSqliteSaver"),
         ("prefect", "LangGraph, nodes as plain Prefect tasks"),
         ("agentmesh", "agentmesh"),
+        ("agentmesh_traced", "agentmesh, OpenTelemetry traces on"),
     ):
         layer = layers[name]
         cells = [
@@ -697,6 +730,9 @@ def main() -> None:
         "baseline_prefect_task_ms": layers["prefect"]["node_ms"]["median"],
         "overhead_per_node_ms": round(
             layers["agentmesh"]["node_ms"]["median"] - layers["langgraph"]["node_ms"]["median"], 2
+        ),
+        "overhead_per_node_traced_ms": round(
+            layers["agentmesh_traced"]["node_ms"]["median"] - layers["langgraph"]["node_ms"]["median"], 2
         ),
         "overhead_per_goal_ms": round(
             layers["agentmesh"]["goal_fixed_ms"]["median"] - layers["langgraph"]["goal_fixed_ms"]["median"], 1

@@ -18,6 +18,9 @@ instead of asking the model again.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select
 
 from agentmesh.agents.context import RunContext, StepScope, current_run, current_step
+from agentmesh.core import observe
 from agentmesh.core.exceptions import ModelError
 from agentmesh.core.messages import render_step_input, tool_result
 from agentmesh.core.schemas import OUTPUT_TOOLS, Finding
@@ -117,7 +121,7 @@ class Agent:
             must_answer = not tools or tool_turns >= (template.tool_rounds or settings.max_tool_rounds)
             bound = model.bind_tools(schemas, tool_choice=output_name if must_answer else "auto")
             seq += 1
-            reply = await _call_model(run, scope, key, seq, self.role, bound, messages)
+            reply = await _call_model(run, scope, key, seq, self.role, bound, messages, self.model)
             messages.append(reply)
             calls = reply.tool_calls
             # Calls whose arguments were not JSON: each is answered (the endpoint expects a reply to every
@@ -214,7 +218,7 @@ def _token_events(run: RunContext, scope: StepScope, key: str, seq: int, role: s
 
 
 async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, role: str, bound: Any,
-                      messages: list[BaseMessage]) -> AIMessage:
+                      messages: list[BaseMessage], model: str | None = None) -> AIMessage:
     """One model call, replayed from the journal when this step already made it."""
     with run.engine.begin() as conn:
         row = conn.execute(
@@ -229,12 +233,33 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
         (message,) = messages_from_dict([row[0]])
         assert isinstance(message, AIMessage)
         return message
-    from agentmesh.models import astream_reply, cost_usd, langgraph_streams_messages, model_error, usage_of
+    from agentmesh.models import langgraph_streams_messages
+
+    requested = model or run.settings.model_name
+    with observe.span(f"chat {requested}", {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": requested, "gen_ai.agent.name": role,
+        "gen_ai.provider.name": "agentmesh.offline" if requested == "offline" else "openai",
+        **_server(run.settings.openai_base_url if requested != "offline" else None),
+    }, client=True) as current:
+        started = time.perf_counter()
+        streamed = run.stream_tokens or langgraph_streams_messages()
+        try:
+            reply = await _invoke(bound, messages, _token_events(run, scope, key, seq, role) if streamed else None,
+                                  restarts=run.settings.model_retries)
+        except ModelError as exc:
+            observe.run_log("%s · chat %s failed: %s", role, requested, exc, level=logging.WARNING)
+            raise
+        return _record_reply(run, key, seq, role, reply, current, time.perf_counter() - started)
+
+
+async def _invoke(bound: Any, messages: list[BaseMessage], on_piece: Callable[[Any], None] | None,
+                  *, restarts: int) -> AIMessage:
+    """The model's reply: streamed piece by piece to ``on_piece`` when given, else in one answer."""
+    from agentmesh.models import astream_reply, model_error
 
     try:
-        if run.stream_tokens or langgraph_streams_messages():
-            reply = await astream_reply(bound, messages, on_piece=_token_events(run, scope, key, seq, role),
-                                        restarts=run.settings.model_retries)
+        if on_piece is not None:
+            reply = await astream_reply(bound, messages, on_piece=on_piece, restarts=restarts)
         else:
             reply = await bound.ainvoke(messages)
     except ValidationError as exc:
@@ -248,6 +273,20 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
         raise
     if not isinstance(reply, AIMessage):
         raise ModelError(f"the model returned {type(reply).__name__}, not a chat reply")
+    return reply
+
+
+def _server(base_url: str | None) -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url or "https://api.openai.com/v1")
+    return {"server.address": parts.hostname, "server.port": parts.port or (443 if parts.scheme == "https" else 80)}
+
+
+def _record_reply(run: RunContext, key: str, seq: int, role: str, reply: AIMessage, current: Any,
+                  seconds: float) -> AIMessage:
+    """Journal a fresh reply, count its usage, and tell the span and the Prefect run's log."""
+    from agentmesh.models import cost_usd, usage_of
     # Some OpenAI-compatible servers omit tool call ids; the id is half of the idempotency key, so give each
     # a stable one (journalled with the reply, so a replay reuses it).
     for index, call in enumerate([*reply.tool_calls, *reply.invalid_tool_calls]):
@@ -265,4 +304,23 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
                 cost_usd=cost or 0.0, created=utcnow(),
             )
         )
+    calls = [c["name"] for c in reply.tool_calls]
+    observe.run_log("%s · chat %s · %d in / %d out tokens · %s · %.2f s%s", role, name, input_tokens, output_tokens,
+                    "no price" if cost is None else f"${cost:.4f}", seconds,
+                    f" → {', '.join(calls)}" if calls else "")
+    finish = reply.response_metadata.get("finish_reason")
+    observe.set_attributes(current, {
+        "gen_ai.response.model": name, "gen_ai.response.id": reply.id,
+        "gen_ai.response.finish_reasons": [finish] if finish else None,
+        "gen_ai.usage.input_tokens": input_tokens, "gen_ai.usage.output_tokens": output_tokens,
+        "agentmesh.cost_usd": cost, "agentmesh.latency_s": round(seconds, 3),
+    })
+    if observe.capture_content():
+        key_value = run.settings.openai_api_key
+        output = [{"role": "assistant", "parts": [
+            *([{"type": "text", "content": reply.text}] if reply.text else []),
+            *({"type": "tool_call", "id": c["id"], "name": c["name"], "arguments": c["args"]} for c in reply.tool_calls),
+        ]}]
+        observe.set_attributes(current, {"gen_ai.output.messages": observe.redact(
+            json.dumps(output, default=str), key_value.get_secret_value() if key_value else None)})
     return reply

@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     prefect_idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     """The local Prefect server (`prefect = "local"`) exits after this many minutes without a request; the next
     run starts it again. `agentmesh prefect stop --all` stops every one you started."""
+    otel: str | None = None
+    """OpenTelemetry GenAI traces of every goal: an OTLP endpoint (``http://host:4318`` for HTTP/protobuf,
+    ``grpc://host:4317`` for gRPC), or ``off``; empty: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, with ``OTEL_EXPORTER_OTLP_PROTOCOL`` choosing the protocol."""
+    otel_capture_content: bool = Field(default=False, validation_alias=AliasChoices(
+        "AGENTMESH_OTEL_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "otel_capture_content"))
+    """Put contents on the spans (the goal, model replies, tool arguments and results); off by default, as the
+    GenAI semantic conventions say. Usage, names, statuses and reasons are always there."""
     plugins: list[str] = Field(default_factory=lambda: ["operations"])
     """Plug-ins to enable: a bundled one's name (`operations`, the sample world) or `package.module[:attribute]`."""
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
+from agentmesh.core import observe
 from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
 from agentmesh.core.messages import tool_result
 from agentmesh.gateway.approvals import record_resume, validation_message
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["ApprovalPause", "Gateway"]
 
 _MAX_RESULT_CHARS = 12_000
+_NOT_DONE = frozenset({"refused", "invalid", "rejected", "failed"})
 
 
 @dataclass(kw_only=True)
@@ -88,12 +90,45 @@ class Gateway:
     """Resolves and records the scope when it was left unresolved at the run's start."""
 
     async def call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
-        """Execute one model tool call through the gateway; returns the ToolMessage content (JSON)."""
+        """Execute one model tool call through the gateway; returns the ToolMessage content (JSON). Traced as an
+        ``execute_tool`` span and logged on the Prefect run (tool, status, reason; never the arguments)."""
+        name = str(call.get("name") or "")
+        with observe.span(f"execute_tool {name}", {
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "gen_ai.tool.type": "function",
+            "gen_ai.tool.call.id": str(call.get("id") or ""), "gen_ai.agent.name": agent, "agentmesh.node": node,
+        }) as current:
+            content = await self._call(call, agent=agent, step_key=step_key, node=node, offered=offered)
+            if observe.capture_content():
+                secret = self._secret()
+                observe.set_attributes(current, {
+                    "gen_ai.tool.call.arguments": observe.redact(json.dumps(call.get("args"), default=str), secret),
+                    "gen_ai.tool.call.result": observe.redact(content[:4000], secret)})
+        return content
+
+    def _secret(self) -> str | None:
+        key = self.settings.openai_api_key
+        return key.get_secret_value() if key is not None else None
+
+    def _observe(self, agent: str, name: str, status: str, reason: str | None) -> None:
+        """The outcome of a call on its span and in the Prefect run's log."""
+        reason = observe.redact(reason, self._secret())[:500] if reason else None
+        observe.run_log("%s → %s: %s%s", agent, name, status, f" — {reason}" if reason else "")
+        current = observe.current_span()
+        observe.set_attributes(current, {"agentmesh.tool.status": status, "agentmesh.tool.reason": reason,
+                                         "error.type": status if status in _NOT_DONE else None})
+        if status in _NOT_DONE and current is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            current.set_status(Status(StatusCode.ERROR, reason or status))
+
+    async def _call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
         call_id = str(call.get("id") or "")
         name = str(call.get("name") or "")
         args = call.get("args")
         recorded = audit.get_call(self.engine, self.run_id, call_id)
         if recorded is not None and recorded.status in audit.FINAL:
+            observe.set_attributes(observe.current_span(), {"agentmesh.tool.status": recorded.status,
+                                                            "agentmesh.tool.replayed": True})
             return _replay(recorded)
 
         tool = self.registry.tools.get(name)
@@ -114,6 +149,7 @@ class Gateway:
                 audit.finish_call(conn, self.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
                 self.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id,
                            "status": status, "reason": reason, **({"edited": edit} if edit else {})}, conn)
+            self._observe(agent, name, status, reason)
             return tool_result(status, result=result, error=reason, edited=edit)
 
         if tool is None or name not in offered:
@@ -253,6 +289,7 @@ class Gateway:
             audit.finish_call(conn, self.run_id, call_id, status="pending_approval", approval="pending", ended=None)
             self.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args,
                        "agent": agent, "reason": guarded}, conn)
+        self._observe(agent, name, "pending_approval", guarded)
         # The node stops here; `agentmesh approve` records the verdict and resumes the graph, the node replays
         # from the journal and reaches this call again, now with a recorded verdict.
         while True:

@@ -166,7 +166,7 @@ class GoalService:
             sub = self._submissions.get(run_id)
             if sub is None:
                 raise
-            result = {"run_id": sub.run_id, "flow_run_id": None, "goal": sub.goal, "graph": sub.graph,
+            result = {"run_id": sub.run_id, "flow_run_id": None, "flow_run_url": None, "goal": sub.goal, "graph": sub.graph,
                       "status": "queued", "error": None, "model": {"name": sub.model, "offline": sub.model == OFFLINE},
                       "plan": None, "decision": None, "steps": [], "pending_approvals": [], "usage": {},
                       "timings": {}, "created": None, "updated": None}

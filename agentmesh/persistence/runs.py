@@ -1,7 +1,8 @@
 """Runs and their steps: the records, and reading them back as the JSON of ``agentmesh run --json`` and
 ``agentmesh runs show``, and run listings.
 
-The run JSON (other tools and tests rely on it): ``run_id``, ``flow_run_id``, ``prefect_api_url``, ``goal``,
+The run JSON (other tools and tests rely on it): ``run_id``, ``flow_run_id``, ``prefect_api_url``, ``flow_run_url``
+(the flow run's page in the Prefect UI), ``trace_id`` (its OpenTelemetry trace, when tracing was on), ``goal``,
 ``graph``, ``status``, ``error``, ``model`` {``name``, ``offline``}, ``decision`` {``summary``, ``rationale``,
 ``confidence``, ``outcome``, ``open_risks``, ``actions``}, ``plan``, ``steps`` [{``node``, ``agent``, ``started``,
 ``ended``, ``prefect_task_run_id``, ``tool_calls`` [{``id``, ``tool``, ``args``, ``status``, ``result``,
@@ -20,7 +21,7 @@ from agentmesh.persistence.database import utcnow
 from agentmesh.persistence.tables import model_calls, runs, steps
 
 __all__ = [
-    "create_run", "find_run", "get_run", "list_runs", "list_steps", "run_result", "runs_listing", "update_run",
+    "create_run", "flow_run_url", "prefect_ui_url", "find_run", "get_run", "list_runs", "list_steps", "run_result", "runs_listing", "update_run",
     "usage_of_run",
 ]
 
@@ -86,6 +87,23 @@ def end_step(conn: Any, *, run_id: str, step_key: str, status: str) -> None:
 # -- reading a run back -----------------------------------------------------------------------------------
 
 
+def prefect_ui_url(api_url: str | None) -> str | None:
+    """The Prefect UI of an API URL, as Prefect itself derives it (``PREFECT_UI_URL``'s default): a server's
+    ``http://host:port/api`` is ``http://host:port``; a Prefect Cloud workspace's API maps to its app page."""
+    if not api_url:
+        return None
+    url = api_url.rstrip("/").replace("://api.prefect.cloud/", "://app.prefect.cloud/")
+    url = url.removesuffix("/api").replace("/api/", "/")
+    return url.replace("/accounts/", "/account/").replace("/workspaces/", "/workspace/")
+
+
+def flow_run_url(api_url: str | None, flow_run_id: str | None) -> str | None:
+    """The page of a flow run in the Prefect UI; None for Prefect's embedded (ephemeral) server."""
+    ui = prefect_ui_url(api_url)
+    return f"{ui}/runs/flow-run/{flow_run_id}" if ui and flow_run_id else None
+
+
+
 def usage_of_run(engine: Engine, run_id: str) -> dict[str, Any]:
     table = model_calls
     with engine.connect() as conn:
@@ -125,6 +143,7 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         steps.append({
             "node": step["node"], "agent": step["agent"], "status": step["status"], "started": _iso(step["started"]),
             "ended": _iso(step["ended"]), "prefect_task_run_id": step["prefect_task_run_id"],
+            "span_id": step.get("span_id"),
             "tool_calls": by_step.get(step["step_key"], []),
         })
     decision = dict(run["decision"]) if run["decision"] else None
@@ -137,6 +156,8 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         "run_id": run["run_id"],
         "flow_run_id": run["flow_run_id"],
         "prefect_api_url": run["prefect_api_url"],
+        "flow_run_url": flow_run_url(run["prefect_api_url"], run["flow_run_id"]),
+        "trace_id": run.get("trace_id"),
         "goal": run["goal"],
         "graph": run["graph"],
         "status": run["status"],

@@ -51,6 +51,7 @@ runs = Table(
     Column("prompt_versions", JSON),
     Column("scope", JSON),  # what the goal refers to, resolved once at the start (agentmesh.gateway.scope)
     Column("started_by", String(128)),  # the identity that submitted the goal (four eyes compares approvers to it)
+    Column("trace_id", String(32)),  # the goal's OpenTelemetry trace (32 hex digits), when tracing was on
     timestamp("created", nullable=False),
     timestamp("updated", nullable=False),
 )
@@ -64,6 +65,7 @@ steps = Table(
     Column("node", String(128), nullable=False),
     Column("agent", String(64)),
     Column("prefect_task_run_id", String(64)),
+    Column("span_id", String(16)),  # the step's OpenTelemetry span (16 hex digits), when tracing was on
     Column("status", String(32), nullable=False),  # running, done, failed, paused
     Column("seq", Integer, nullable=False),
     timestamp("started", nullable=False),

@@ -41,6 +41,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from agentmesh.agents.context import RunContext, StepScope, active_run, running, stepping
+from agentmesh.core import observe
 from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
@@ -291,11 +292,14 @@ def _step_scope(node: str, role: str | None, config: Any) -> Iterator[StepScope]
     key = (config or {}).get("configurable", {}).get("checkpoint_ns") or node
     scope = StepScope(key=key, node=node, agent=role)
     run = active_run()
-    with stepping(scope):
+    with stepping(scope), observe.span(f"invoke_agent {role or node}", {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": role or node, "agentmesh.node": node,
+        "agentmesh.step_key": key,
+    }) as current:
         if run is None:
             yield scope
             return
-        _record_step_start(run, scope)
+        _record_step_start(run, scope, observe.trace_ids(current))
         try:
             yield scope
         except BaseException:
@@ -304,14 +308,14 @@ def _step_scope(node: str, role: str | None, config: Any) -> Iterator[StepScope]
         _record_step_end(run, scope, "done")
 
 
-def _record_step_start(run: RunContext, scope: StepScope) -> None:
+def _record_step_start(run: RunContext, scope: StepScope, ids: tuple[str, str] | None) -> None:
     from prefect.context import TaskRunContext
 
     ctx = TaskRunContext.get()
     task_run_id = str(ctx.task_run.id) if ctx else None
     with run.engine.begin() as conn:  # the step's row and its event: one commit
         start_step(conn, run_id=run.run_id, step_key=scope.key, node=scope.node, agent=scope.agent,
-                   prefect_task_run_id=task_run_id, seq=run.next_step_seq())
+                   prefect_task_run_id=task_run_id, seq=run.next_step_seq(), span_id=ids[1] if ids else None)
         run.emit({"type": "step_started", "node": scope.node, "agent": scope.agent}, conn)
 
 

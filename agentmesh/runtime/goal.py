@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from langgraph.types import Command
 from prefect import flow
 
 from agentmesh.agents.context import RunContext, running
+from agentmesh.core import observe
 from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.persistence.audit import list_calls
@@ -35,6 +38,7 @@ from agentmesh.runtime.compile import durable_graph
 from agentmesh.runtime.components import EventSink, build_run_context, components
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import InProcess, api_url, in_process
+from agentmesh.runtime.tracing import setup_tracing
 
 __all__ = ["FLOW_NAME", "LANGGRAPH_SERVER", "GoalInvocation", "goal_flow"]
 
@@ -81,11 +85,33 @@ class GoalInvocation:
 
     def as_parameter(self) -> Any:
         """This invocation as the goal flow's ``invocation`` parameter (Prefect shows a summary of it)."""
-        return in_process(self, approvals=self.approvals, model=_model_label(self.settings, self.chat_model),
+        return in_process(self, approvals=self.approvals, model=model_label(self.settings, self.chat_model),
                           context_turns=len(self.context or []))
 
 
-@flow(name=FLOW_NAME, log_prints=False, persist_result=False, validate_parameters=False)
+def flow_run_name() -> str:
+    """A goal's flow run is named for the goal: a readable slug and the run id's first 8 characters (a resume
+    adds ``-resume``), e.g. ``checkout-api-p95-latency-is-900-ms-bring-it-under-1f3a9c2e``."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    run_id = parameters.get("resume_of") or parameters.get("run_id") or flow_run.id
+    name = f"{goal_slug(str(parameters.get('goal') or 'goal'))}-{str(run_id)[:8]}"
+    return name + "-resume" if parameters.get("resume_of") else name
+
+
+def goal_slug(goal: str, limit: int = 48) -> str:
+    """Lower-case words of the goal joined by ``-``, cut at a word boundary under ``limit`` characters."""
+    words = re.findall(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*", goal.lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > limit:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return slug or (words[0][:limit] if words else "goal")
+
+
+@flow(name=FLOW_NAME, flow_run_name=flow_run_name, log_prints=False, persist_result=False, validate_parameters=False)
 async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None, run_id: str | None = None,
                     invocation: InProcess | None = None) -> Any:
     """One goal: a flow run whose id is the run id (unless one was pre-assigned); every graph node a task run
@@ -102,28 +128,46 @@ async def goal_flow(goal: str, graph: str = "mesh", resume_of: str | None = None
 
 
 async def execute(inv: GoalInvocation) -> Any:
-    """The body of the goal flow (inside its flow run)."""
+    """The body of the goal flow (inside its flow run): with traces on, one ``invoke_workflow`` span, the root
+    of the goal's trace (``agentmesh.runtime.tracing``)."""
     from prefect.context import FlowRunContext
+
+    setup_tracing(inv.settings)
+    flow_run_id = str(FlowRunContext.get().flow_run.id)  # type: ignore[union-attr]
+    with observe.span(f"invoke_workflow {inv.spec.name}", {
+        "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": inv.spec.name,
+        "agentmesh.graph": inv.spec.name, "agentmesh.run_id": inv.resume_of or inv.run_id or flow_run_id,
+        "agentmesh.flow_run_id": flow_run_id, "agentmesh.model": model_label(inv.settings, inv.chat_model),
+        "agentmesh.resumed": inv.resume_of is not None,
+        "agentmesh.goal": inv.goal if observe.capture_content() else None,
+    }) as current:
+        return await _execute(inv, flow_run_id, observe.trace_ids(current))
+
+
+async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] | None) -> Any:
     from prefect.states import Failed
 
     settings = inv.settings
     engine = components(settings).engine
-    flow_run_id = str(FlowRunContext.get().flow_run.id)  # type: ignore[union-attr]
     run_id = inv.run_id = inv.resume_of or inv.run_id or flow_run_id
     resume_of = inv.resume_of
     started = time.perf_counter()
+    trace = {"trace_id": ids[0]} if ids else {}
     if resume_of is None and find_run(engine, run_id) is not None:
         resume_of = run_id  # a Prefect flow retry: go on from the checkpoint, reusing finished work
     if resume_of is None:
         create_run(engine, run_id=run_id, flow_run_id=flow_run_id, goal=inv.goal, graph=inv.spec.name,
-                   status="running", model=_model_label(settings, inv.chat_model),
+                   status="running", model=model_label(settings, inv.chat_model),
                    offline=settings.offline and inv.chat_model is None, deployment=inv.deployment,
-                   prefect_api_url=api_url(), started_by=inv.started_by)
+                   prefect_api_url=api_url(), started_by=inv.started_by, **trace)
     else:
         previous = get_run(engine, run_id)
         if previous["status"] == "running" and previous["flow_run_id"]:
             await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
-        update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None)
+        update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, **trace)
+    observe.run_log("agentmesh run %s · graph %s · model %s%s%s", run_id, inv.spec.name,
+                    model_label(settings, inv.chat_model), " · resumed" if resume_of else "",
+                    f" · trace {ids[0]}" if ids else "")
     status, error = "failed", None
     values: dict[str, Any] = {}
     run: RunContext | None = None
@@ -187,7 +231,7 @@ async def _mark_crashed(flow_run_id: str) -> None:
                 await client.set_flow_run_state(UUID(flow_run_id), Crashed(message="process died; resumed"), force=True)
 
 
-def _model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
+def model_label(settings: Settings, chat_model: BaseChatModel | None) -> str:
     if chat_model is None:
         return settings.model_name
     return getattr(chat_model, "model_name", None) or chat_model._llm_type
@@ -222,6 +266,16 @@ async def _finish(run: RunContext, status: str, error: str | None, values: dict[
         prompt_versions=run.prompt_versions or previous.get("prompt_versions"),
     )
     run.emit({"type": "run_finished", "status": status, "error": error})
+    observe.set_attributes(observe.current_span(), {
+        "agentmesh.status": status, "gen_ai.usage.input_tokens": usage["input_tokens"],
+        "gen_ai.usage.output_tokens": usage["output_tokens"], "agentmesh.cost_usd": usage["cost_usd"],
+        "agentmesh.model_calls": usage["model_calls"], "error.type": status if status != "done"
+        and status != "waiting_approval" else None})
+    summary = (values.get("decision") or {}).get("summary")
+    observe.run_log("run %s · %d model calls · %d tokens · $%.4f%s%s", status, usage["model_calls"],
+                    usage["input_tokens"] + usage["output_tokens"], usage["cost_usd"],
+                    f" · {observe.redact(error)}" if error else "", f" · decision: {summary}" if summary else "",
+                    level=logging.INFO if status in ("done", "waiting_approval") else logging.WARNING)
     try:
         await _artifacts(run, values)
     except Exception as exc:  # artifacts are a view; the run is already recorded

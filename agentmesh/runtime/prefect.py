@@ -61,9 +61,13 @@ def configure_prefect(settings: Settings) -> None:
     os.environ["PREFECT_HOME"] = home
     # Task and flow results stay in memory: agentmesh persists what matters in its own database.
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
-    # Prefect's console logs go to stderr at WARNING so `--json` stdout stays one document; the run
-    # logger still sends everything to the Prefect API.
+    # Prefect's console logs go to stderr at WARNING so `--json` stdout stays one document and progress lines
+    # stay readable; the run loggers send INFO and up to the Prefect API, so a flow run's Logs tab tells what
+    # its agents did (agentmesh.runtime.observe).
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
     _quiet_expected_failures()
     # Embedded means Prefect's ephemeral server; otherwise a missing API URL is an error, never a silent
     # second server.
@@ -135,6 +139,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: Any) -> bool:
+    if not isinstance(port, int):
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def local_server_state(prefect_home: Path) -> dict | None:
     path = prefect_home / _STATE
     try:
@@ -163,7 +178,8 @@ def ensure_local_server(prefect_home: Path, *, wait_s: float = 300.0, idle_minut
             if _wait(state["url"], state["pid"], wait_s):
                 return state["url"]  # started by someone else, was still booting
             stop_local_server(prefect_home)  # alive but not answering: not a second server next to it
-        port = _free_port()
+        # The port it had before, when free: links to its UI pages (flow_run_url) outlive a restart.
+        port = state["port"] if state and _port_free(state.get("port")) else _free_port()
         url = f"http://127.0.0.1:{port}/api"
         log = open(prefect_home / "agentmesh-server.log", "ab")  # noqa: SIM115  (the server's, for its life)
         env = dict(os.environ, PREFECT_HOME=str(prefect_home))

@@ -7,7 +7,8 @@ write that first reads fails with ``SQLITE_BUSY_SNAPSHOT`` whenever another writ
 concurrent task runs, tag concurrency leases, the event persister — and the client answers the resulting
 503 by sleeping 2 s (measured here: most back-to-back goals stalled 2–10 s). ``IMMEDIATE`` makes writers
 queue on SQLite's busy timeout instead, which costs microseconds. A PostgreSQL-backed server needs none of
-this; point ``PREFECT_API_URL`` at it.
+this; point ``PREFECT_API_URL`` at it. The Prefect UI is served at the server's root (``agentmesh prefect status``
+prints its address).
 
 The server exits by itself after ``--idle-minutes`` without requests.
 """
@@ -20,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 
@@ -39,6 +41,21 @@ def _immediate_sqlite_transactions() -> None:
     config.begin_transaction = begin_transaction
 
 
+def _ui_directory() -> str:
+    """Where Prefect copies its UI bundle before serving it (never into the installed package): one copy per
+    Prefect version in the user's cache, shared by every Prefect home — the copy takes seconds, a minute on a
+    loaded machine — else the Prefect home."""
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agentmesh"
+    try:
+        folder = cache / f"prefect-ui-{version('prefect')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
+    except OSError:  # no writable cache: the Prefect home's own copy
+        return str(Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect") / "ui")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -48,8 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    # The UI needs a build step that writes into the installed package; the API is what agentmesh needs.
-    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+    # The UI, on the same address, told where the API is (at run time, through /ui-settings).
+    os.environ.setdefault("PREFECT_UI_ENABLED", "true")
+    os.environ.setdefault("PREFECT_SERVER_UI_V2_ENABLED", "false")  # the root opens the UI flow_run_url links into
+    os.environ["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{args.port}/api"
+    os.environ.setdefault("PREFECT_UI_STATIC_DIRECTORY", _ui_directory())
 
     import uvicorn
     from prefect.server.api.server import create_app

@@ -18,9 +18,10 @@ from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway.approvals import expire_approvals
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
-from agentmesh.runtime.goal import LANGGRAPH_SERVER, GoalInvocation, goal_flow
+from agentmesh.runtime.goal import LANGGRAPH_SERVER, GoalInvocation, goal_flow, model_label
 from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
+from agentmesh.runtime.tracing import setup_tracing
 
 __all__ = ["aresume_run", "arun_goal", "resume_run", "run_goal"]
 
@@ -106,17 +107,20 @@ def _approvals(value: str | None, settings: Settings) -> Approvals:
 
 
 async def _execute(inv: GoalInvocation) -> dict[str, Any]:
+    setup_tracing(inv.settings)  # a bad AGENTMESH_OTEL is one line, before Prefect starts
     configure_prefect(inv.settings)
     components(inv.settings)  # the database, plug-ins, policy and tools: a bad one is one line before Prefect starts
     _check(inv.spec)
     flow = goal_flow
     if inv.settings.flow_retries:
         flow = flow.with_options(retries=inv.settings.flow_retries, retry_delay_seconds=1)
-    if inv.resume_of:
-        flow = flow.with_options(flow_run_name=f"resume-{inv.resume_of[:8]}")
-    async with shared_clients():
-        await flow(goal=inv.goal, graph=inv.spec.name, resume_of=inv.resume_of, run_id=inv.run_id,
-                   invocation=inv.as_parameter(), return_state=True)
+    from prefect import tags
+
+    # The flow run is tagged with the graph and the model (a deployment's runs carry the deployment's tags).
+    with tags("agentmesh", f"graph:{inv.spec.name}", f"model:{model_label(inv.settings, inv.chat_model)}"):
+        async with shared_clients():
+            await flow(goal=inv.goal, graph=inv.spec.name, resume_of=inv.resume_of, run_id=inv.run_id,
+                       invocation=inv.as_parameter(), return_state=True)
     if inv.run_id is None:
         raise RunError(inv.error or "the run did not start")
     return run_result(components(inv.settings).engine, inv.run_id)

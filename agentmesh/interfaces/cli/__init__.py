@@ -186,8 +186,9 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     if scope:
         out.print(f"  scope: {escape(scope)}")
     for step in result["steps"]:
+        span = f" · span {step['span_id']}" if step.get("span_id") else ""
         out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
-                  f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}[/]")
+                  f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}{span}[/]")
     if (result.get("decision") or {}).get("rationale"):
         out.print(f"[bold]why[/] {escape(result['decision']['rationale'])}")
     print_result(out, result)

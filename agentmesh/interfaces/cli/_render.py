@@ -144,6 +144,10 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         f"[{style}]{status}[/] · run {result['run_id']} · {usage.get('model_calls', 0)} model calls · "
         f"{usage.get('input_tokens', 0) + usage.get('output_tokens', 0)} tokens · ${usage.get('cost_usd', 0):.4f}"
     )
+    if result.get("flow_run_url"):
+        console.print(f"[dim]Prefect flow run:[/] {result['flow_run_url']}"
+                      + (f" [dim]· trace {result['trace_id']}[/]" if result.get("trace_id") else ""), highlight=False,
+                      soft_wrap=True)  # a link stays one line, to click or copy
     if result.get("error"):
         console.print(f"[red]{escape(result['error'])}[/]")
     for call in result.get("pending_approvals") or []:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,8 +61,13 @@ def deploy(
         return
     if action in ("run", "pause", "resume"):
         if action == "run":
+            from agentmesh.persistence.runs import flow_run_url
+            from agentmesh.runtime.prefect import api_url
+
             flow_run_id = asyncio.run(d.run_now(rest[0]))
-            out.print(f"started flow run {flow_run_id}; `agentmesh runs list` shows it once a worker picks it up")
+            link = flow_run_url(api_url(), str(flow_run_id))
+            out.print(f"started flow run {flow_run_id}" + (f" ({link})" if link else "")
+                      + "; `agentmesh runs list` shows it once a worker picks it up", highlight=False, soft_wrap=True)
         else:
             asyncio.run(d.set_paused(rest[0], action == "pause"))
             out.print(f"{rest[0]} {action}d")
@@ -84,16 +89,30 @@ def _prefect_home() -> Path:
 
 
 @prefect_app.command("status")
-def prefect_status() -> None:
-    """Where runs are recorded: PREFECT_API_URL, the local server, or Prefect's embedded mode."""
+def prefect_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
+    """Where runs are recorded (PREFECT_API_URL, the local server, or Prefect's embedded mode) and the Prefect
+    UI's address (ui_url)."""
+    from agentmesh.persistence.runs import prefect_ui_url
     from agentmesh.runtime.prefect import _alive, _healthy, local_server_state
 
+    api: str | None
+    status: dict[str, Any]
     if os.environ.get("PREFECT_API_URL"):
-        out.print(f"PREFECT_API_URL = {os.environ['PREFECT_API_URL']}")
-        return
-    state = local_server_state(_prefect_home())
-    if state and _alive(state.get("pid")) and _healthy(state["url"]):
-        out.print(f"local Prefect server running at {state['url']} (pid {state['pid']})")
+        api = os.environ["PREFECT_API_URL"]
+        status = {"kind": "external", "running": None, "api_url": api, "ui_url": prefect_ui_url(api), "pid": None}
+    else:
+        state = local_server_state(_prefect_home())
+        running = bool(state and _alive(state.get("pid")) and _healthy(state["url"]))
+        api = state["url"] if state and running else None
+        status = {"kind": "local", "running": running, "api_url": api, "ui_url": prefect_ui_url(api),
+                  "pid": state["pid"] if state and running else None}
+    if as_json:
+        sys.stdout.write(json.dumps(status, indent=2) + "\n")
+    elif status["kind"] == "external":
+        out.print(f"PREFECT_API_URL = {api}\nPrefect UI: {status['ui_url']}", highlight=False)
+    elif status["running"]:
+        out.print(f"local Prefect server running at {api} (pid {status['pid']})\nPrefect UI: {status['ui_url']}",
+                  highlight=False)
     else:
         out.print("no local Prefect server running; the next run starts one")
 

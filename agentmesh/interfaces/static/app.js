@@ -131,6 +131,9 @@ function renderRun(run) {
   const u = run.usage || {};
   $("#run-usage").textContent = u.model_calls != null
     ? `${u.model_calls} model calls · ${(u.input_tokens || 0) + (u.output_tokens || 0)} tokens · $${(u.cost_usd || 0).toFixed(4)}` : "";
+  const prefect = $("#run-prefect");
+  prefect.classList.toggle("hidden", !run.flow_run_url);
+  if (run.flow_run_url) prefect.href = run.flow_run_url;
   $("#cancel-run").classList.toggle("hidden", TERMINAL.has(run.status));
   showRunError(run.error && run.status !== "done" ? run.error : "");
   if (run.plan) renderPlan(run.plan);
