@@ -4,6 +4,7 @@ round is recorded in the agentmesh database with the flow run's id, an HTML repo
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_scheduled_evolution_runs_through_the_server_and_records_its_round(home,
 
     started = run_cli("deploy", "run", "nightly-evolve", env=env)
     assert started.returncode == 0, started.stderr
-    flow_run_id = started.stdout.split("started flow run ")[1].split(";")[0].strip()
+    flow_run_id = re.search(r"started flow run ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
     home.mkdir(parents=True, exist_ok=True)
     with open(home / "serve.log", "wb") as log:  # the child keeps its own copy of the descriptor
         serving = subprocess.Popen([*AGENTMESH, "deploy", "--serve", "nightly-evolve", "--limit", "1"], env=env,

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,13 @@ def browser():  # type: ignore[no-untyped-def]
 
 def agentmesh(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(AGENTMESH), *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **env})
+                          env={**_unset(os.environ, "PREFECT_API_URL", "AGENTMESH_LOCAL_PREFECT"), **env})
+
+
+def _unset(env: Mapping[str, str], *names: str) -> dict[str, str]:
+    """The environment without what an in-process goal of an earlier test in this worker exported (its Prefect
+    API URL): the CLI finds its home's local server itself, as a user's shell would."""
+    return {k: v for k, v in env.items() if k not in names}
 
 
 def test_a_goal_s_flow_run_is_named_tagged_logged_and_opens_in_the_prefect_ui(home: Path, browser) -> None:  # type: ignore[no-untyped-def]
