@@ -306,8 +306,14 @@ def graphs(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit_json(rows)
         return
+    import shlex
+
     for r in rows:
-        out.print(f"[bold cyan]{r['name']}[/] — {r['description']}\n  e.g. agentmesh run --graph {r['name']} \"{r['example_goal']}\"")
+        out.print(f"[bold cyan]{escape(r['name'])}[/] — {escape(r['description'])}")
+        # One line whatever the width (the terminal wraps it), quoted for the shell: it can be copied and run.
+        example = (f"e.g. agentmesh run --graph {shlex.quote(r['name'])} {shlex.quote(r['example_goal'])}"
+                   if r["example_goal"] else f"(no example goal: set EXAMPLE_GOAL in {r['path']})")
+        out.print(f"  [dim]{escape(example)}[/]", soft_wrap=True, highlight=False)
 
 
 @graphs_app.command("show")
