@@ -19,7 +19,7 @@ from rich.markup import escape
 from typer import TyperException
 
 from agentmesh.core.exceptions import AgentmeshError, PolicyViolation, UserError
-from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
+from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table, steps_table
 
 app = typer.Typer(
     name="agentmesh",
@@ -214,10 +214,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     scope = (result.get("scope") or {}).get("summary")
     if scope:
         out.print(f"  scope: {escape(scope)}")
-    for step in result["steps"]:
-        span = f" · span {step['span_id']}" if step.get("span_id") else ""
-        out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
-                  f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}{span}[/]")
+    if result["steps"]:
+        out.print(steps_table(result["steps"], out.width))
     if (result.get("decision") or {}).get("rationale"):
         out.print(f"[bold]why[/] {escape(result['decision']['rationale'])}")
     print_result(out, result)

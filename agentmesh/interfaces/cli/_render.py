@@ -168,12 +168,14 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def _fitted(header: list[str], rows: list[list[str]], width: int, last_min: int = 12, cut: bool = True) -> Table:
+def _fitted(header: list[str], rows: list[list[str]], width: int, last_min: int = 12, cut: bool = True,
+            gap: int = 2) -> Table:
     """A borderless table whose columns but the last are as wide as their widest cell and never cut; the last
-    (free text) gets what is left of ``width``, cut to one line (or wrapped when not ``cut``)."""
+    (free text) gets what is left of ``width``, cut to one line (or wrapped when not ``cut``); ``gap`` spaces
+    between columns."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])]
-    room = max(width - sum(widths) - 2 * (len(header) - 1), last_min)
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    room = max(width - sum(widths) - gap * (len(header) - 1), last_min)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, gap, 0, 0))
     for h, w in zip(header[:-1], widths, strict=True):
         table.add_column(h, no_wrap=True, min_width=w)
     table.add_column(header[-1])
@@ -191,6 +193,15 @@ def runs_table(rows: list[dict[str, Any]], width: int = 80) -> Table:
     cells = [[r["run_id"][:n], r["status"], r["graph"], *([r.get("deployment") or ""] if deployments else []),
               (r["created"] or "")[5:16].replace("T", " "), r["goal"]] for r in rows]
     return _fitted(header, cells, width)
+
+
+def steps_table(steps: list[dict[str, Any]], width: int = 80) -> Table:
+    """A run's steps, fitting ``width`` columns: node, agent, status and tool calls whole; then the Prefect task run
+    (and trace span) ids, wrapped between ids, never inside one."""
+    cells = [[s["node"], s.get("agent") or "-", s["status"], str(len(s.get("tool_calls") or [])),
+              " · ".join(x for x in (s.get("prefect_task_run_id") or "",
+                                     f"span {s['span_id']}" if s.get("span_id") else "") if x)] for s in steps]
+    return _fitted(["step", "agent", "status", "calls", "Prefect task run"], cells, width, cut=False, gap=1)
 
 
 def audit_table(calls: list[dict[str, Any]], width: int = 80) -> Table:
