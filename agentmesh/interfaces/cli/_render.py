@@ -92,7 +92,7 @@ class EventPrinter:
             c.print(f"  [magenta]approval needed[/] for {event['tool']} {escape(_args(event.get('args')))} "
                     f"[dim](call {event['tool_call_id']}){escape(why)}[/]")
         elif kind == "finding":
-            c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(event['finding']['summary'][:200])}")
+            c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(_cut(event['finding']['summary'], 200))}")
 
     def _token(self, event: dict[str, Any]) -> None:
         if not self.console.is_terminal:
