@@ -241,4 +241,16 @@ def test_ctrl_c_cancels_agentmesh_run_in_one_line_with_exit_130(tmp_path: Path) 
     from agentmesh.persistence import runs as store
     from agentmesh.persistence.database import get_engine
 
-    assert store.get_run(get_engine(Settings(home=home).resolved_database_url), run_id)["status"] == "cancelled"
+    record = store.get_run(get_engine(Settings(home=home).resolved_database_url), run_id)
+    assert record["status"] == "cancelled"
+
+    # In Prefect too the run is Cancelled (by the user), not Crashed.
+    import subprocess
+
+    import httpx
+
+    status = subprocess.run([*AGENTMESH, "prefect", "status", "--json"], env=child_env(home), capture_output=True,
+                            text=True, timeout=60)
+    api = json.loads(status.stdout)["api_url"]
+    flow_run = httpx.get(f"{api}/flow_runs/{record['flow_run_id']}", timeout=30).json()
+    assert (flow_run["state_type"], flow_run["state"]["message"]) == ("CANCELLED", "cancelled by the user")

@@ -201,7 +201,10 @@ def steps_table(steps: list[dict[str, Any]], width: int = 80) -> Table:
     cells = [[s["node"], s.get("agent") or "-", s["status"], str(len(s.get("tool_calls") or [])),
               " · ".join(x for x in (s.get("prefect_task_run_id") or "",
                                      f"span {s['span_id']}" if s.get("span_id") else "") if x)] for s in steps]
-    return _fitted(["step", "agent", "status", "calls", "Prefect task run"], cells, width, cut=False, gap=1)
+    header = ["step", "agent", "status", "calls", "Prefect task run"]
+    fixed = sum(max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1]))
+    gap = 2 if fixed + 2 * (len(header) - 1) + 36 <= width else 1  # room for a whole id (36 characters)
+    return _fitted(header, cells, width, cut=False, gap=gap)
 
 
 def audit_table(calls: list[dict[str, Any]], width: int = 80) -> Table:
