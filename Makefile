@@ -21,10 +21,12 @@ demo: install
 	cd .demo && AGENTMESH_HOME=$(CURDIR)/.demo/home ../$(BIN)/agentmesh run \
 		"checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost"
 	@echo
-	@echo "Next: 'source $(BIN)/activate' puts agentmesh on your PATH. This demo's state is in .demo/home:"
-	@echo "  AGENTMESH_HOME=$(CURDIR)/.demo/home agentmesh runs list          # the run, and the commands above"
-	@echo "  AGENTMESH_HOME=$(CURDIR)/.demo/home agentmesh prefect status     # its Prefect server (flow and task runs)"
-	@echo "  agentmesh prefect stop --all                                   # stop the Prefect servers you started"
+	@echo "This demo's state is in .demo/home. To look at its run (the Prefect flow run link is above):"
+	@echo "  source $(BIN)/activate           # agentmesh on your PATH"
+	@echo "  export AGENTMESH_HOME=$(CURDIR)/.demo/home"
+	@echo "  agentmesh runs list                 # the run; agentmesh runs show RUN_ID: its steps and decision"
+	@echo "  agentmesh prefect status            # its Prefect server; open the Prefect UI address it prints"
+	@echo "  agentmesh prefect stop --all        # stop the Prefect servers you started"
 
 test: install
 	$(BIN)/python -m pytest -q -n auto --dist loadfile

@@ -30,7 +30,13 @@ The package in layers; a module imports only from its own layer or the ones abov
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# Prefect's client analytics start on `import prefect` (a first-run notice on the terminal, events sent out);
+# agentmesh keeps them off (agentmesh.runtime.prefect), so before any module here can import Prefect. An explicit
+# DO_NOT_TRACK is kept.
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from agentmesh.core.exceptions import (
     AgentmeshError,

@@ -15,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentmesh import Decision, use_tool
 from agentmesh.agents.context import current_run
-from agentmesh.core.exceptions import UserError
+from agentmesh.core.exceptions import NotFoundError, UserError
 
 EXAMPLE_GOAL = "Promote version 2 of the optimizer prompt"
 GOAL = re.compile(r"(?i)\bpromote version (\d+) of the ([a-z][a-z0-9_-]*) prompt\b")
@@ -35,9 +35,15 @@ async def promote(state: PromotionState) -> dict[str, Any]:
     from agentmesh.prompts import versions
 
     run = current_run()
-    status = versions.get_version(run.engine, role, version)["status"]
+    try:
+        status = versions.get_version(run.engine, role, version)["status"]
+    except NotFoundError:  # e.g. the example goal in a fresh home: an answer saying how to get one, not a failure
+        status = None
     asked = any(c.tool == "promote_prompt" for c in list_calls(run.engine, run.run_id))  # a resume replays it
-    if status != "pending_approval" and not asked:  # nobody is asked to approve what has no evidence
+    if status is None:
+        answer = {"status": "refused", "error": f"there is no such version yet (`agentmesh prompts list {role}`); "
+                                                f"`agentmesh evolve --suite SUITE --agent {role} --require-approval` proposes one"}
+    elif status != "pending_approval" and not asked:  # nobody is asked to approve what has no evidence
         answer = {"status": "refused", "error": f"it is {status}, not awaiting approval after an evolution round"}
     else:
         answer = await use_tool("promote_prompt", role="evolver", agent=role, version=version)

@@ -3,6 +3,9 @@ clear errors, and masked output."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,109 @@ def test_invalid_values_are_rejected() -> None:
         Settings(approvals="sometimes")
     with pytest.raises(ValidationError):
         Settings(model_retries=-1)
+
+
+# -- configuration mistakes at the CLI: exit 2, one line naming the file and line (or the variable) -----------
+
+AGENTMESH = Path(sys.executable).with_name("agentmesh")
+
+
+def _config(tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMESH_") and k != "OPENAI_API_KEY"}
+    clean["AGENTMESH_HOME"] = str(tmp_path / "home")
+    return subprocess.run([str(AGENTMESH), "config"], cwd=tmp_path, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+def _one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    return lines[0]
+
+
+# (agentmesh.toml, what the one line must say)
+BAD_FILES = [
+    ('model = "offline"\nmax_plan_rounds = = 3\n', "agentmesh.toml:2: not valid TOML"),
+    ('model = "offline"\nplugins = [\n  "operations",\n', "agentmesh.toml:3: not valid TOML"),  # never closed
+    ('graph = "mesh"\n\nmodle = "gpt-4o"\n', "agentmesh.toml:3: modle: unknown setting (did you mean 'model'?)"),
+    ('[max_plan_round]\n', "agentmesh.toml:1: max_plan_round: unknown setting (did you mean 'max_plan_rounds'?)"),
+    ('max_plan_rounds = "lots"\n', "agentmesh.toml:1: max_plan_rounds: Input should be a valid integer"),
+    ('\n\nmax_plan_rounds = 99\n', "agentmesh.toml:3: max_plan_rounds: Input should be less than or equal to 10"),
+    ('approvals = "sometimes"\n', "agentmesh.toml:1: approvals: Input should be 'wait', 'auto' or 'deny'"),
+    ('plugins = "operations"\n', "agentmesh.toml:1: plugins: Input should be a valid list"),
+    ('dry_run = 3\n', "agentmesh.toml:1: dry_run: Input should be a valid boolean"),
+    ('[prices.my-model]\ninput_per_mtok = "cheap"\noutput_per_mtok = 1\n',
+     "agentmesh.toml:2: prices.my-model.input_per_mtok: Input should be a valid number"),
+    ('[mcp.servers.files]\ncommand = "x"\ncomand = "y"\n', "agentmesh.toml:3: mcp.servers.files.comand: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES, ids=[e.split(": ", 1)[1][:40] for _, e in BAD_FILES])
+def test_a_bad_settings_file_is_one_line_naming_the_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "agentmesh.toml").write_text(text)
+    line = _one_line_exit_2(_config(tmp_path))
+    assert f"settings file {expected}" in line
+
+
+BAD_VARIABLES = [
+    ({"AGENTMESH_MAX_PLAN_ROUNDS": "lots"}, "AGENTMESH_MAX_PLAN_ROUNDS: Input should be a valid integer"),
+    ({"AGENTMESH_APPROVALS": "sometimes"}, "AGENTMESH_APPROVALS: Input should be 'wait', 'auto' or 'deny'"),
+    ({"AGENTMESH_DRY_RUN": "perhaps"}, "AGENTMESH_DRY_RUN: Input should be a valid boolean"),
+    ({"AGENTMESH_PLUGINS": '["operations"'}, "AGENTMESH_PLUGINS: not valid JSON"),
+    ({"AGENTMESH_PRICES": "cheap"}, "AGENTMESH_PRICES: not valid JSON"),
+    ({"AGENTMESH_PRICES": '{"m": {"input_per_mtok": "x", "output_per_mtok": 1}}'},
+     "AGENTMESH_PRICES.m.input_per_mtok: Input should be a valid number"),
+    ({"AGENTMESH_CONFIG": "nowhere.toml"}, "AGENTMESH_CONFIG names nowhere.toml, which does not exist"),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), BAD_VARIABLES, ids=[e.split(":")[0] for _, e in BAD_VARIABLES])
+def test_a_bad_variable_is_one_line_naming_the_variable(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    assert expected in _one_line_exit_2(_config(tmp_path, env))
+
+
+def test_a_bad_policy_file_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "policy.toml").write_text("# my policy\napproval_required = [\"scale_service\"\n")
+    line = _one_line_exit_2(subprocess.run(
+        [str(AGENTMESH), "policy", "show"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AGENTMESH_HOME": str(tmp_path / "home"), "AGENTMESH_POLICY_FILE": "policy.toml"}))
+    assert "policy file policy.toml:2: not valid TOML" in line
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("AGENTMESH_TOOLS_PATHS", "examples/my_graph/tools", [Path("examples/my_graph/tools")]),
+    ("AGENTMESH_TOOLS_PATHS", "a/tools, b/tools", [Path("a/tools"), Path("b/tools")]),
+    ("AGENTMESH_TOOLS_PATHS", '["a/tools", "b,c/tools"]', [Path("a/tools"), Path("b,c/tools")]),  # JSON as before
+    ("AGENTMESH_GRAPHS_PATHS", "my_graphs", [Path("my_graphs")]),
+    ("AGENTMESH_PLUGINS", "operations,mypkg.mod:plugin", ["operations", "mypkg.mod:plugin"]),
+    ("AGENTMESH_PLUGINS", "operations", ["operations"]),
+    ("AGENTMESH_PLUGINS", "", []),
+    ("AGENTMESH_REMOTE_ROLES", "analyst,operator", ["analyst", "operator"]),
+])
+def test_list_settings_take_a_plain_value_a_comma_list_or_json(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: list[object]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(), variable.removeprefix("AGENTMESH_").lower()) == expected
+
+
+def test_every_list_setting_takes_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list setting added later gets the same reading, with no list of names to keep up to date."""
+    from typing import get_origin
+
+    lists = [name for name, field in Settings.model_fields.items() if get_origin(field.annotation) is list]
+    assert {"plugins", "tools_paths", "graphs_paths", "remote_roles"} <= set(lists)
+    for name in lists:
+        with monkeypatch.context() as env:
+            env.setenv(f"AGENTMESH_{name.upper()}", "one, two")
+            assert [str(v) for v in getattr(Settings(), name)] == ["one", "two"], name
+
+
+def test_a_plain_list_in_the_environment_reaches_the_cli(tmp_path: Path) -> None:
+    done = _config(tmp_path, {"AGENTMESH_TOOLS_PATHS": "examples/my_graph/tools,more/tools",
+                              "AGENTMESH_PLUGINS": "operations"})
+    assert done.returncode == 0, done.stderr
+    assert "tools_paths = ['examples/my_graph/tools', 'more/tools']" in done.stdout
+    assert "plugins = ['operations']" in done.stdout

@@ -29,7 +29,7 @@ from pydantic_settings import (
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
 from agentmesh.core.mcp_config import McpSettings
-from agentmesh.core.toml_lines import close_match, where
+from agentmesh.core.toml_lines import close_match, syntax_error, where
 
 __all__ = ["ModelPrice", "Settings", "get_settings"]
 
@@ -237,7 +237,8 @@ class Settings(BaseSettings):
 
 class _Environment(EnvSettingsSource):
     """``AGENTMESH_*`` variables; a list setting also takes a plain value or a comma-separated list
-    (``AGENTMESH_TOOLS_PATHS=examples/my_graph/tools``) besides JSON, and bad JSON is a one-line ConfigError."""
+    (``AGENTMESH_TOOLS_PATHS=examples/my_graph/tools``, ``AGENTMESH_PLUGINS=operations,mypkg.mod``) besides JSON;
+    bad JSON or a wrong value is a one-line ConfigError naming the variable."""
 
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         if isinstance(value, str) and get_origin(field.annotation) is list and not value.lstrip().startswith("["):
@@ -246,6 +247,19 @@ class _Environment(EnvSettingsSource):
             return super().decode_complex_value(field_name, field, value)
         except ValueError as exc:
             raise ConfigError(f"{self.env_prefix}{field_name.upper()}: not valid JSON ({exc})") from None
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        fields = _fields_by_key(self.settings_cls)
+        for key, value in data.items():
+            field = fields.get(key) or fields.get(key.lower())
+            problem = _problem(field, value) if field is not None else None
+            if problem is not None:
+                variable = key if key.isupper() else f"{self.env_prefix}{key.upper()}"
+                loc, message = problem
+                inner = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
+                raise ConfigError(f"{variable}{inner}: {message}")
+        return data
 
 
 class _CheckedToml(TomlConfigSettingsSource):
@@ -256,13 +270,13 @@ class _CheckedToml(TomlConfigSettingsSource):
         try:
             super().__init__(settings_cls, toml_file=path)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"settings file {path}: not valid TOML ({exc})") from None
+            raise ConfigError(syntax_error("settings file", path, exc)) from None
         if self.toml_data:
             _check_settings_file(settings_cls, path, self.toml_data)
 
 
-def _check_settings_file(settings_cls: type[BaseSettings], path: Path, data: dict[str, Any]) -> None:
-    text = path.read_text(encoding="utf-8")
+def _fields_by_key(settings_cls: type[BaseSettings]) -> dict[str, FieldInfo]:
+    """Each setting by its name and by its lower-case aliases (``openai_api_key``)."""
     names: dict[str, FieldInfo] = {}
     for name, field in settings_cls.model_fields.items():
         names[name] = field
@@ -270,23 +284,35 @@ def _check_settings_file(settings_cls: type[BaseSettings], path: Path, data: dic
         for choice in alias.choices if isinstance(alias, AliasChoices) else ():
             if isinstance(choice, str) and choice.lower() == choice:
                 names[choice] = field
+    return names
+
+
+def _problem(field: FieldInfo, value: Any) -> tuple[tuple[str, ...], str] | None:
+    """Where in ``value`` (key path, the setting first) and what is wrong with it for ``field``; None if valid."""
+    kind: Any = field.annotation
+    if field.metadata:
+        kind = Annotated[kind, *field.metadata]
+    try:
+        TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        return ("", *(str(p) for p in err["loc"])), message
+    return None
+
+
+def _check_settings_file(settings_cls: type[BaseSettings], path: Path, data: dict[str, Any]) -> None:
+    text = path.read_text(encoding="utf-8")
+    names = _fields_by_key(settings_cls)
     for key, value in data.items():
         found = names.get(key)
         if found is None:
             raise ConfigError(f"settings file {where(path, text, (key,))}: {key}: unknown setting"
                               f"{close_match(key, settings_cls.model_fields)}")
-        kind: Any = found.annotation
-        if found.metadata:
-            kind = Annotated[kind, *found.metadata]
-        try:
-            TypeAdapter(kind).validate_python(value)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = (key, *(str(p) for p in err["loc"]))
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            raise ConfigError(f"settings file {where(path, text, loc)}: {'.'.join(loc)}: {message}") from None
+        problem = _problem(found, value)
+        if problem is not None:
+            loc = (key, *problem[0][1:])
+            raise ConfigError(f"settings file {where(path, text, loc)}: {'.'.join(loc)}: {problem[1]}")
 
 
 def mask_url(url: str) -> str:

@@ -10,6 +10,12 @@ parsed the file, so it never has to decide whether the text is valid TOML.
     (1, 4)
     >>> close_match("scale_servise", ["scale_service", "get_ticket"])
     " (did you mean 'scale_service'?)"
+    >>> import tomllib
+    >>> try:
+    ...     tomllib.loads("a = 1\\nb = = 2\\n")
+    ... except tomllib.TOMLDecodeError as exc:
+    ...     syntax_error("settings file", "agentmesh.toml", exc)
+    'settings file agentmesh.toml:2: not valid TOML: Invalid value (column 5)'
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-__all__ = ["close_match", "locate", "where"]
+__all__ = ["close_match", "locate", "syntax_error", "where"]
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
@@ -89,3 +96,27 @@ def close_match(name: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest valid name, or an empty string."""
     found = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
     return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+
+def syntax_error(kind: str, file: object, exc: ValueError, text: str | None = None) -> str:
+    """One line for a ``tomllib.TOMLDecodeError``: ``KIND FILE:LINE: not valid TOML: WHAT (column N)``.
+
+    ``tomllib`` (before Python 3.14) puts the position in the message only; "at end of document" is the last line
+    of ``text`` (read from ``file`` when not given)."""
+    message = str(exc)
+    found = _AT.search(message)
+    if found is None:
+        return f"{kind} {file}: not valid TOML: {message}"
+    what = message[: found.start()]
+    if found.group(1):
+        return f"{kind} {file}:{found.group(1)}: not valid TOML: {what} (column {found.group(2)})"
+    if text is None:
+        try:
+            text = Path(str(file)).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+    last = max(len(text.splitlines()), 1)
+    return f"{kind} {file}:{last}: not valid TOML: {what} (at the end of the file)"

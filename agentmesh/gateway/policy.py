@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
-from agentmesh.core.toml_lines import close_match, where
+from agentmesh.core.toml_lines import close_match, syntax_error, where
 
 if TYPE_CHECKING:
     from agentmesh.tools import Tool
@@ -96,7 +96,7 @@ class Policy(BaseModel):
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"policy file {path}: cannot read it ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"policy file {path}: not valid TOML ({exc})") from None
+            raise ConfigError(syntax_error("policy file", path, exc, text)) from None
         for key in data:  # a plug-in's limit written at the top level (as before plug-ins had tables)
             owner = next((name for name, model in sections.items() if key in model.model_fields), None)
             if owner is not None and key not in cls.model_fields:

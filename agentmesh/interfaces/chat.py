@@ -361,22 +361,22 @@ class _History:
 
 @contextlib.contextmanager
 def _quiet_prefect_console(settings: Settings) -> Iterator[None]:
-    """Prefect's console log lines (e.g. "Crash detected" when a run is cancelled) would tear through the
-    chat, which shows each run's outcome itself; Prefect's API still receives every log."""
-    from agentmesh.runtime.prefect import configure_prefect
+    """Prefect's console log lines would tear through the chat, which shows each run's outcome itself; Prefect's
+    API still receives every log. A filter, not a level: Prefect's later logging set-ups reset handler levels."""
+    from agentmesh.runtime.prefect import configure_prefect, console_handlers
 
     configure_prefect(settings)  # also warms the local Prefect server before the first goal
-    import prefect.logging.configuration  # noqa: F401  (sets up Prefect's handlers, so they can be quieted)
-
-    changed: list[tuple[logging.Handler, int]] = []
-    names = ["prefect", *[n for n in list(logging.root.manager.loggerDict) if n.startswith("prefect")]]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler" and handler.level < logging.CRITICAL:
-                changed.append((handler, handler.level))
-                handler.setLevel(logging.CRITICAL)
+    quiet = _OnlyCritical()
+    handlers = console_handlers()
+    for handler in handlers:
+        handler.addFilter(quiet)
     try:
         yield
     finally:
-        for handler, level in changed:
-            handler.setLevel(level)
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
+class _OnlyCritical(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL

@@ -36,7 +36,7 @@ from starlette.requests import Request
 
 from agentmesh.core.exceptions import ConfigError
 from agentmesh.core.settings import Settings
-from agentmesh.core.toml_lines import close_match, where
+from agentmesh.core.toml_lines import close_match, syntax_error, where
 
 __all__ = ["ANONYMOUS", "ROLES", "Identities", "Identity", "current_identity", "require"]
 
@@ -122,7 +122,9 @@ def _read(path: Path) -> dict[str, Identity]:
         data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"identities file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(syntax_error("identities file", path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"identities file {path}: cannot read it ({exc})") from None
     try:
         parsed = _File.model_validate(data)

@@ -275,7 +275,7 @@ async def _finish(run: RunContext, status: str, error: str | None, values: dict[
     observe.run_log("run %s · %d model calls · %d tokens · $%.4f%s%s", status, usage["model_calls"],
                     usage["input_tokens"] + usage["output_tokens"], usage["cost_usd"],
                     f" · {observe.redact(error)}" if error else "", f" · decision: {summary}" if summary else "",
-                    level=logging.INFO if status in ("done", "waiting_approval") else logging.WARNING)
+                    level=logging.INFO if status in ("done", "waiting_approval", "cancelled") else logging.WARNING)
     try:
         await _artifacts(run, values)
     except Exception as exc:  # artifacts are a view; the run is already recorded

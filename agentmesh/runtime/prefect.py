@@ -88,6 +88,7 @@ def configure_prefect(settings: Settings) -> None:
 
         refresh_global_settings_context()
         setup_logging(incremental=True)  # the log levels above
+    _quiet_cancellations()
     _configured = (api, home)
 
 
@@ -109,6 +110,37 @@ def _quiet_expected_failures() -> None:
     task_runs = logging.getLogger("prefect.task_runs")
     if not any(isinstance(f, _NoTracebackForRunErrors) for f in task_runs.filters):
         task_runs.addFilter(_NoTracebackForRunErrors())
+
+
+class _QuietOnCancel(logging.Filter):
+    """A run the user cancels (Ctrl-C, a cancelled task) is not a crash. Prefect logs "Crash detected!" and
+    "Finished in state Crashed" while the cancellation unwinds; on the console those lines would bury the one line
+    the interface prints for it. Only the console handler gets this filter: the Prefect API still gets every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not isinstance(sys.exc_info()[1], (asyncio.CancelledError, KeyboardInterrupt))
+
+
+def console_handlers() -> list[logging.Handler]:
+    """Prefect's console handlers in this process (after setting up Prefect's logging, as ``import prefect``
+    would: the handlers exist from then on; later set-ups only change their levels)."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                                      if name.startswith("prefect"))]
+    found: list[logging.Handler] = []
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and handler not in found:
+                found.append(handler)
+    return found
+
+
+def _quiet_cancellations() -> None:
+    for handler in console_handlers():
+        if not any(isinstance(f, _QuietOnCancel) for f in handler.filters):
+            handler.addFilter(_QuietOnCancel())
 
 
 def api_url() -> str | None:

@@ -9,6 +9,7 @@ checkpointer keyed by the run id; ``resume_run`` continues one from its last che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Literal, cast, get_args
 
 from langchain_core.language_models import BaseChatModel
@@ -117,13 +118,33 @@ async def _execute(inv: GoalInvocation) -> dict[str, Any]:
     from prefect import tags
 
     # The flow run is tagged with the graph and the model (a deployment's runs carry the deployment's tags).
-    with tags("agentmesh", f"graph:{inv.spec.name}", f"model:{model_label(inv.settings, inv.chat_model)}"):
-        async with shared_clients():
-            await flow(goal=inv.goal, graph=inv.spec.name, resume_of=inv.resume_of, run_id=inv.run_id,
-                       invocation=inv.as_parameter(), return_state=True)
+    try:
+        with tags("agentmesh", f"graph:{inv.spec.name}", f"model:{model_label(inv.settings, inv.chat_model)}"):
+            async with shared_clients():
+                await flow(goal=inv.goal, graph=inv.spec.name, resume_of=inv.resume_of, run_id=inv.run_id,
+                           invocation=inv.as_parameter(), return_state=True)
+    except asyncio.CancelledError:
+        await asyncio.shield(_cancelled_in_prefect(inv))
+        raise
     if inv.run_id is None:
         raise RunError(inv.error or "the run did not start")
     return run_result(components(inv.settings).engine, inv.run_id)
+
+
+async def _cancelled_in_prefect(inv: GoalInvocation) -> None:
+    """A run the user cancelled (Ctrl-C, a cancelled task) is Cancelled in Prefect, as in agentmesh's record —
+    Prefect's engine calls it Crashed, as it would a process that died."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    if inv.run_id is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the agentmesh database is the record
+        flow_run_id = get_run(components(inv.settings).engine, inv.run_id)["flow_run_id"]
+        async with get_client() as client:
+            await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message="cancelled by the user"), force=True)
 
 
 def _check(spec: GraphSpec) -> None:

@@ -1,5 +1,6 @@
 """`agentmesh chat` driven through a pseudo-terminal: goal → decision with an inline approval, follow-ups
-in the same thread, Ctrl-C during a run, commands, history, /exit — and never a traceback."""
+in the same thread, Ctrl-C during a run, commands, history, /exit — and never a traceback. `agentmesh run`
+interrupted by Ctrl-C the same way: one line, exit 130."""
 
 from __future__ import annotations
 
@@ -155,8 +156,11 @@ def test_follow_ups_carry_the_thread_and_ctrl_c_cancels_a_run_but_keeps_the_sess
         child.sendintr()
         child.expect(r"cancelled run ([0-9a-f-]{36})")
         cancelled = child.match.group(1)
+        noise = child.before
         child.expect_exact("recorded as cancelled")
         child.expect_exact(PROMPT)
+        assert noise.strip() == "^C", f"one line for a cancelled run, nothing else: {noise!r}"
+        assert "Crash" not in child.before and "ERROR" not in child.before
         assert "first goal" not in json.dumps(model.requests[-1]["messages"]), "/new forgot the thread"
 
         child.sendline("/runs")
@@ -196,3 +200,57 @@ def test_help_clear_and_leaving_work_with_or_without_the_slash(tmp_path: Path, l
     from agentmesh.persistence.runs import runs_listing
 
     assert runs_listing(get_engine(Settings(home=home).resolved_database_url), limit=5) == []
+
+
+@pytest.mark.parametrize("key", ["ctrl-c", "ctrl-d"])
+def test_ctrl_c_or_ctrl_d_at_the_prompt_leaves_cleanly(tmp_path: Path, key: str) -> None:
+    child = spawn(make_home(tmp_path / "home"), tmp_path)
+    child.sendintr() if key == "ctrl-c" else child.sendeof()
+    child.expect_exact("bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+
+
+def hold_the_first_request(model: Any, child: Any) -> None:
+    """Wait until the run's first model request is in flight (its reply is 60 s away)."""
+    while not model.requests:
+        child.expect(pexpect.TIMEOUT, timeout=0.05)
+
+
+def test_ctrl_c_cancels_agentmesh_run_in_one_line_with_exit_130(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+    with OpenAIServer(responder=lambda body: slow(60, "too late")) as model:
+        child = pexpect.spawn(AGENTMESH[0], AGENTMESH[1:] + ["run", "scale checkout-api to 4 replicas"],
+                              cwd=str(tmp_path), encoding="utf-8", timeout=120, dimensions=(50, 200), use_poll=True,
+                              env=child_env(home, TERM="dumb", OPENAI_API_KEY="test", OPENAI_BASE_URL=model.base_url))
+        child.expect(r"agentmesh run ([0-9a-f-]{36})")
+        run_id = child.match.group(1)
+        child.expect_exact("plan (strategist)")
+        hold_the_first_request(model, child)
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+    after = [line.removeprefix("^C") for line in (child.before or "").splitlines() if line.strip() not in ("", "^C")]
+    assert len(after) == 1, after
+    assert f"cancelled run {run_id}, recorded as cancelled" in after[0]
+    assert f"agentmesh runs show {run_id}" in after[0]
+    assert child.exitstatus == 130
+
+    from agentmesh.core.settings import Settings
+    from agentmesh.persistence import runs as store
+    from agentmesh.persistence.database import get_engine
+
+    record = store.get_run(get_engine(Settings(home=home).resolved_database_url), run_id)
+    assert record["status"] == "cancelled"
+
+    # In Prefect too the run is Cancelled (by the user), not Crashed.
+    import subprocess
+
+    import httpx
+
+    status = subprocess.run([*AGENTMESH, "prefect", "status", "--json"], env=child_env(home), capture_output=True,
+                            text=True, timeout=60)
+    api = json.loads(status.stdout)["api_url"]
+    flow_run = httpx.get(f"{api}/flow_runs/{record['flow_run_id']}", timeout=30).json()
+    assert (flow_run["state_type"], flow_run["state"]["message"]) == ("CANCELLED", "cancelled by the user")

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from agentmesh.interfaces.cli._render import audit_table, print_result, runs_table
+from agentmesh.interfaces.cli._render import audit_table, print_result, runs_table, steps_table
 
 GOAL = "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost, and tell finance"
 
@@ -66,3 +66,18 @@ def test_audit_table_keeps_tools_and_statuses_whole_at_80_columns() -> None:
     assert all(len(line) <= 80 for line in lines)
     assert "get_service_metrics" in lines[1] and "refused" in lines[1] and "optimizer" in lines[1]
     assert "outside the goal's scope" in " ".join(" ".join(lines).split())
+
+
+def test_steps_table_keeps_task_run_and_span_ids_whole_at_80_columns() -> None:
+    steps = [{"node": node, "agent": agent, "status": status, "tool_calls": [{}] * calls,
+              "prefect_task_run_id": f"01a24624-5804-73eb-b3cd-af0dbd6e37{i:02d}", "span_id": f"{i:016x}"}
+             for i, (node, agent, status, calls) in enumerate([("plan", "strategist", "done", 0),
+                                                                ("dispatch", None, "done", 0),
+                                                                ("optimizer", "optimizer", "waiting_approval", 5)])]
+    lines = _render(steps_table(steps, 80))
+    assert all(len(line) <= 80 for line in lines), lines
+    text = "\n".join(lines)
+    for step in steps:
+        assert step["prefect_task_run_id"] in text, "an id is never split across lines"
+        assert f"span {step['span_id']}" in text
+    assert "waiting_approval" in text and " - " in text  # a node without an agent

@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import json
 import sys
+from collections.abc import Coroutine
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -18,7 +19,7 @@ from rich.markup import escape
 from typer import TyperException
 
 from agentmesh.core.exceptions import AgentmeshError, PolicyViolation, UserError
-from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table
+from agentmesh.interfaces.cli._render import EventPrinter, audit_table, print_result, runs_table, steps_table
 
 app = typer.Typer(
     name="agentmesh",
@@ -106,18 +107,46 @@ def run(
 
     quiet = Console(stderr=True, quiet=False)
     printer = EventPrinter(quiet)
-    result = asyncio.run(arun_goal(goal, graph=graph, settings=settings, approvals=approvals, on_event=printer,
-                                   started_by=by or getpass.getuser(), stream_tokens=printer.wants_tokens))
+    ids: dict[str, str] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("run_id"):
+            ids.setdefault("run_id", event["run_id"])
+        printer(event)
+
+    result = _until_done(arun_goal(goal, graph=graph, settings=settings, approvals=approvals, on_event=on_event,
+                                   started_by=by or getpass.getuser(), stream_tokens=printer.wants_tokens),
+                         ids, settings)
     _finish_run(result, as_json, settings)
 
 
-def _how_to_see(run_id: str, settings: Any) -> None:
-    """After a run: the commands that show it again, naming the home when it is not this folder's default."""
+def _until_done(coro: Coroutine[Any, Any, dict[str, Any]], ids: dict[str, str], settings: Any = None) -> dict[str, Any]:
+    """Run a goal (or its resumption) to its end; Ctrl-C cancels it — the runtime records it ``cancelled`` — with
+    one line saying so, and exit 130."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        run_id = ids.get("run_id")
+        if run_id is None:
+            err.print("cancelled before the run started")
+        else:
+            err.print(f"[yellow]cancelled[/] run {run_id}, recorded as cancelled; see it: "
+                      f"{_home_prefix(settings or _settings())}agentmesh runs show {run_id}", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _home_prefix(settings: Any) -> str:
+    """``AGENTMESH_HOME=… `` when the home is not this folder's default, for a command line to copy."""
     import shlex
     from pathlib import Path
 
     home = settings.resolved_home
-    prefix = "" if home == Path(".agentmesh").resolve() else f"AGENTMESH_HOME={shlex.quote(str(home))} "
+    return "" if home == Path(".agentmesh").resolve() else f"AGENTMESH_HOME={shlex.quote(str(home))} "
+
+
+def _how_to_see(run_id: str, settings: Any) -> None:
+    """After a run: the commands that show it again, naming the home when it is not this folder's default."""
+    prefix = _home_prefix(settings)
     err.print(f"[dim]see it again:[/]    {prefix}agentmesh runs show {run_id}\n"
               f"[dim]every tool call:[/] {prefix}agentmesh runs audit {run_id}", highlight=False)
 
@@ -144,9 +173,9 @@ def approve(
             changes = json.loads(args)
         except ValueError as exc:
             raise UserError(f"--args is not JSON ({exc}): give an object, e.g. '{{\"replicas\": 5}}'") from None
-    result = asyncio.run(aapprove(run_id, call_id, approved=not reject, approver=by or getpass.getuser(),
+    result = _until_done(aapprove(run_id, call_id, approved=not reject, approver=by or getpass.getuser(),
                                   reason=reason, args=changes, settings=_settings(), approvals=approvals,
-                                  on_event=EventPrinter(err)))
+                                  on_event=EventPrinter(err)), {"run_id": run_id})
     _finish_run(result, as_json)
 
 
@@ -185,10 +214,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id (a unique pre
     scope = (result.get("scope") or {}).get("summary")
     if scope:
         out.print(f"  scope: {escape(scope)}")
-    for step in result["steps"]:
-        span = f" · span {step['span_id']}" if step.get("span_id") else ""
-        out.print(f"  {step['node']} ({step['agent'] or '-'}) {step['status']} "
-                  f"[dim]{len(step['tool_calls'])} tool calls · task run {step['prefect_task_run_id']}{span}[/]")
+    if result["steps"]:
+        out.print(steps_table(result["steps"], out.width))
     if (result.get("decision") or {}).get("rationale"):
         out.print(f"[bold]why[/] {escape(result['decision']['rationale'])}")
     print_result(out, result)
@@ -217,7 +244,8 @@ def runs_resume(run_id: Annotated[str, typer.Argument(help="The run to continue 
     from agentmesh.runtime.run import aresume_run
 
     _check_approvals(approvals)
-    result = asyncio.run(aresume_run(run_id, settings=_settings(), approvals=approvals, on_event=EventPrinter(err)))
+    result = _until_done(aresume_run(run_id, settings=_settings(), approvals=approvals, on_event=EventPrinter(err)),
+                         {"run_id": run_id})
     _finish_run(result, as_json)
 
 
@@ -276,8 +304,14 @@ def graphs(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit_json(rows)
         return
+    import shlex
+
     for r in rows:
-        out.print(f"[bold cyan]{r['name']}[/] — {r['description']}\n  e.g. agentmesh run --graph {r['name']} \"{r['example_goal']}\"")
+        out.print(f"[bold cyan]{escape(r['name'])}[/] — {escape(r['description'])}")
+        # One line whatever the width (the terminal wraps it), quoted for the shell: it can be copied and run.
+        example = (f"e.g. agentmesh run --graph {shlex.quote(r['name'])} {shlex.quote(r['example_goal'])}"
+                   if r["example_goal"] else f"(no example goal: set EXAMPLE_GOAL in {r['path']})")
+        out.print(f"  [dim]{escape(example)}[/]", soft_wrap=True, highlight=False)
 
 
 @graphs_app.command("show")
@@ -338,6 +372,8 @@ def main() -> None:
         if isinstance(code, int) and code:  # not standalone, click returns an Exit's code instead of raising
             sys.exit(code)
     except typer.Exit as exc:
+        if exc.exit_code == 130 and isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's answer to Ctrl-C
+            err.print("cancelled")
         sys.exit(exc.exit_code)
     except (UserError, ValidationError) as exc:
         err.print(f"[red]error:[/] {escape(_one_line(exc))}", highlight=False)

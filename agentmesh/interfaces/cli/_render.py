@@ -92,7 +92,7 @@ class EventPrinter:
             c.print(f"  [magenta]approval needed[/] for {event['tool']} {escape(_args(event.get('args')))} "
                     f"[dim](call {event['tool_call_id']}){escape(why)}[/]")
         elif kind == "finding":
-            c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(event['finding']['summary'][:200])}")
+            c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(_cut(event['finding']['summary'], 200))}")
 
     def _token(self, event: dict[str, Any]) -> None:
         if not self.console.is_terminal:
@@ -168,12 +168,14 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def _fitted(header: list[str], rows: list[list[str]], width: int, last_min: int = 12, cut: bool = True) -> Table:
+def _fitted(header: list[str], rows: list[list[str]], width: int, last_min: int = 12, cut: bool = True,
+            gap: int = 2) -> Table:
     """A borderless table whose columns but the last are as wide as their widest cell and never cut; the last
-    (free text) gets what is left of ``width``, cut to one line (or wrapped when not ``cut``)."""
+    (free text) gets what is left of ``width``, cut to one line (or wrapped when not ``cut``); ``gap`` spaces
+    between columns."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])]
-    room = max(width - sum(widths) - 2 * (len(header) - 1), last_min)
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    room = max(width - sum(widths) - gap * (len(header) - 1), last_min)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, gap, 0, 0))
     for h, w in zip(header[:-1], widths, strict=True):
         table.add_column(h, no_wrap=True, min_width=w)
     table.add_column(header[-1])
@@ -191,6 +193,18 @@ def runs_table(rows: list[dict[str, Any]], width: int = 80) -> Table:
     cells = [[r["run_id"][:n], r["status"], r["graph"], *([r.get("deployment") or ""] if deployments else []),
               (r["created"] or "")[5:16].replace("T", " "), r["goal"]] for r in rows]
     return _fitted(header, cells, width)
+
+
+def steps_table(steps: list[dict[str, Any]], width: int = 80) -> Table:
+    """A run's steps, fitting ``width`` columns: node, agent, status and tool calls whole; then the Prefect task run
+    (and trace span) ids, wrapped between ids, never inside one."""
+    cells = [[s["node"], s.get("agent") or "-", s["status"], str(len(s.get("tool_calls") or [])),
+              " · ".join(x for x in (s.get("prefect_task_run_id") or "",
+                                     f"span {s['span_id']}" if s.get("span_id") else "") if x)] for s in steps]
+    header = ["step", "agent", "status", "calls", "Prefect task run"]
+    fixed = sum(max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1]))
+    gap = 2 if fixed + 2 * (len(header) - 1) + 36 <= width else 1  # room for a whole id (36 characters)
+    return _fitted(header, cells, width, cut=False, gap=gap)
 
 
 def audit_table(calls: list[dict[str, Any]], width: int = 80) -> Table:
