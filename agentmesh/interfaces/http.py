@@ -39,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
-from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, UserError
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, RunOwned, UserError
 from agentmesh.core.settings import Settings
 from agentmesh.interfaces._goals import GoalService
 from agentmesh.interfaces.identities import Identities, Identity, require
@@ -109,6 +109,8 @@ class ApprovalRequest(BaseModel):
     """Why; recorded in the audit."""
     approver: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     """Who decides, on a server without tokens (default: ``http``); with tokens it is the signed-in identity."""
+    force: bool = False
+    """Resume the run even if a live process owns it (409 otherwise); that process's later writes are rejected."""
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -140,6 +142,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return error_response(404, str(exc), code="not_found")
+
+    @app.exception_handler(RunOwned)
+    async def owned(request: Request, exc: RunOwned) -> JSONResponse:
+        return error_response(409, str(exc), code="run_owned")
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
@@ -335,7 +341,8 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
     @api.post("/goals/{run_id}/approvals", tags=["goals"])
     async def approve_goal(run_id: RunId, body: ApprovalRequest, identity: Identity = Depends(signed_in)) -> dict[str, Any]:
         """Approve or reject a pending call (or all of them); the run resumes in the background (needs the
-        ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403)."""
+        ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403; a run a live
+        process owns is 409 unless ``force``)."""
         require(identity, "approve")
         if identity.anonymous:
             approver = body.approver or "http"
@@ -344,7 +351,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         else:
             raise HTTPException(403, f"you are signed in as {identity.name}: you cannot approve as {body.approver}")
         return await service.approve(run_id, body.call_id, approved=body.approved, approver=approver,
-                                     reason=body.reason, args=body.args)
+                                     reason=body.reason, args=body.args, force=body.force)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
     async def cancel_goal(run_id: RunId, identity: Identity = Depends(signed_in)) -> dict[str, Any]:
