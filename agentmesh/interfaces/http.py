@@ -10,8 +10,8 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
   each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``; ``token``
   events (pieces of a model reply as it streams) are live only: they have no ``id:`` and are not replayed
-- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?}`` (``args``: approve with these
-  arguments changed); ``POST /v1/goals/{id}/cancel``
+- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?, "force"?}`` (``args``: approve
+  with these arguments changed; ``force``: resume a run a live process owns); ``POST /v1/goals/{id}/cancel``
 - ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
 
@@ -19,7 +19,8 @@ Each token is a named identity with roles (``agentmesh.interfaces.identities``):
 needs ``submit``, approving ``approve``; the run records who started it and the audit who decided each call.
 
 Errors are JSON in the OpenAI shape, ``{"error": {"message", "type", "code"}}``, with a 4xx status for
-anything a client sent wrong (403 for a role the identity lacks, or an approval ``four_eyes`` refuses).
+anything a client sent wrong (403 for a role the identity lacks, or an approval ``four_eyes`` refuses; 409 for a run
+another live process owns, ``run_owned``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ A killed owner (`kill -9`) and a stopped one whose lease ran out are taken over 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -193,7 +194,8 @@ def test_a_stopped_owner_loses_its_run_when_its_lease_expires(home, held, model)
         assert _record(home, run_id) == after
     finally:
         gate.release.set()
-        with_suppressed_lookup(lambda: os.killpg(process.pid, signal.SIGCONT))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
         stop(process)
 
 
@@ -203,13 +205,6 @@ def _alive(home: Path, run_id: str) -> bool:
     from agentmesh.persistence.runs import get_run
 
     return owner_alive(get_run(get_engine(f"sqlite:///{home / 'agentmesh.db'}"), run_id))
-
-
-def with_suppressed_lookup(action: Any) -> None:
-    try:
-        action()
-    except ProcessLookupError:
-        pass
 
 
 # -- the check in the write's own transaction, on SQLite and PostgreSQL ------------------------------------
