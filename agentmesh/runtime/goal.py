@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import re
@@ -171,9 +172,10 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
                    prefect_api_url=api_url(), started_by=inv.started_by, owner=owner,
                    lease_until=lease_end(settings.run_lease_s), **trace)
     else:
-        # A resume claimed the run before its flow started; a flow retry or a deployment's resume claims it here.
-        previous = get_run(engine, run_id) if inv.owner else claim_run(engine, run_id, owner, settings.run_lease_s,
-                                                                        force=inv.force)
+        if inv.owner:  # a resume claimed the run before its flow started
+            previous = get_run(engine, run_id)
+        else:  # a flow retry, or a deployment's resume: claimed here
+            previous = claim_run(engine, run_id, owner, settings.run_lease_s, force=inv.force)
         if previous["status"] == "running" and previous["flow_run_id"]:
             await _mark_crashed(previous["flow_run_id"])  # its process died (or was fenced): say so in Prefect too
         update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, if_owner=owner, **trace)
@@ -254,7 +256,9 @@ def _lease(engine: Any, run_id: str, owner: str, lease_s: float) -> Iterator[Non
                 observe.run_log("could not renew the lease of run %s: %s", run_id, type(exc).__name__,
                                 level=logging.WARNING)
 
-    thread = threading.Thread(target=beat, name=f"agentmesh-lease-{run_id[:8]}", daemon=True)
+    # In a copy of the flow's context, so a warning reaches the flow run's log.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True,
+                              name=f"agentmesh-lease-{run_id[:8]}")
     thread.start()
     try:
         yield

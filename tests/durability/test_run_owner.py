@@ -181,6 +181,11 @@ def test_a_stopped_owner_loses_its_run_when_its_lease_expires(home, held, model)
     gate, slow = held
     process, run_id = _start_held_run(home, gate, slow, AGENTMESH_RUN_LEASE_S="2")
     try:
+        # While it waits in the model call, its heartbeat renews the lease.
+        (first,) = query(home, "SELECT lease_until FROM runs")[0]
+        wait_for(lambda: query(home, "SELECT 1 FROM runs WHERE lease_until > :first", first=first), timeout=60,
+                 what="the held owner to renew its lease")
+        assert _alive(home, run_id)
         os.killpg(process.pid, signal.SIGSTOP)
         wait_for(lambda: not _alive(home, run_id), timeout=60, what="the stopped owner's lease to expire")
         resumed = run_cli("runs", "resume", run_id, "--json", env=cli_env(home, model))
