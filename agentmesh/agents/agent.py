@@ -43,6 +43,7 @@ from agentmesh.core.exceptions import ModelError
 from agentmesh.core.messages import render_step_input, tool_result
 from agentmesh.core.schemas import OUTPUT_TOOLS, Finding
 from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.owner import check_owner
 from agentmesh.persistence.tables import model_calls
 from agentmesh.prompts import PromptTemplate, load_prompt
 from agentmesh.tools import Tool
@@ -221,6 +222,7 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
                       messages: list[BaseMessage], model: str | None = None) -> AIMessage:
     """One model call, replayed from the journal when this step already made it."""
     with run.engine.begin() as conn:
+        check_owner(conn, run.run_id, run.owner)
         row = conn.execute(
             select(model_calls.c.message).where(
                 model_calls.c.run_id == run.run_id, model_calls.c.step_key == key, model_calls.c.seq == seq
@@ -297,6 +299,7 @@ def _record_reply(run: RunContext, key: str, seq: int, role: str, reply: AIMessa
     cost = cost_usd(run.settings, name, input_tokens, output_tokens)
     run.budget.add(input_tokens, output_tokens, cost)
     with run.engine.begin() as conn:
+        check_owner(conn, run.run_id, run.owner)
         conn.execute(
             insert(model_calls).values(
                 run_id=run.run_id, step_key=key, seq=seq, agent=role, model=name,

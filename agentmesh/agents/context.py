@@ -121,6 +121,8 @@ class RunContext:
     """Role -> ``version@sha`` of the prompt each role ran with."""
     step_seq: int = 0
     """The last step's number (steps are numbered in the order they start)."""
+    owner: str | None = None
+    """The process owning the run (``agentmesh.persistence.owner``); its writes check it still does."""
 
     def model(self, name: str | None = None) -> BaseChatModel:
         from agentmesh.models import make_chat_model

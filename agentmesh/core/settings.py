@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     """Prefect task retries for a node that fails for a reason other than the model transport or policy."""
     flow_retries: int = Field(default=0, ge=0, le=5)
     """Prefect retries of a goal's flow run; a retry resumes from the checkpoint and repeats no finished work."""
+    run_lease_s: float = Field(default=30.0, ge=2, le=3600)
+    """How long a run's owner holds it without renewing; the owner renews every third of it while the goal runs.
+    `runs resume` and `approve` refuse a run whose lease is current (an owner on this host whose process is gone
+    is seen at once); `--force` takes it over."""
     tool_timeout_s: float = Field(default=30.0, gt=0)
     """Seconds a tool may run before its call is failed and the model told so."""
     approvals: Literal["wait", "auto", "deny"] = "wait"

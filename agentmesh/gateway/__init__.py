@@ -38,7 +38,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
 from agentmesh.core import observe
-from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, ToolError
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, RunFenced, ToolError
 from agentmesh.core.messages import tool_result
 from agentmesh.gateway.approvals import record_resume, validation_message
 from agentmesh.gateway.policy import Policy
@@ -88,6 +88,8 @@ class Gateway:
     resolved, by ``resolve_scope``, before the first write that names a target."""
     resolve_scope: Callable[[], Scope | None] | None = None
     """Resolves and records the scope when it was left unresolved at the run's start."""
+    owner: str | None = None
+    """The process owning the run (``agentmesh.persistence.owner``): each audit write checks it still does."""
 
     async def call(self, call: Mapping[str, Any], *, agent: str, step_key: str, node: str, offered: set[str]) -> str:
         """Execute one model tool call through the gateway; returns the ToolMessage content (JSON). Traced as an
@@ -136,7 +138,7 @@ class Gateway:
         if recorded is None:
             with self.engine.begin() as conn:  # the record and its event: one commit
                 audit.begin_call(conn, **base, risk=tool.risk if tool else None, args=_jsonable(args),
-                                 status="running", dry_run=self.settings.dry_run)
+                                 status="running", dry_run=self.settings.dry_run, if_owner=self.owner)
                 self.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id},
                           conn)
 
@@ -146,7 +148,8 @@ class Gateway:
             if edit is not None and reason:
                 reason = f"as edited by {edit['by']}: {reason}"
             with self.engine.begin() as conn:
-                audit.finish_call(conn, self.run_id, call_id, status=status, reason=reason, result=_jsonable(result))
+                audit.finish_call(conn, self.run_id, call_id, status=status, reason=reason, result=_jsonable(result),
+                                  if_owner=self.owner)
                 self.emit({"type": "tool_result", "agent": agent, "tool": name, "tool_call_id": call_id,
                            "status": status, "reason": reason, **({"edited": edit} if edit else {})}, conn)
             self._observe(agent, name, status, reason)
@@ -227,7 +230,8 @@ class Gateway:
             def audit_outcome(done: asyncio.Future[tuple[str, str | None, Any]]) -> None:
                 if not done.cancelled() and done.exception() is None:
                     status, reason, result = done.result()
-                    finish(status, reason=reason, result=result)
+                    with contextlib.suppress(RunFenced):  # another process owns the run now: its audit stays
+                        finish(status, reason=reason, result=result)
 
             outcome.add_done_callback(audit_outcome)
             raise
@@ -249,7 +253,7 @@ class Gateway:
         outside = self._outside(tool, parsed.model_dump(mode="json"))
         if outside:
             with self.engine.begin() as conn:
-                audit.finish_call(conn, self.run_id, call_id, scope=outside, ended=None)
+                audit.finish_call(conn, self.run_id, call_id, scope=outside, ended=None, if_owner=self.owner)
             if self.policy.scope.rule(tool.name) == "refuse":
                 raise _NotAdmitted("refused", outside)
         return parsed, outside
@@ -277,16 +281,19 @@ class Gateway:
         if self.approvals == "auto" and guarded:
             reason = f"{guarded}: only a person can approve it, not --approvals auto"
             audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="auto (--approvals auto)",
-                                  reason=reason)
+                                  reason=reason, if_owner=self.owner)
             return reason
         if self.approvals == "auto":
-            audit.record_approval(self.engine, self.run_id, call_id, approved=True, approver="auto (--approvals auto)")
+            audit.record_approval(self.engine, self.run_id, call_id, approved=True, approver="auto (--approvals auto)",
+                                  if_owner=self.owner)
             return None
         if self.approvals == "deny":
-            audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="auto (--approvals deny)")
+            audit.record_approval(self.engine, self.run_id, call_id, approved=False, approver="auto (--approvals deny)",
+                                  if_owner=self.owner)
             return "rejected by --approvals deny"
         with self.engine.begin() as conn:
-            audit.finish_call(conn, self.run_id, call_id, status="pending_approval", approval="pending", ended=None)
+            audit.finish_call(conn, self.run_id, call_id, status="pending_approval", approval="pending", ended=None,
+                              if_owner=self.owner)
             self.emit({"type": "approval_requested", "tool_call_id": call_id, "tool": name, "args": args,
                        "agent": agent, "reason": guarded}, conn)
         self._observe(agent, name, "pending_approval", guarded)

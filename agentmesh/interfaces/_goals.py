@@ -181,18 +181,19 @@ class GoalService:
         return self.get(run_id)
 
     async def approve(self, run_id: str, call_id: str | None, *, approved: bool, approver: str,
-                      reason: str | None = None, args: dict[str, Any] | None = None) -> dict[str, Any]:
+                      reason: str | None = None, args: dict[str, Any] | None = None,
+                      force: bool = False) -> dict[str, Any]:
         """Record a verdict on pending calls (one, or all; ``args``: approved with these arguments changed) and
-        resume the run in the background."""
+        resume the run in the background (``RunOwned`` if a live process owns it, unless ``force``)."""
         from agentmesh.runtime.approvals import aapprove
 
         run_id = self.resolve(run_id)
         await aapprove(run_id, call_id, approved=approved, approver=approver, reason=reason, args=args,
-                       settings=self.settings, resume=False)
-        self._resume(run_id)
+                       settings=self.settings, resume=False, force=force)
+        self._resume(run_id, force=force)
         return self.get(run_id)
 
-    def _resume(self, run_id: str) -> None:
+    def _resume(self, run_id: str, *, force: bool = False) -> None:
         """Resume the run in the background, after the task still finishing it (if any) is over."""
         from agentmesh.runtime.run import aresume_run
 
@@ -208,9 +209,9 @@ class GoalService:
         async def resume() -> dict[str, Any] | None:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])  # a run that just paused is still writing its artifacts
-            if self.status(run_id) != "waiting_approval":
+            if self.status(run_id) != "waiting_approval" and not force:
                 return None  # another verdict's resume got here first
-            return await aresume_run(run_id, settings=settings, stream_tokens=True)
+            return await aresume_run(run_id, settings=settings, stream_tokens=True, force=force)
 
         sub.task = asyncio.create_task(self._guard(sub, resume()), name=f"agentmesh-resume-{run_id[:8]}")
 

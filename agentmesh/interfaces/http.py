@@ -10,8 +10,8 @@ Endpoints (all under ``/v1`` need ``Authorization: Bearer <token>`` when a token
 - ``GET /v1/goals/{id}`` the run JSON (agentmesh.runs); ``GET /v1/goals/{id}/events`` Server-Sent Events,
   each a ``data:`` line of JSON with ``id:`` its sequence number, resumable with ``Last-Event-ID``; ``token``
   events (pieces of a model reply as it streams) are live only: they have no ``id:`` and are not replayed
-- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?}`` (``args``: approve with these
-  arguments changed); ``POST /v1/goals/{id}/cancel``
+- ``POST /v1/goals/{id}/approvals`` ``{"call_id"?, "approved", "reason"?, "args"?, "force"?}`` (``args``: approve
+  with these arguments changed; ``force``: resume a run a live process owns); ``POST /v1/goals/{id}/cancel``
 - ``GET /v1/runs``, ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``; ``GET /v1/me`` the signed-in identity
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (OpenAI-compatible), ``GET /healthz``, ``/docs``
 
@@ -19,7 +19,8 @@ Each token is a named identity with roles (``agentmesh.interfaces.identities``):
 needs ``submit``, approving ``approve``; the run records who started it and the audit who decided each call.
 
 Errors are JSON in the OpenAI shape, ``{"error": {"message", "type", "code"}}``, with a 4xx status for
-anything a client sent wrong (403 for a role the identity lacks, or an approval ``four_eyes`` refuses).
+anything a client sent wrong (403 for a role the identity lacks, or an approval ``four_eyes`` refuses; 409 for a run
+another live process owns, ``run_owned``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
-from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, UserError
+from agentmesh.core.exceptions import AgentmeshError, NotFoundError, PolicyViolation, RunOwned, UserError
 from agentmesh.core.settings import Settings
 from agentmesh.interfaces._goals import GoalService
 from agentmesh.interfaces.identities import Identities, Identity, require
@@ -109,6 +110,8 @@ class ApprovalRequest(BaseModel):
     """Why; recorded in the audit."""
     approver: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     """Who decides, on a server without tokens (default: ``http``); with tokens it is the signed-in identity."""
+    force: bool = False
+    """Resume the run even if a live process owns it (409 otherwise); that process's later writes are rejected."""
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -140,6 +143,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return error_response(404, str(exc), code="not_found")
+
+    @app.exception_handler(RunOwned)
+    async def owned(request: Request, exc: RunOwned) -> JSONResponse:
+        return error_response(409, str(exc), code="run_owned")
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
@@ -335,7 +342,8 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
     @api.post("/goals/{run_id}/approvals", tags=["goals"])
     async def approve_goal(run_id: RunId, body: ApprovalRequest, identity: Identity = Depends(signed_in)) -> dict[str, Any]:
         """Approve or reject a pending call (or all of them); the run resumes in the background (needs the
-        ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403)."""
+        ``approve`` role; under ``four_eyes`` the identity that started the run cannot approve, 403; a run a live
+        process owns is 409 unless ``force``)."""
         require(identity, "approve")
         if identity.anonymous:
             approver = body.approver or "http"
@@ -344,7 +352,7 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         else:
             raise HTTPException(403, f"you are signed in as {identity.name}: you cannot approve as {body.approver}")
         return await service.approve(run_id, body.call_id, approved=body.approved, approver=approver,
-                                     reason=body.reason, args=body.args)
+                                     reason=body.reason, args=body.args, force=body.force)
 
     @api.post("/goals/{run_id}/cancel", tags=["goals"])
     async def cancel_goal(run_id: RunId, identity: Identity = Depends(signed_in)) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.owner import check_owner
 from agentmesh.persistence.tables import tool_calls
 
 __all__ = ["FINAL", "ToolCallRecord", "begin_call", "finish_call", "get_call", "list_calls", "pending_approvals",
@@ -74,14 +75,18 @@ def _writing(bind: Engine | Connection) -> contextlib.AbstractContextManager[Con
     return bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
 
 
-def begin_call(bind: Engine | Connection, **values: Any) -> None:
+def begin_call(bind: Engine | Connection, *, if_owner: str | None = None, **values: Any) -> None:
+    """Write a call's record; with ``if_owner``, only while that process owns the run (``RunFenced``)."""
     with _writing(bind) as conn:
+        check_owner(conn, values["run_id"], if_owner)
         conn.execute(insert(tool_calls).values(started=utcnow(), **values))
 
 
-def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, **values: Any) -> None:
+def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, *, if_owner: str | None = None,
+                **values: Any) -> None:
     values.setdefault("ended", utcnow())
     with _writing(bind) as conn:
+        check_owner(conn, run_id, if_owner)
         conn.execute(
             update(tool_calls)
             .where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
@@ -102,10 +107,11 @@ def pending_approvals(engine: Engine, run_id: str) -> list[ToolCallRecord]:
 
 
 def record_approval(engine: Engine, run_id: str, tool_call_id: str, *, approved: bool, approver: str,
-                    reason: str | None = None, edited_args: dict[str, Any] | None = None) -> None:
+                    reason: str | None = None, edited_args: dict[str, Any] | None = None,
+                    if_owner: str | None = None) -> None:
     """A verdict on a pending call; ``edited_args``: the approver approved it with these arguments instead."""
     finish_call(
-        engine, run_id, tool_call_id,
+        engine, run_id, tool_call_id, if_owner=if_owner,
         approval="approved" if approved else "rejected",
         approver=approver, approval_reason=reason, approved_at=utcnow(), ended=None, edited_args=edited_args,
     )

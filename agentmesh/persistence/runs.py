@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from agentmesh.core.exceptions import NotFoundError
+from agentmesh.core.exceptions import NotFoundError, RunFenced
 from agentmesh.persistence import audit
 from agentmesh.persistence.database import utcnow
+from agentmesh.persistence.owner import check_owner, fenced_message
 from agentmesh.persistence.tables import model_calls, runs, steps
 
 __all__ = [
@@ -35,9 +36,16 @@ def create_run(engine: Engine, **values: Any) -> None:
         conn.execute(insert(runs).values(created=now, updated=now, **values))
 
 
-def update_run(engine: Engine, run_id: str, **values: Any) -> None:
+def update_run(engine: Engine, run_id: str, *, if_owner: str | None = None, **values: Any) -> None:
+    """Change the run's record; with ``if_owner``, only while that process owns the run (else ``RunFenced``,
+    nothing written: the check is the update's own condition)."""
+    query = update(runs).where(runs.c.run_id == run_id)
+    if if_owner is not None:
+        query = query.where(runs.c.owner == if_owner)
     with engine.begin() as conn:
-        conn.execute(update(runs).where(runs.c.run_id == run_id).values(updated=utcnow(), **values))
+        done = conn.execute(query.values(updated=utcnow(), **values))
+    if if_owner is not None and done.rowcount == 0:
+        raise RunFenced(fenced_message(run_id))
 
 
 def find_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
@@ -73,13 +81,16 @@ def list_steps(engine: Engine, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]
 
 
-def start_step(conn: Any, *, run_id: str, step_key: str, **values: Any) -> None:
-    """Record a step as running (a retried or resumed step starts its row afresh), in the caller's transaction."""
+def start_step(conn: Any, *, run_id: str, step_key: str, if_owner: str | None = None, **values: Any) -> None:
+    """Record a step as running (a retried or resumed step starts its row afresh), in the caller's transaction;
+    with ``if_owner``, only while that process owns the run (``RunFenced``)."""
+    check_owner(conn, run_id, if_owner)
     conn.execute(delete(steps).where(steps.c.run_id == run_id, steps.c.step_key == step_key))
     conn.execute(insert(steps).values(run_id=run_id, step_key=step_key, status="running", started=utcnow(), **values))
 
 
-def end_step(conn: Any, *, run_id: str, step_key: str, status: str) -> None:
+def end_step(conn: Any, *, run_id: str, step_key: str, status: str, if_owner: str | None = None) -> None:
+    check_owner(conn, run_id, if_owner)
     conn.execute(update(steps).where(steps.c.run_id == run_id, steps.c.step_key == step_key)
                  .values(status=status, ended=utcnow()))
 

@@ -52,6 +52,10 @@ runs = Table(
     Column("scope", JSON),  # what the goal refers to, resolved once at the start (agentmesh.gateway.scope)
     Column("started_by", String(128)),  # the identity that submitted the goal (four eyes compares approvers to it)
     Column("trace_id", String(32)),  # the goal's OpenTelemetry trace (32 hex digits), when tracing was on
+    # The process that owns the run, ``host:pid:token`` (a new token at each claim), and until when: only the owner
+    # writes the run's status, steps and audit, each write checking it in its own transaction (persistence.runs).
+    Column("owner", String(160)),
+    timestamp("lease_until"),  # None: released (the run paused or ended)
     timestamp("created", nullable=False),
     timestamp("updated", nullable=False),
 )

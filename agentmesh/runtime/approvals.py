@@ -15,10 +15,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from agentmesh.core.exceptions import PolicyViolation, UserError
+from agentmesh.core.exceptions import PolicyViolation, RunOwned, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway.approvals import edit_arguments, expire_approvals
 from agentmesh.persistence import audit
+from agentmesh.persistence.owner import owner_alive, refusal
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
 from agentmesh.runtime.goal import LANGGRAPH_SERVER
@@ -31,12 +32,13 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
                    reason: str | None = None, args: Mapping[str, Any] | None = None,
                    settings: Settings | None = None, resume: bool = True,
                    approvals: str | None = None, on_event: EventSink | None = None,
-                   chat_model: BaseChatModel | None = None) -> dict[str, Any]:
+                   chat_model: BaseChatModel | None = None, force: bool = False) -> dict[str, Any]:
     """Record a verdict on a run's pending calls (one, or all), then resume the run from any process.
 
     Under the policy's ``four_eyes`` the identity that started the run may reject its calls but not approve them:
     ``PolicyViolation`` (nothing is recorded, the calls keep waiting for someone else). ``args`` approves one call
     with these arguments changed; arguments the tool would not accept are a ``UserError`` and nothing is recorded.
+    A run a live process owns is ``RunOwned`` and nothing is recorded, unless ``force`` (the resume takes it over).
     """
     if args is not None and not approved:
         raise UserError("a rejection takes no arguments: edit a call's arguments when you approve it")
@@ -45,6 +47,8 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
     engine = parts.engine
     record = get_run(engine, run_id)
     run_id = record["run_id"]
+    if not force and owner_alive(record):
+        raise RunOwned(refusal(record))
     expired = expire_approvals(engine, parts.policy, run_id)
     if call_id is not None and any(c.endswith(call_id) for c in expired):
         raise UserError(f"the approval deadline of call {call_id} had passed; the policy's default outcome was "
@@ -80,4 +84,5 @@ async def aapprove(run_id: str, call_id: str | None = None, *, approved: bool = 
     if not resume or record.get("deployment") == LANGGRAPH_SERVER:
         # A LangGraph server's run is resumed on its thread there; the paused call reads this verdict when it is.
         return run_result(engine, run_id)
-    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model)
+    return await aresume_run(run_id, settings=settings, approvals=approvals, on_event=on_event, chat_model=chat_model,
+                             force=force)

@@ -315,12 +315,13 @@ def _record_step_start(run: RunContext, scope: StepScope, ids: tuple[str, str] |
     task_run_id = str(ctx.task_run.id) if ctx else None
     with run.engine.begin() as conn:  # the step's row and its event: one commit
         start_step(conn, run_id=run.run_id, step_key=scope.key, node=scope.node, agent=scope.agent,
-                   prefect_task_run_id=task_run_id, seq=run.next_step_seq(), span_id=ids[1] if ids else None)
+                   prefect_task_run_id=task_run_id, seq=run.next_step_seq(), span_id=ids[1] if ids else None,
+                   if_owner=run.owner)
         run.emit({"type": "step_started", "node": scope.node, "agent": scope.agent}, conn)
 
 
 def _record_step_end(run: RunContext, scope: StepScope, status: str) -> None:
     with run.engine.begin() as conn:
-        end_step(conn, run_id=run.run_id, step_key=scope.key, status=status)
+        end_step(conn, run_id=run.run_id, step_key=scope.key, status=status, if_owner=run.owner)
         run.emit({"type": "step_finished", "node": scope.node, "agent": scope.agent, "status": status}, conn)
 

@@ -124,11 +124,12 @@ def _bind(make: Callable[[Settings, Policy], Any], settings: Settings, policy: P
 def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str, approvals: str | None = None,
                       on_event: EventSink | None = None, chat_model: BaseChatModel | None = None,
                       delegates: dict[str, StepDelegate] | None = None, on_worker: bool = False,
-                      stream_tokens: bool = False) -> RunContext:
+                      stream_tokens: bool = False, owner: str | None = None) -> RunContext:
     """The context of one run: its components, gateway, budget (what the run already spent is counted) and event
     stream. ``stream_tokens``: stream model replies as ``token`` events (live only, never stored). ``delegates``:
     roles whose steps run elsewhere (``agentmesh.runtime.remote``); ``on_worker``: this is such a step, on a task
-    worker, whose approvals pause by raising."""
+    worker, whose approvals pause by raising. ``owner``: the process owning the run; the run's writes check it still
+    does (``agentmesh.persistence.owner``)."""
     configure_prefect(settings)
     parts = components(settings)
     mode = approvals or settings.approvals
@@ -136,11 +137,11 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
     gateway = Gateway(run_id=run_id, settings=settings, engine=parts.engine, registry=parts.registry,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
                       needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal),
-                      resolve_scope=lambda: run_scope(parts, run_id, goal, create=True, emit=emit))
+                      resolve_scope=lambda: run_scope(parts, run_id, goal, create=True, emit=emit), owner=owner)
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
                      budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
-                     offline_rules=parts.offline_rules, stream_tokens=stream_tokens)
+                     offline_rules=parts.offline_rules, stream_tokens=stream_tokens, owner=owner)
     if chat_model is not None:
         run.models[settings.model_name] = chat_model
     run.delegates = dict(delegates or {})

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -28,10 +30,11 @@ from prefect import flow
 
 from agentmesh.agents.context import RunContext, running
 from agentmesh.core import observe
-from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded
+from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunFenced
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.persistence.audit import list_calls
 from agentmesh.persistence.checkpoints import checkpointer
+from agentmesh.persistence.owner import claim_run, lease_end, new_owner, renew_lease
 from agentmesh.persistence.runs import create_run, find_run, get_run, update_run, usage_of_run
 from agentmesh.runtime import remote
 from agentmesh.runtime.compile import durable_graph
@@ -70,6 +73,12 @@ class GoalInvocation:
     """Earlier conversation shown to the planner as data."""
     resume_of: str | None = None
     """The run this invocation resumes."""
+    owner: str | None = None
+    """The owner this process claimed the resumed run as (``agentmesh.persistence.owner``); None: claimed in the flow."""
+    force: bool = False
+    """Take the run over even if its owner is alive (fencing that owner)."""
+    fenced: str | None = None
+    """Why this process stopped writing the run: another one took it over."""
     run_id: str | None = None
     """Pre-assigned (or, once the flow started, the actual) run id."""
     error: str | None = None
@@ -155,16 +164,21 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
     trace = {"trace_id": ids[0]} if ids else {}
     if resume_of is None and find_run(engine, run_id) is not None:
         resume_of = run_id  # a Prefect flow retry: go on from the checkpoint, reusing finished work
+    owner = inv.owner or new_owner()
     if resume_of is None:
         create_run(engine, run_id=run_id, flow_run_id=flow_run_id, goal=inv.goal, graph=inv.spec.name,
                    status="running", model=model_label(settings, inv.chat_model),
                    offline=settings.offline and inv.chat_model is None, deployment=inv.deployment,
-                   prefect_api_url=api_url(), started_by=inv.started_by, **trace)
+                   prefect_api_url=api_url(), started_by=inv.started_by, owner=owner,
+                   lease_until=lease_end(settings.run_lease_s), **trace)
     else:
-        previous = get_run(engine, run_id)
+        if inv.owner:  # a resume claimed the run before its flow started
+            previous = get_run(engine, run_id)
+        else:  # a flow retry, or a deployment's resume: claimed here
+            previous = claim_run(engine, run_id, owner, settings.run_lease_s, force=inv.force)
         if previous["status"] == "running" and previous["flow_run_id"]:
-            await _mark_crashed(previous["flow_run_id"])  # its process died: say so in Prefect too
-        update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, **trace)
+            await _mark_crashed(previous["flow_run_id"])  # its process died (or was fenced): say so in Prefect too
+        update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, if_owner=owner, **trace)
     observe.run_log("agentmesh run %s · graph %s · model %s%s%s", run_id, inv.spec.name,
                     model_label(settings, inv.chat_model), " · resumed" if resume_of else "",
                     f" · trace {ids[0]}" if ids else "")
@@ -174,12 +188,12 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
     try:
         run = build_run_context(settings, run_id=run_id, goal=inv.goal, graph=inv.spec.name, approvals=inv.approvals,
                                 on_event=inv.on_event, chat_model=inv.chat_model, delegates=remote.delegates(settings),
-                                stream_tokens=inv.stream_tokens)
+                                stream_tokens=inv.stream_tokens, owner=owner)
         run.emit({"type": "run_started", "run_id": run_id, "goal": inv.goal, "graph": inv.spec.name,
                   "model": settings.model_name, "offline": settings.offline, "resumed": resume_of is not None})
         if resume_of is None and run.gateway.scope is not None:  # what the goal refers to (agentmesh.gateway.scope)
             run.emit({"type": "scope", "scope": run.gateway.scope.as_json()})
-        with running(run):
+        with running(run), _lease(engine, run_id, owner, settings.run_lease_s):
             run_graph = inv.hosted or functools.partial(_run_graph, inv, resume_of)
             paused = await run_graph(run, values)
         status = "waiting_approval" if paused else "done"
@@ -193,10 +207,17 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
     except Exception as exc:  # a bug in a user's node: recorded, reported in one line, the process survives
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
-        if run is not None:
-            await _finish(run, status, error, values if isinstance(values, dict) else {}, time.perf_counter() - started)
-        else:  # it failed before it could start: still recorded, never left "running"
-            update_run(engine, run_id, status=status, error=error)
+        try:
+            if run is not None:
+                await _finish(run, status, error, values if isinstance(values, dict) else {},
+                              time.perf_counter() - started)
+            else:  # it failed before it could start: still recorded, never left "running"
+                update_run(engine, run_id, status=status, error=error, lease_until=None, if_owner=owner)
+        except RunFenced as exc:  # another process took the run over: its record stays as that process writes it
+            inv.fenced = str(exc)
+            observe.run_log("%s", exc, level=logging.WARNING)
+    if inv.fenced:
+        return Failed(message=inv.fenced)
     if status == "failed":
         return Failed(message=error or "failed")
     return status
@@ -218,6 +239,31 @@ async def _run_graph(inv: GoalInvocation, resume_of: str | None, run: RunContext
                 values.update((await compiled.aget_state(config)).values)
         snapshot = await compiled.aget_state(config)
     return bool(snapshot.interrupts)
+
+
+@contextlib.contextmanager
+def _lease(engine: Any, run_id: str, owner: str, lease_s: float) -> Iterator[None]:
+    """Renew the run's lease every third of it while the block runs; a thread, so a busy event loop cannot let it
+    lapse. A renewal that finds another owner stops: this process was fenced, and its next write says so."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease_s / 3):
+            try:
+                if not renew_lease(engine, run_id, owner, lease_s):
+                    return
+            except Exception as exc:  # the database away for a moment: try again at the next beat
+                observe.run_log("could not renew the lease of run %s: %s", run_id, type(exc).__name__,
+                                level=logging.WARNING)
+
+    # In a copy of the flow's context, so a warning reaches the flow run's log.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True,
+                              name=f"agentmesh-lease-{run_id[:8]}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 async def _mark_crashed(flow_run_id: str) -> None:
@@ -260,10 +306,10 @@ async def _finish(run: RunContext, status: str, error: str | None, values: dict[
     previous = get_run(run.engine, run.run_id)
     timings = dict(previous.get("timings") or {})
     timings["wall_s"] = round(timings.get("wall_s", 0) + seconds, 3)
-    update_run(
+    update_run(  # the lease is released with the outcome: a paused or ended run has no live owner
         run.engine, run.run_id, status=status, error=error, usage=usage, timings=timings,
         plan=values.get("plan") or previous.get("plan"), decision=values.get("decision") or previous.get("decision"),
-        prompt_versions=run.prompt_versions or previous.get("prompt_versions"),
+        prompt_versions=run.prompt_versions or previous.get("prompt_versions"), lease_until=None, if_owner=run.owner,
     )
     run.emit({"type": "run_finished", "status": status, "error": error})
     observe.set_attributes(observe.current_span(), {

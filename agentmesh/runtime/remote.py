@@ -132,7 +132,7 @@ async def run_step(agent: Agent, *, goal: str, variables: dict[str, Any] | None,
         "approvals": run.approvals, "dry_run": run.settings.dry_run,
         "prompt": _template_data(template), "tools": agent.tools, "model": agent.model,
         "output": f"{agent.output.__module__}:{agent.output.__qualname__}",
-        "variables": variables or {}, "sections": sections,
+        "variables": variables or {}, "sections": sections, "owner": run.owner,
     }
     while True:
         reply = await _send(agent.role, request, timeout=run.settings.max_seconds)
@@ -208,7 +208,7 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
         settings = settings.model_copy(update={"dry_run": request["dry_run"]})
     role = request["role"]
     run = build_run_context(settings, run_id=request["run_id"], goal=request["goal"], graph=request["graph"],
-                            approvals=request["approvals"], on_worker=True)
+                            approvals=request["approvals"], on_worker=True, owner=request.get("owner"))
     scope = StepScope(key=request["step_key"], node=request["node"], agent=role,
                       agent_runs=request["agent_run"] - 1)  # Agent.run counts this run again
     prompt = dict(request["prompt"])

@@ -14,9 +14,10 @@ from typing import Any, Literal, cast, get_args
 
 from langchain_core.language_models import BaseChatModel
 
-from agentmesh.core.exceptions import RunError, UserError
+from agentmesh.core.exceptions import RunError, RunFenced, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway.approvals import expire_approvals
+from agentmesh.persistence.owner import claim_run, new_owner
 from agentmesh.persistence.runs import get_run, run_result
 from agentmesh.runtime.components import EventSink, components
 from agentmesh.runtime.goal import LANGGRAPH_SERVER, GoalInvocation, goal_flow, model_label
@@ -59,9 +60,12 @@ async def arun_goal(goal: str, *, graph: str | None = None, settings: Settings |
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, approvals: str | None = None,
                       on_event: EventSink | None = None, chat_model: BaseChatModel | None = None,
-                      stream_tokens: bool = False) -> dict[str, Any]:
+                      stream_tokens: bool = False, force: bool = False) -> dict[str, Any]:
     """Continue a run from its last checkpoint: after a crash, a pause for approval, or a failure
-    (``stream_tokens`` as for ``arun_goal``)."""
+    (``stream_tokens`` as for ``arun_goal``).
+
+    This process becomes the run's owner (``agentmesh.persistence.owner``): ``RunOwned`` if a live process owns it;
+    ``force`` takes it over anyway, and that process's later writes to the run are rejected."""
     settings = settings or get_settings()
     parts = components(settings)
     record = get_run(parts.engine, run_id)
@@ -71,11 +75,13 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
         raise UserError(f"run {record['run_id']} runs on a LangGraph server: resume its thread there "
                         "(a run with Command(resume=...) on that thread)")
     spec = get_graph(record["graph"], settings.graphs_paths)
+    owner = new_owner()
+    claim_run(parts.engine, record["run_id"], owner, settings.run_lease_s, force=force)
     expire_approvals(parts.engine, parts.policy, record["run_id"])
     return await _execute(GoalInvocation(
         goal=record["goal"], spec=spec, settings=settings, approvals=_approvals(approvals, settings),
         on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model, resume_of=record["run_id"],
-        stream_tokens=stream_tokens))
+        stream_tokens=stream_tokens, owner=owner, force=force))
 
 
 def run_goal(goal: str, **kwargs: Any) -> dict[str, Any]:
@@ -128,6 +134,8 @@ async def _execute(inv: GoalInvocation) -> dict[str, Any]:
         raise
     if inv.run_id is None:
         raise RunError(inv.error or "the run did not start")
+    if inv.fenced:
+        raise RunFenced(inv.fenced)
     return run_result(components(inv.settings).engine, inv.run_id)
 
 

@@ -37,6 +37,8 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceFlag = Annotated[bool, typer.Option("--force", help="Take the run over even if a live process owns it; that "
+                                        "process's later writes to the run are rejected.")]
 Approvals = Annotated[
     str | None,
     typer.Option("--approvals", help="wait (default): pause for a person; auto: approve what policy allows; deny."),
@@ -161,6 +163,7 @@ def approve(
     args: Annotated[str | None, typer.Option("--args", help="Approve with these arguments changed, as a JSON object "
                                              "(e.g. '{\"replicas\": 5}'); the others stay as the agent asked.")] = None,
     approvals: Approvals = None,
+    force: ForceFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Approve (or --reject) a run's pending call and resume the run; --args approves it with edited arguments."""
@@ -175,7 +178,7 @@ def approve(
             raise UserError(f"--args is not JSON ({exc}): give an object, e.g. '{{\"replicas\": 5}}'") from None
     result = _until_done(aapprove(run_id, call_id, approved=not reject, approver=by or getpass.getuser(),
                                   reason=reason, args=changes, settings=_settings(), approvals=approvals,
-                                  on_event=EventPrinter(err)), {"run_id": run_id})
+                                  on_event=EventPrinter(err), force=force), {"run_id": run_id})
     _finish_run(result, as_json)
 
 
@@ -239,13 +242,13 @@ def runs_audit(run_id: Annotated[str, typer.Argument(help="A run id (a unique pr
 
 @runs_app.command("resume")
 def runs_resume(run_id: Annotated[str, typer.Argument(help="The run to continue from its last checkpoint.")],
-                approvals: Approvals = None, as_json: JsonFlag = False) -> None:
+                approvals: Approvals = None, force: ForceFlag = False, as_json: JsonFlag = False) -> None:
     """Continue a run after a crash, a pause or a failure; finished tool calls are not repeated."""
     from agentmesh.runtime.run import aresume_run
 
     _check_approvals(approvals)
-    result = _until_done(aresume_run(run_id, settings=_settings(), approvals=approvals, on_event=EventPrinter(err)),
-                         {"run_id": run_id})
+    result = _until_done(aresume_run(run_id, settings=_settings(), approvals=approvals, on_event=EventPrinter(err),
+                                     force=force), {"run_id": run_id})
     _finish_run(result, as_json)
 
 
