@@ -13,6 +13,7 @@ configuration (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_E
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,10 +123,8 @@ class Storage:
 
     def remove_tree(self, relative: str) -> None:
         """Remove a folder and everything under it; nothing when it does not exist."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.path(relative), recursive=True)
-        except FileNotFoundError:
-            pass
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -9,7 +9,6 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from agentmesh.core.exceptions import NotFoundError, PolicyViolation, ToolError
