@@ -3,7 +3,13 @@
 ``goal_flow`` (``agentmesh.runtime.goal``) is the flow every goal runs as (``agentmesh run`` calls it directly); a
 deployment names it by module path (``agentmesh.runtime.goal:goal_flow``), so a worker or ``agentmesh deploy
 --serve`` on any machine with agentmesh installed can run it. Prefect's embedded (ephemeral) server never runs schedules: deploying
-needs a running server — agentmesh's local one (the default) or ``PREFECT_API_URL``.
+needs a running server — agentmesh's local one (the default) or ``PREFECT_API_URL``. A deployment without a schedule
+is run on demand (``agentmesh deploy run NAME``, ``prefect deployment run``).
+
+Secrets never travel with a deployment: its parameters are the goal and the graph, and it has no job variables. A
+worker's flow runs take the database URL, the API key and the storage credentials from the worker's own environment
+(a process worker's flow runs inherit it), and run with the worker's own interpreter (Prefect's process worker
+starts ``sys.executable -m prefect.engine``; the pull step of ``prefect.yaml``, ``check_install`` below, runs in it).
 """
 
 from __future__ import annotations
@@ -18,7 +24,16 @@ from agentmesh.runtime.goal import FLOW_NAME, goal_flow
 from agentmesh.runtime.graphs import get_graph
 from agentmesh.runtime.prefect import configure_prefect
 
-__all__ = ["create_deployment", "list_deployments", "run_now", "serve", "set_paused"]
+__all__ = ["check_install", "create_deployment", "list_deployments", "run_now", "serve", "set_paused"]
+
+
+def check_install() -> dict[str, str]:
+    """The pull step of ``prefect.yaml``: run by a flow run before its flow, in the worker's own interpreter, it
+    fails at once with Prefect's "No module named 'agentmesh'" where agentmesh is not installed."""
+    import sys
+    from importlib.metadata import version
+
+    return {"agentmesh": version("agentmesh"), "python": sys.executable}
 
 
 def _require_server() -> None:
@@ -35,8 +50,8 @@ def _deployment_options(name: str, *, goal: str, graph: str, cron: str | None, i
 
     if not goal.strip():
         raise UserError("--goal is empty: say what the scheduled run should do")
-    if (cron is None) == (interval is None):
-        raise UserError("give exactly one of --cron EXPR or --interval SECONDS")
+    if cron is not None and interval is not None:
+        raise UserError("give one of --cron EXPR or --interval SECONDS, not both (neither: runs on demand only)")
     if interval is not None and interval < 1:
         raise UserError("--interval must be at least 1 second")
     if cron is not None:

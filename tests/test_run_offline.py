@@ -79,7 +79,7 @@ async def test_data_goal_cleans_the_named_dataset_into_a_new_version(home: Path,
     versions_after = {d["name"]: d["latest_version"] for d in world.list_datasets()["datasets"]}
     assert versions_after == {**versions_before, dataset: versions_before[dataset] + len(cleaned)}
     assert cleaned[-1]["result"]["version"] == versions_after[dataset]
-    assert world.dataset_path(dataset, versions_before[dataset]).is_file(), "cleaning never overwrites"
+    assert world.storage.exists(world.dataset_file(dataset, versions_before[dataset])), "cleaning never overwrites"
     assert world.profile_dataset(dataset)["duplicate_rows"] == 0, "the goal asked for the duplicates to go"
     assert not tool_calls(result, "scale_service", "resolve_ticket", "escalate_ticket", status=None)
 

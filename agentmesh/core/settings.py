@@ -29,6 +29,7 @@ from pydantic_settings import (
 from agentmesh.core.bundled import DEFAULT_POLICY_FILE
 from agentmesh.core.exceptions import ConfigError
 from agentmesh.core.mcp_config import McpSettings
+from agentmesh.core.storage import check_storage_url
 from agentmesh.core.toml_lines import close_match, syntax_error, where
 
 __all__ = ["ModelPrice", "Settings", "get_settings"]
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the agentmesh database; empty means SQLite under `home`."""
     checkpoint_url: str = ""
     """Where LangGraph checkpoints go; empty means alongside the agentmesh database."""
+    storage_url: str = ""
+    """Files every machine must see (the sample world's dataset versions): a folder (relative: under `home`), or
+    `s3://bucket/prefix` (`pip install 'agentmesh[s3]'`) or another fsspec URL; empty means `home`."""
 
     model: str = ""
     """`offline`, or an OpenAI-compatible model name; empty picks offline when no key is set."""
@@ -167,6 +171,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        check_storage_url(self.storage_url)
         if self.model and self.model != OFFLINE and not self.openai_api_key:
             raise ConfigError(
                 f"model {self.model!r} needs an API key: set OPENAI_API_KEY (any value for a local server), "

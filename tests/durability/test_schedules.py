@@ -112,6 +112,54 @@ def test_process_work_pool_worker_runs_deploy_run(home, prefect_server):  # type
     assert any(c.tool == "scale_service" and c.status == "ok" for c in calls)
 
 
+def test_deployments_carry_no_secret_and_run_with_the_workers_interpreter(home, prefect_server):  # type: ignore[no-untyped-def]
+    """`prefect deploy --all` (the repository's prefect.yaml) and `agentmesh deploy NAME --goal ... --work-pool agents`
+    (no schedule: run on demand), made where a database password and an API key are set, store neither; a worker
+    whose PATH has no `python` (its venv not activated) runs both, with the database URL from its own environment."""
+    password, key = "pw-never-in-prefect", "sk-never-in-prefect"
+    secrets = {**prefect_server, "AGENTMESH_HOME": str(home), "OPENAI_API_KEY": key,
+               "AGENTMESH_DATABASE_URL": f"postgresql://agentmesh:{password}@db.invalid:5432/agentmesh"}
+    pool = subprocess.run([PREFECT, "work-pool", "create", "agents", "--type", "process", "--overwrite"],
+                          env=prefect_server, capture_output=True, text=True)
+    assert pool.returncode == 0, pool.stderr
+    made = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=Path(__file__).parents[2], env=secrets,
+                          capture_output=True, text=True, timeout=180)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    on_demand = run_cli("deploy", "on-demand", "--goal", "How is payments-api doing?", "--work-pool", "agents",
+                        env=secrets)
+    assert on_demand.returncode == 0, on_demand.stderr
+    assert "agentmesh deploy run on-demand" in on_demand.stdout
+
+    found = httpx.post(f"{prefect_server['PREFECT_API_URL']}/deployments/filter", json={}, timeout=10)
+    stored = {d["name"]: d for d in found.json() if d["name"] in ("goal", "on-demand")}
+    assert set(stored) == {"goal", "on-demand"}
+    assert password not in found.text and key not in found.text
+    for deployment in stored.values():
+        assert not deployment["job_variables"].get("env"), deployment["job_variables"]
+        assert deployment["schedules"] == [] and deployment["work_pool_name"] == "agents"
+    assert stored["goal"]["pull_steps"] == [{"agentmesh.deployments.check_install": {}}]
+    assert not stored["on-demand"]["pull_steps"]
+
+    started = subprocess.run([PREFECT, "deployment", "run", "agentmesh-goal/goal", "--param",
+                              "goal=How is checkout-api doing?"], env=prefect_server, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    assert run_cli("deploy", "run", "on-demand", env=prefect_server | {"AGENTMESH_HOME": str(home)}).returncode == 0
+    worker_env = {k: v for k, v in prefect_server.items() if k not in ("VIRTUAL_ENV", "OPENAI_API_KEY")}
+    worker_env.update(PATH="/usr/bin:/bin", AGENTMESH_HOME=str(home),
+                      AGENTMESH_DATABASE_URL=f"sqlite:///{home / 'agentmesh.db'}")
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "agents"], env=worker_env,
+                              stdout=log, stderr=log, start_new_session=True)
+    try:
+        done = wait_for(lambda: (rows := query(home, "SELECT run_id, deployment FROM runs WHERE status = 'done' "
+                                                     "AND deployment IN ('goal', 'on-demand')")) and len(rows) == 2
+                        and rows, timeout=240, what="both deployments' runs", log=home / "worker.log")
+    finally:
+        stop(worker)
+    assert {r.deployment for r in done} == {"goal", "on-demand"}
+
+
 def test_embedded_prefect_refuses_to_schedule(home):  # type: ignore[no-untyped-def]
     env = dict(os.environ, AGENTMESH_HOME=str(home), AGENTMESH_PREFECT="embedded")
     env.pop("PREFECT_API_URL", None)

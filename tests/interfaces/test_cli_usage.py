@@ -81,6 +81,7 @@ BAD: list[tuple[list[str], str]] = [
     (["deploy", "x", "--goal", "g", "--cron", "not a cron"], "five fields"),
     (["deploy", "x", "--goal", "g", "--interval", "-5"], "--interval"),
     (["deploy", "x", "--goal", "g", "--interval", "soon"], "--interval"),
+    (["deploy", "x", "--goal", "g", "--cron", "* * * * *", "--interval", "60"], "not both"),
     (["deploy", "--serve", "--limit", "0"], "--limit"),
     (["prefect", "bogus"], "No such command 'bogus'"),
     (["prefect", "status", "extra"], "unexpected extra argument"),

@@ -16,7 +16,7 @@ def _col(profile: dict, name: str) -> dict:
 
 
 def _digest(world: World, name: str, version: int) -> str:
-    return hashlib.sha256(world.dataset_path(name, version).read_bytes()).hexdigest()
+    return hashlib.sha256(world.storage.read_bytes(world.dataset_file(name, version))).hexdigest()
 
 
 def test_list_datasets(call) -> None:
@@ -69,8 +69,8 @@ def test_clean_writes_a_new_version_and_keeps_the_original(call, world: World) -
     assert result["rows_after"] == 1020 - 12 - 20  # twelve 'N/A' ages quarantined, twenty duplicates removed
     assert result["quarantined"][0]["rows"] == 12
     assert _digest(world, "customers", 1) == original
-    assert world.dataset_path("customers") == world.dataset_path("customers", 2) != world.dataset_path("customers", 1)
-    quarantine = world.home / result["quarantined"][0]["file"]
+    assert world.dataset_file("customers") == world.dataset_file("customers", 2) != world.dataset_file("customers", 1)
+    quarantine = world.storage.url(result["quarantined"][0]["file"])
     assert duckdb.connect().execute(f"SELECT count(*) FROM read_csv('{quarantine}')").fetchone()[0] == 12
 
     after = call("profile_dataset", dataset="customers")
@@ -100,7 +100,7 @@ def test_clean_parquet_with_every_operation(call, world: World) -> None:
     assert steps["drop_nulls"]["rows_removed"] == PLANTED["orders"]["amount_nulls"]
     assert steps["cast"]["rows_quarantined"] == PLANTED["orders"]["amount_type_violations"]
     assert steps["drop_outliers"]["rows_removed"] == PLANTED["orders"]["amount_outliers"]
-    assert world.dataset_path("orders").suffix == ".parquet"
+    assert world.dataset_file("orders").endswith(".parquet")
     profile = call("profile_dataset", dataset="orders")
     assert profile["duplicate_keys"] == 0 and _col(profile, "amount")["type"] == "DOUBLE"
 
@@ -109,7 +109,7 @@ def test_protected_dataset_is_refused(call, world: World) -> None:
     with pytest.raises(PolicyViolation, match="'finance_ledger' is protected"):
         call("clean_dataset", dataset="finance_ledger", operations=[{"op": "dedupe"}])
     assert call("profile_dataset", dataset="finance_ledger")["version"] == 1
-    assert not list(world.datasets_dir.joinpath("finance_ledger").glob("v2*"))
+    assert not [n for n in world.storage.listdir("world/datasets/finance_ledger") if n.startswith("v2")]
 
 
 def test_clean_is_idempotent_by_key(call, world: World) -> None:
@@ -138,7 +138,7 @@ def test_bad_operations(call, world: World) -> None:
     with pytest.raises(ValueError, match="cast it first"):
         call("clean_dataset", dataset="customers", operations=[{"op": "clip_outliers", "column": "age"}])
     assert len(world.dataset_lineage("customers")) == 1
-    assert sorted(p.name for p in world.datasets_dir.joinpath("customers").iterdir()) == ["v1.csv"]
+    assert world.storage.listdir("world/datasets/customers") == ["v1.csv"]
 
 
 def test_a_clean_holds_no_database_lock_while_duckdb_works(sqlite_world: World, monkeypatch) -> None:
@@ -189,5 +189,6 @@ def test_a_clean_overtaken_by_another_cleans_the_version_that_landed(world: Worl
     lineage = world.dataset_lineage("customers")
     assert [(v["parent"], v["key"]) for v in lineage] == [(None, None), (1, "other"), (2, "mine")]
     assert world.clean_dataset("customers", [{"op": "dedupe"}], key="mine")["replayed"]
-    assert not list(world.datasets_dir.joinpath("customers").glob(".staging-*"))
-    assert {p.name for p in world.datasets_dir.joinpath("customers").iterdir()} >= {"v1.csv", "v2.csv", "v3.csv"}
+    files = world.storage.listdir("world/datasets/customers")
+    assert not [n for n in files if n.startswith(".staging-")]
+    assert set(files) >= {"v1.csv", "v2.csv", "v3.csv"}

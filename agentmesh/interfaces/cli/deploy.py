@@ -26,7 +26,7 @@ def deploy(
     goal: Annotated[str | None, typer.Option("--goal", help="The goal each scheduled run pursues.")] = None,
     graph: Annotated[str, typer.Option("--graph", "-g", help="The graph to run.")] = "mesh",
     cron: Annotated[str | None, typer.Option("--cron", help="A cron schedule, e.g. '*/15 * * * *'.")] = None,
-    interval: Annotated[float | None, typer.Option("--interval", help="Seconds between runs.")] = None,
+    interval: Annotated[float | None, typer.Option("--interval", help="Seconds between runs. Neither this nor --cron: run on demand only (`agentmesh deploy run NAME`).")] = None,
     work_pool: Annotated[str | None, typer.Option("--work-pool", help="A Prefect work pool whose workers run it.")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Serve the deployments (all, or the NAMEs) from this process.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="With --serve: goals run at once.")] = 2,
@@ -41,7 +41,7 @@ def deploy(
     if action in ("run", "pause", "resume") and len(rest) != 1 and not serve:
         raise UserError(f"`agentmesh deploy {action} NAME` takes one deployment name")
     if action not in ACTIONS and len(args) != 1 and not serve:
-        raise UserError("`agentmesh deploy NAME --goal TEXT (--cron EXPR | --interval SECONDS)` takes one NAME")
+        raise UserError("`agentmesh deploy NAME --goal TEXT [--cron EXPR | --interval SECONDS]` takes one NAME")
     if action not in ACTIONS and goal is None and not serve:
         raise UserError("--goal is required to create a deployment")
     import agentmesh.deployments as d  # each call validates its input, then reaches the Prefect server
@@ -79,7 +79,9 @@ def deploy(
         sys.stdout.write(json.dumps({"id": deployment_id, "name": action}) + "\n")
     else:
         runner = f"workers of pool {work_pool}" if work_pool else "`agentmesh deploy --serve`"
-        out.print(f"deployment [bold]{action}[/] created ({deployment_id}); {runner} will run it")
+        when = "" if cron or interval else f" when started (`agentmesh deploy run {action}`)"
+        out.print(f"deployment [bold]{action}[/] created ({deployment_id}); {runner} will run it{when}",
+                  highlight=False)
 
 
 def _prefect_home() -> Path:

@@ -1,8 +1,8 @@
 """The operations world the built-in tools act on: services, datasets, tickets and an operator outbox.
 
 State lives in the agentmesh database (SQLite or PostgreSQL, same code), in tables of the world's own; dataset
-files live under ``home/world/datasets``. Every write method is atomic and idempotent by ``key`` and enforces
-the world's limits (the policy's ``[world]`` table) itself, so they hold whoever calls it.
+files live under ``world/datasets`` in the shared storage (``storage_url``: the home by default). Every write
+method is atomic and idempotent by ``key`` and enforces the world's limits (the policy's ``[world]`` table) itself, so they hold whoever calls it.
 
     world = World.open(get_settings())           # its tables created, the default sample loaded if empty
     world.scale_service("checkout-api", 6, key="run-1:call-1")
@@ -10,7 +10,6 @@ the world's limits (the policy's ``[world]`` table) itself, so they hold whoever
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, func, insert, select
 
 from agentmesh.core.exceptions import UserError
+from agentmesh.core.storage import Storage
 from agentmesh.persistence.database import create_tables, get_engine, utcnow
 from agentmesh.plugins.operations.limits import WorldLimits
 from agentmesh.plugins.operations.world import _tables as t
@@ -36,13 +36,14 @@ __all__ = ["OPERATIONS", "CleanOperation", "World"]
 
 
 class World(ServicesMixin, DatasetsMixin, TicketsMixin):
-    """One operations world: a database plus a folder of dataset files, acting within its limits."""
+    """One operations world: a database plus a storage of dataset files, acting within its limits."""
 
-    def __init__(self, engine: Engine, *, home: Path, limits: WorldLimits) -> None:
+    def __init__(self, engine: Engine, *, home: Path, limits: WorldLimits, storage: Storage | None = None) -> None:
         create_tables(engine, t.metadata)
         self.engine = engine
         self.home = Path(home)
         self.limits = limits
+        self.storage = storage or Storage.from_url("", home=self.home)
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: WorldLimits | None = None) -> World:
@@ -51,7 +52,8 @@ class World(ServicesMixin, DatasetsMixin, TicketsMixin):
             from agentmesh.runtime.components import components
 
             limits = components(settings).policy.section("world", WorldLimits)
-        return cls(get_engine(settings.resolved_database_url), home=settings.resolved_home, limits=limits)
+        return cls(get_engine(settings.resolved_database_url), home=settings.resolved_home, limits=limits,
+                   storage=Storage.from_url(settings.storage_url, home=settings.resolved_home))
 
     @classmethod
     def open(cls, settings: Settings, limits: WorldLimits | None = None) -> World:
@@ -120,7 +122,7 @@ class World(ServicesMixin, DatasetsMixin, TicketsMixin):
             for table in (t.effects, t.refunds, t.notifications, t.tickets, t.orders, t.customers,
                           t.dataset_versions, t.datasets, t.services, t.meta):
                 conn.execute(delete(table))
-        shutil.rmtree(self.datasets_dir, ignore_errors=True)
+        self.storage.remove_tree(self.DATASETS)
 
     # -- reading it all ---------------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
@@ -231,9 +230,8 @@ def _step(
     raise ValueError(f"unknown operation {op.op!r}; known: {', '.join(OPERATIONS)}")
 
 
-def write_table(con: duckdb.DuckDBPyConnection, table: str, path: Path, fmt: str) -> None:
-    """Write a table in its original row order, without ``__row``, to a new file (via a temporary name)."""
-    tmp = path.with_name(path.name + ".tmp")
+def write_table(con: duckdb.DuckDBPyConnection, table: str, location: str, fmt: str) -> None:
+    """Write a table in its original row order, without ``__row``, to a new file (a staging one: it is moved into
+    place only once complete)."""
     options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    con.execute(f"COPY (SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}) TO {literal(str(tmp))} ({options})")
-    tmp.replace(path)
+    con.execute(f"COPY (SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}) TO {literal(location)} ({options})")

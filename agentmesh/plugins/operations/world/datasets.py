@@ -1,19 +1,18 @@
-"""Datasets: versioned CSV/Parquet files under ``home/world/datasets/<name>/v<N>.<ext>``, profiled and cleaned
-with DuckDB. Cleaning always writes a new version; lineage and quality reports live in the database."""
+"""Datasets: versioned CSV/Parquet files at ``world/datasets/<name>/v<N>.<ext>`` in the storage every machine shares
+(``storage_url``: the agentmesh home by default, ``s3://…`` across machines), profiled and cleaned with DuckDB.
+Cleaning always writes a new version; lineage and quality reports live in the database."""
 
 from __future__ import annotations
 
 import functools
 import re
-import shutil
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from agentmesh.core.exceptions import NotFoundError, PolicyViolation, ToolError
+from agentmesh.core.storage import Storage
 from agentmesh.persistence.database import utcnow
 from agentmesh.plugins.operations.world._atomic import atomic, stored_effect
 from agentmesh.plugins.operations.world._clean import parse_operations, run_operations, write_table
@@ -21,6 +20,8 @@ from agentmesh.plugins.operations.world._profile import load_table, profile_tabl
 from agentmesh.plugins.operations.world._tables import dataset_versions, datasets
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agentmesh.plugins.operations.limits import WorldLimits
 
 __all__ = ["DatasetsMixin", "profile_file"]
@@ -32,10 +33,10 @@ class _Superseded(Exception):
     """Another clean recorded a new version while this one ran: clean that version instead."""
 
 
-def profile_file(path: Path, fmt: str, *, key_column: str | None = None) -> dict[str, Any]:
-    con = duckdb.connect()
+def profile_file(storage: Storage, path: str, fmt: str, *, key_column: str | None = None) -> dict[str, Any]:
+    con = storage.duckdb()
     try:
-        load_table(con, str(path), fmt)
+        load_table(con, storage.url(path), fmt)
         return profile_table(con, key_column=key_column)
     finally:
         con.close()
@@ -44,11 +45,10 @@ def profile_file(path: Path, fmt: str, *, key_column: str | None = None) -> dict
 class DatasetsMixin:
     engine: Engine
     limits: WorldLimits
-    home: Path
+    storage: Storage
 
-    @property
-    def datasets_dir(self) -> Path:
-        return self.home / "world" / "datasets"
+    DATASETS = "world/datasets"
+    """The datasets' folder in the storage; a version's ``path`` is relative to the storage's root."""
 
     def _dataset(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
         # Names are looked up, never joined into a path unchecked: "../../etc/passwd" is simply unknown.
@@ -71,16 +71,14 @@ class DatasetsMixin:
         if not _NAME.match(name):
             raise ValueError(f"dataset name {name!r}: use lowercase letters, digits, '_' and '-'")
         fmt = "parquet" if source.suffix == ".parquet" else "csv"
-        folder = self.datasets_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"v1.{fmt}"
-        shutil.copyfile(source, target)
-        profile = profile_file(target, fmt, key_column=key_column)
+        target = f"{self.DATASETS}/{name}/v1.{fmt}"
+        self.storage.put(source, target)
+        profile = profile_file(self.storage, target, fmt, key_column=key_column)
         now = utcnow()
         conn.execute(insert(datasets).values(name=name, description=description, format=fmt, key_column=key_column,
                                              latest_version=1, version=1, updated=now))
         conn.execute(insert(dataset_versions).values(
-            dataset=name, number=1, path=str(target.relative_to(self.home)), rows=profile["rows"],
+            dataset=name, number=1, path=target, rows=profile["rows"],
             quality_score=profile["quality_score"], profile=profile, parent=None, operations=[], report=None,
             key=None, created=now))
 
@@ -115,11 +113,11 @@ class DatasetsMixin:
             **latest.profile,
         }
 
-    def dataset_path(self, dataset: str, version: int | None = None) -> Path:
-        """The file of one version (the latest by default)."""
+    def dataset_file(self, dataset: str, version: int | None = None) -> str:
+        """The file of one version (the latest by default), relative to the storage's root."""
         with self.engine.connect() as conn:
             row = self._dataset(conn, dataset)
-            return self.home / self._version(conn, row.name, version or row.latest_version).path
+            return str(self._version(conn, row.name, version or row.latest_version).path)
 
     def clean_dataset(self, dataset: str, operations: list[Any], *, key: str | None = None) -> dict[str, Any]:
         """Write a cleaned copy of the latest version as a new version.
@@ -139,7 +137,7 @@ class DatasetsMixin:
                 raise PolicyViolation(
                     f"clean_dataset refused: dataset {row.name!r} is protected by policy and may only be profiled."
                 )
-            staging = self.datasets_dir / row.name / f".staging-{uuid.uuid4().hex[:12]}"
+            staging = f"{self.DATASETS}/{row.name}/.staging-{uuid.uuid4().hex[:12]}"
             try:
                 staged = self._clean_into(staging, row, parent, ops)
                 return atomic(self.engine, domain="datasets", method="clean_dataset", key=key,
@@ -148,25 +146,25 @@ class DatasetsMixin:
             except _Superseded:
                 continue
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                self.storage.remove_tree(staging)
         raise ToolError(f"clean_dataset: {dataset!r} kept changing while it was cleaned; try again")
 
-    def _clean_into(self, staging: Path, row: Any, parent: Any, ops: list[Any]) -> dict[str, Any]:
+    def _clean_into(self, staging: str, row: Any, parent: Any, ops: list[Any]) -> dict[str, Any]:
         """Load the parent version, run the operations and write the result and quarantines under ``staging``."""
-        staging.mkdir(parents=True)
-        con = duckdb.connect()
+        self.storage.fs.makedirs(self.storage.path(staging), exist_ok=True)
+        con = self.storage.duckdb()
         try:
-            load_table(con, str(self.home / parent.path), row.format)
+            load_table(con, self.storage.url(parent.path), row.format)
             cleaned = run_operations(con, ops)
             quarantined = []
             for column, table in cleaned.quarantine:
                 count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
                 if count:
-                    side = staging / f"quarantine-{column}.csv"
-                    write_table(con, table, side, "csv")
+                    side = f"{staging}/quarantine-{column}.csv"
+                    write_table(con, table, self.storage.url(side), "csv")
                     quarantined.append({"column": column, "rows": count, "staged": side})
-            target = staging / f"cleaned.{row.format}"
-            write_table(con, cleaned.table, target, row.format)
+            target = f"{staging}/cleaned.{row.format}"
+            write_table(con, cleaned.table, self.storage.url(target), row.format)
             profile = profile_table(con, cleaned.table, key_column=row.key_column)
         finally:
             con.close()
@@ -178,19 +176,20 @@ class DatasetsMixin:
         if self._dataset(conn, row.name, lock=True).latest_version != parent.number:
             raise _Superseded
         number = parent.number + 1
-        target = self.datasets_dir / row.name / f"v{number}.{row.format}"
+        folder = f"{self.DATASETS}/{row.name}"
+        target = f"{folder}/v{number}.{row.format}"
         quarantined = []
         for side in staged["quarantined"]:
-            final = target.with_name(f"v{number}.quarantine-{side['column']}.csv")
-            side["staged"].replace(final)
-            quarantined.append({"column": side["column"], "rows": side["rows"], "file": str(final.relative_to(self.home))})
-        staged["target"].replace(target)
+            final = f"{folder}/v{number}.quarantine-{side['column']}.csv"
+            self.storage.move(side["staged"], final)
+            quarantined.append({"column": side["column"], "rows": side["rows"], "file": final})
+        self.storage.move(staged["target"], target)
         profile = staged["profile"]
         result = {
             "dataset": row.name,
             "version": number,
             "parent_version": parent.number,
-            "file": str(target.relative_to(self.home)),
+            "file": target,
             "rows_before": parent.rows,
             "rows_after": profile["rows"],
             "quality_before": parent.quality_score,
