@@ -134,3 +134,32 @@ async def test_a_timed_attempt_is_timed_as_langgraph_times_one_and_its_writes_ar
     builder.add_edge(START, "slow")
     assert await builder.compile().ainvoke({}) == {"seen": "late"}
     assert writes == [0, 0]
+
+
+def test_a_task_run_uses_the_prefect_services_started_for_its_tags_and_starts_none(home: object) -> None:
+    """``start_prefect_services`` starts what the task engine will look up, under the same keys: a failing task
+    run with those tags (events, an API log, a concurrency lease) starts no service from inside itself."""
+    import uuid
+
+    import pytest
+    from prefect import tags as prefect_tags
+    from prefect import task
+    from prefect._internal.concurrency.threads import get_global_loop
+
+    from agentmesh.core.settings import get_settings
+    from agentmesh.runtime._upstream import start_prefect_services
+    from agentmesh.runtime.prefect import configure_prefect
+
+    configure_prefect(get_settings())
+    task_tags = ["agentmesh", f"role-{uuid.uuid4().hex[:8]}"]  # a set of tags no service has been started for
+
+    @task(tags=task_tags, persist_result=False)
+    def fails() -> None:
+        raise ValueError("no")
+
+    with prefect_tags(f"context-{uuid.uuid4().hex[:8]}"):  # the caller's tags count too, as the engine's
+        start_prefect_services(task_tags)
+        started = list(get_global_loop()._on_shutdown)  # a service started registers its drain() there
+        with pytest.raises(ValueError):
+            fails()
+    assert get_global_loop()._on_shutdown == started

@@ -16,6 +16,11 @@ Each is isolated here and pinned by ``tests/test_upstream.py``, which fails when
   each attempt (``pregel._retry.arun_with_retry``: its run/idle watchdogs, progress from writes, stream and
   callbacks, writes dropped on a timeout, the timed-attempt observer), for a node whose attempts are retried by
   its Prefect task.
+- ``start_prefect_services``: Prefect starts its process-wide services (events, API logs, a concurrency-lease
+  worker per set of tags) lazily, from inside the first task run that needs one, and the service keeps a copy of
+  that caller's context (its asyncio task's and its shutdown call's) for the life of the process — and with it
+  the task run, its state and result: a failed node's exception, whose traceback holds the graph run's loop.
+  Started first from an empty context, with the keys the task engine will look them up by, they hold nothing.
 - Prefect's context variables: a ``ContextModel`` sets its variable only by being entered, for the length of a
   block. agentmesh needs to set one for a caller's whole scope (one API client shared by the goals of an event
   loop) or to clear one (a background task sent from inside a task run must not carry that task run's context).
@@ -24,9 +29,10 @@ Each is isolated here and pinned by ``tests/test_upstream.py``, which fails when
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -54,8 +60,8 @@ from langgraph.pregel._retry import (
 from langgraph.runtime import Runtime
 from langgraph.types import TimeoutPolicy
 
-__all__ = ["RunnableCallable", "prefect_context", "retry_config", "routed_node", "sync_timeout_unsupported",
-           "timed_attempt"]
+__all__ = ["RunnableCallable", "prefect_context", "retry_config", "routed_node", "start_prefect_services",
+           "sync_timeout_unsupported", "timed_attempt"]
 
 _CACHED = ("flat_writers", "node", "input_cache_key")  # PregelNode's cached properties (dropped by its copy())
 
@@ -143,3 +149,28 @@ def prefect_context(model: type, value: Any) -> Iterator[None]:
         yield
     finally:
         var.reset(token)
+
+
+def start_prefect_services(task_tags: Iterable[str]) -> None:
+    """Prefect's services a task run with ``task_tags`` (called here) will use, started — when not running yet —
+    from an empty context, so that none is first started from inside the task run and keeps its context."""
+    from prefect.context import TagsContext
+
+    # the task run's tags, as the task engine makes them (task_engine: task.tags | TagsContext tags); the
+    # engine acquires concurrency slots for them through the lease service of that set of names
+    tags = set(task_tags) | set(TagsContext.get().current_tags or ())
+    contextvars.Context().run(_start_services, frozenset(f"tag:{tag}" for tag in tags))
+
+
+def _start_services(limit_names: frozenset[str]) -> None:
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+    from prefect.context import get_settings_context
+    from prefect.events.worker import EventsWorker, should_emit_events
+    from prefect.logging.handlers import APILogWorker
+
+    if limit_names:
+        ConcurrencySlotAcquisitionWithLeaseService.instance(limit_names)
+    if should_emit_events():  # as prefect.events.utilities.emit_event
+        EventsWorker.instance()
+    if get_settings_context().settings.logging.to_api.enabled:  # as prefect.logging.handlers.APILogHandler
+        APILogWorker.instance()

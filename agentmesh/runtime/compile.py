@@ -57,6 +57,7 @@ from agentmesh.runtime._upstream import (
     prefect_context,
     retry_config,
     routed_node,
+    start_prefect_services,
     sync_timeout_unsupported,
     timed_attempt,
 )
@@ -152,7 +153,8 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
         attempt = ctx.task_run.run_count if ctx is not None else 1
         return retry_config(config, attempt) if attempt > 1 else config
 
-    options = dict(name=name, tags=["agentmesh", role or "router"], retry_delay_seconds=0, cache_policy=NONE,
+    tags = ["agentmesh", role or "router"]
+    options = dict(name=name, tags=tags, retry_delay_seconds=0, cache_policy=NONE,
                    persist_result=False)
 
     async def run_async(state: Any, handed: _Handed) -> Any:
@@ -190,6 +192,7 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
         opened = await host.open(state) if host else None
         with _hosted(opened) if opened else contextlib.nullcontext(), _langgraph_config(None), \
                 _handed(config) as handed:
+            start_prefect_services(tags)
             async with shared_clients():  # one API client per event loop, as in a goal (wide fan-outs)
                 return _unwrap(await tasks()[0](quote(state), quote(handed)))
 
@@ -203,6 +206,7 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
         # SyncClientContext: one client, ~4 ms a task instead of ~26 ms (a new client per task)
         with _hosted(opened) if opened else contextlib.nullcontext(), SyncClientContext.get_or_create(), \
                 _langgraph_config(None), _handed(config) as handed:
+            start_prefect_services(tags)
             return _unwrap(tasks()[1](quote(state), quote(handed)))
 
     # The node keeps its runnable and policies for LangGraph to read; it executes through the task, which does
