@@ -94,3 +94,72 @@ def test_a_routed_node_executes_through_its_runner_and_is_read_as_its_own_runnab
     assert list(graph.get_subgraphs()) == [("child", subgraph)]
     assert graph.get_graph(xray=True).to_json() == plain_json
     assert graph.nodes["child"].copy({}).node is not None and isinstance(graph.nodes["child"].copy({}), type(graph.nodes["child"]))
+
+
+async def test_a_timed_attempt_is_timed_as_langgraph_times_one_and_its_writes_are_dropped() -> None:
+    """An async node routed through ``timed_attempt``: LangGraph's watchdog raises its NodeTimeoutError, the write
+    the attempt made before it is dropped from the task's writes; a retried attempt starts with none."""
+    import asyncio
+
+    import pytest
+    from langgraph._internal._constants import CONF, CONFIG_KEY_RUNTIME, CONFIG_KEY_SEND
+    from langgraph.errors import NodeTimeoutError
+    from langgraph.types import TimeoutPolicy
+
+    from agentmesh.runtime._upstream import timed_attempt
+
+    async def node(state: _State, config: RunnableConfig) -> _State:
+        if config[CONF][CONFIG_KEY_RUNTIME].execution_info.node_attempt == 1:
+            config[CONF][CONFIG_KEY_SEND]([("seen", "early")])
+            await asyncio.Event().wait()
+        return {"seen": "late"}
+
+    proc = RunnableCallable(None, node, name="slow", trace=False)
+    timeout = TimeoutPolicy(idle_timeout=0.05)
+    writes: list[int] = []
+
+    async def through(state: _State, config: RunnableConfig) -> object:
+        task_writes = config[CONF][CONFIG_KEY_SEND].__self__  # LangGraph hands a node its task's writes.extend
+        with pytest.raises(NodeTimeoutError) as failed:
+            await timed_attempt("slow", proc, state, config, timeout)
+        assert (failed.value.node, failed.value.kind) == ("slow", "idle")
+        writes.append(len(task_writes))  # the timed-out attempt's write was dropped
+        task_writes.append(("seen", "from a failed attempt"))
+        retried = retry_config(config, 2)
+        writes.append(len(task_writes))  # a retried attempt starts with none
+        return await timed_attempt("slow", proc, state, retried, timeout)
+
+    builder = StateGraph(_State)
+    builder.add_node("slow", RunnableCallable(None, through, name="slow", trace=False))
+    builder.add_edge(START, "slow")
+    assert await builder.compile().ainvoke({}) == {"seen": "late"}
+    assert writes == [0, 0]
+
+
+def test_a_task_run_uses_the_prefect_services_started_for_its_tags_and_starts_none(home: object) -> None:
+    """``start_prefect_services`` starts what the task engine will look up, under the same keys: a failing task
+    run with those tags (events, an API log, a concurrency lease) starts no service from inside itself."""
+    import uuid
+
+    import pytest
+    from prefect import tags as prefect_tags
+    from prefect import task
+    from prefect._internal.concurrency.threads import get_global_loop
+
+    from agentmesh.core.settings import get_settings
+    from agentmesh.runtime._upstream import start_prefect_services
+    from agentmesh.runtime.prefect import configure_prefect
+
+    configure_prefect(get_settings())
+    task_tags = ["agentmesh", f"role-{uuid.uuid4().hex[:8]}"]  # a set of tags no service has been started for
+
+    @task(tags=task_tags, persist_result=False)
+    def fails() -> None:
+        raise ValueError("no")
+
+    with prefect_tags(f"context-{uuid.uuid4().hex[:8]}"):  # the caller's tags count too, as the engine's
+        start_prefect_services(task_tags)
+        started = list(get_global_loop()._on_shutdown)  # a service started registers its drain() there
+        with pytest.raises(ValueError):
+            fails()
+    assert get_global_loop()._on_shutdown == started

@@ -6,8 +6,8 @@ tagged with its role.
 
 The graph is compiled by LangGraph itself, then each node is executed through its Prefect task; everything else
 LangGraph knows of a node stays the node's own — its runnable (so subgraphs are found: ``get_subgraphs()``,
-``get_state(subgraphs=True)``, ``update_state`` into a subgraph, ``get_graph(xray=...)``, node ids), timeout and
-its compile-time checks, cache policy, metadata.
+``get_state(subgraphs=True)``, ``update_state`` into a subgraph, ``get_graph(xray=...)``, node ids), the
+compile-time check of its timeout, cache policy, metadata.
 
 Retries: one layer, the node's Prefect task (LangGraph's own retry loop is not used). How many: ``retries=`` given
 to ``compile``, else the node's LangGraph ``RetryPolicy`` (one or several, or ``set_node_defaults``) as LangGraph
@@ -18,6 +18,12 @@ runs once, as in LangGraph. Never retried, whatever the count: the model transpo
 already ran), a budget, a policy refusal or bad input — retrying cannot help and would only multiply calls. An
 ``interrupt()`` inside a node is a pause, not a failure: the task completes and the interrupt is re-raised outside
 it, so Prefect neither retries it nor shows a crash.
+
+Timeouts: a node's ``TimeoutPolicy`` (``add_node(..., timeout=...)`` or ``set_node_defaults``) times each attempt
+inside the task run, as LangGraph times each attempt — so a ``NodeTimeoutError`` is retried when the policy says
+so, and the Prefect task run's own start-up is not on the node's clock. A ``Send(..., timeout=...)`` overriding
+the node's timeout is applied by LangGraph, around the node's whole task run (retries included): LangGraph does
+not tell the node which timeout its ``Send`` carried.
 """
 
 from __future__ import annotations
@@ -46,7 +52,15 @@ from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
 from agentmesh.persistence.runs import end_step, start_step
-from agentmesh.runtime._upstream import RunnableCallable, prefect_context, retry_config, routed_node
+from agentmesh.runtime._upstream import (
+    RunnableCallable,
+    prefect_context,
+    retry_config,
+    routed_node,
+    start_prefect_services,
+    sync_timeout_unsupported,
+    timed_attempt,
+)
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
 
 __all__ = ["Host", "compile", "durable_graph", "hosts"]
@@ -98,6 +112,7 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
     original = node.bound
     role = (node.metadata or {}).get("agent")
     policies = _policies(node.retry_policy)
+    timeout = node.timeout
 
     def count() -> int:
         if retries is not None:
@@ -138,13 +153,16 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
         attempt = ctx.task_run.run_count if ctx is not None else 1
         return retry_config(config, attempt) if attempt > 1 else config
 
-    options = dict(name=name, tags=["agentmesh", role or "router"], retry_delay_seconds=0, cache_policy=NONE,
+    tags = ["agentmesh", role or "router"]
+    options = dict(name=name, tags=tags, retry_delay_seconds=0, cache_policy=NONE,
                    persist_result=False)
 
     async def run_async(state: Any, handed: _Handed) -> Any:
         config = attempt_config(handed.config)
         with _langgraph_config(config), _step_scope(name, role, config):
             try:
+                if timeout is not None:  # this attempt timed, as LangGraph times each attempt
+                    return await timed_attempt(name, original, state, config, timeout)
                 return await original.ainvoke(state, config)
             except GraphBubbleUp as signal:
                 return _Bubble(signal)
@@ -174,23 +192,28 @@ def _durable_node(name: str, node: Any, retries: int | None) -> Any:
         opened = await host.open(state) if host else None
         with _hosted(opened) if opened else contextlib.nullcontext(), _langgraph_config(None), \
                 _handed(config) as handed:
+            start_prefect_services(tags)
             async with shared_clients():  # one API client per event loop, as in a goal (wide fan-outs)
                 return _unwrap(await tasks()[0](quote(state), quote(handed)))
 
     def func(state: Any, config: RunnableConfig) -> Any:
         from prefect.context import SyncClientContext
 
+        if timeout is not None:  # an async node with a timeout, run by invoke(): LangGraph refuses it too
+            raise sync_timeout_unsupported(name)
         host = _host(config)
         opened = asyncio.run_coroutine_threadsafe(host.open(state), host.loop).result() if host else None
         # SyncClientContext: one client, ~4 ms a task instead of ~26 ms (a new client per task)
         with _hosted(opened) if opened else contextlib.nullcontext(), SyncClientContext.get_or_create(), \
                 _langgraph_config(None), _handed(config) as handed:
+            start_prefect_services(tags)
             return _unwrap(tasks()[1](quote(state), quote(handed)))
 
-    # The node keeps its runnable, policies and timeout for LangGraph to read; it executes through the task,
-    # which does the retrying (LangGraph's own retry loop would be a second layer).
+    # The node keeps its runnable and policies for LangGraph to read; it executes through the task, which does
+    # the retrying (LangGraph's own retry loop would be a second layer) and times each attempt (LangGraph would
+    # time the whole task run, retries included).
     runner = RunnableCallable(func, afunc, name=name, trace=False)
-    return routed_node(node, runner, retry_policy=None)
+    return routed_node(node, runner, retry_policy=None, timeout=None)
 
 
 def _policies(retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> tuple[RetryPolicy, ...]:

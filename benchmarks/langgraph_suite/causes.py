@@ -80,14 +80,15 @@ CAUSES: list[Cause] = [
     Cause(
         "run-kept-alive", "A finished run is kept alive (PregelLoop not freed)",
         "After `invoke()` returns, LangGraph leaves no `SyncPregelLoop`/`AsyncPregelLoop`/`PregelRunner` behind "
-        "(the test checks with the garbage collector off). Through agentmesh the first node's Prefect task run "
-        "starts Prefect's process-wide services (its `EventsWorker` asyncio task and the global "
-        "`EventLoopThread`) lazily, inside the node's context: their copied `contextvars.Context` holds "
-        "LangGraph's config var, whose `configurable` holds `__pregel_call` → `schedule_task` → the loop, for "
-        "the life of the process (`gc.collect()` does not free it). Later runs are held for a while too (by "
-        "Prefect calls and events still pending), so the count is not 0 right after `invoke()` returns.",
-        "`agentmesh/runtime/compile.py` `_durable_node` (`afunc`/`func` call the Prefect task in the run's context; "
-        "Prefect's services are first started there, not by `configure_prefect`)",
+        "(the test checks with the garbage collector off, counting every loop in the process). Prefect starts its "
+        "process-wide services (events, API logs, a concurrency-lease worker per set of tags) lazily and each "
+        "keeps the context it was started from for the life of the process; started from inside a failing "
+        "node's task run, that context held the task run's Failed state, its exception and, through the "
+        "traceback, the loop (found after `test_pending_writes_resume`, the first test whose node fails). "
+        "agentmesh now starts them from an empty context before each task run (`_upstream."
+        "start_prefect_services`); a loop still counted here is held by Prefect work still pending right after "
+        "`invoke()` returns.",
+        "`agentmesh/runtime/compile.py` `_durable_node` (a Prefect task run per node execution)",
         text=r"(Sync|Async)PregelLoop object|PregelRunner object",
         example=r"^E\s+assert \d+ == 0.*$|^E\s+\+\s+where \d+ = len\(.*$",
     ),
@@ -142,13 +143,16 @@ CAUSES: list[Cause] = [
     ),
     Cause(
         "fanout-concurrency", "Wide fan-outs: 100 parallel Send()s no longer overlap, or exceed 60 s",
-        "100 `Send`s to an async node each start a Prefect task run; outside `arun_goal` no Prefect client is "
-        "shared, so each task builds its own `PrefectClient` (SSL context, HTTP pool, version check) before the "
-        "node runs. Measured outside pytest: 100 sends take 10–16 s through agentmesh (7 s inside "
-        "`shared_clients()`) against 0.3 s plainly; the 0.1 s sleeps no longer overlap all at once "
-        "(`assert 91 == 100`), and `test_max_concurrency` runs past pytest-timeout's 60 s.",
-        "`agentmesh/runtime/compile.py` `_durable_node.afunc` (no shared async client outside a goal; `func` uses "
-        "`SyncClientContext.get_or_create()`, `afunc` has no equivalent) and Prefect's per-task-run cost",
+        "100 `Send`s to an async node whose 0–0.1 s sleeps must all overlap (`max_currently == 100`). Plainly "
+        "every node body starts in the same pass of the event loop, before any sleep ends. Through agentmesh each "
+        "`Send` is a Prefect task run, and Prefect's per-run work (task run and state records, a concurrency "
+        "lease for its tags, events) runs on the same event loop first: measured (100 Sends to a node sleeping "
+        "50 ms, 2 loaded cores), the first to the last node start 1.1–1.6 s "
+        "apart (≈11–16 ms a task run), at most 16–21 of 100 overlapping; plainly 0 ms apart, 100 overlapping. "
+        "A limit of one Prefect task run per node execution, not of agentmesh's code (the runs already share "
+        "one API client per event loop).",
+        "Prefect's per-task-run cost (`agentmesh/runtime/compile.py` `_durable_node`: a Prefect task run per node "
+        "execution, by design)",
         context=r"max_concurrency",
         example=r"^E\s+(assert \d+ == \d+|Failed: Timeout.*)$",
     ),
@@ -186,9 +190,13 @@ CAUSES: list[Cause] = [
     Cause(
         "uuid4-sequence", "uuid4() values consumed by Prefect (deterministic ids shift)",
         "The test patches `uuid.uuid4` to a fixed sequence (`deterministic_uuids`) and expects message ids "
-        "from it; every Prefect task run also draws uuid4s (task run and event ids), so the ids the graph's "
-        "nodes get are further along the sequence.",
-        "`agentmesh/runtime/compile.py` `_durable_node` (a Prefect task run per node execution)",
+        "from it. Prefect's task engine draws from the same patched function: measured, 3 `uuid.uuid4()` calls a "
+        "node execution through agentmesh (0 plainly) — a transaction holder id (`prefect/transactions.py`), a "
+        "result record key (`prefect/results.py`, even with `persist_result=False`) and the CSRF id of the sync "
+        "API client (`prefect/client/base.py`) — so the ids the graph's nodes get are further along the sequence. "
+        "Only not drawing them (no Prefect task run) or patching Prefect would keep the sequence.",
+        "Prefect's task engine (`agentmesh/runtime/compile.py` `_durable_node`: a Prefect task run per node "
+        "execution, by design)",
         text=r"00000000-0000-4000-8000-", context=r"deterministic_uuids",
         example=r"^E\s+At index \d+ diff: .*$",
     ),

@@ -13,10 +13,11 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import NodeTimeoutError
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel._loop import AsyncPregelLoop, SyncPregelLoop
 from langgraph.runtime import Runtime
-from langgraph.types import Command, RetryPolicy, interrupt
+from langgraph.types import Command, RetryPolicy, TimeoutPolicy, interrupt
 from prefect.context import TaskRunContext
 
 import agentmesh
@@ -229,3 +230,42 @@ def test_nothing_of_a_finished_run_is_kept_alive(home: Path) -> None:
             assert loops() == set()
     finally:
         gc.enable()
+
+
+def _run_timing_out(compile_: Any, retry_policy: Any) -> tuple[list[tuple[int, int]], Any]:
+    """A node whose first attempt never finishes (it waits on an event nobody sets) under a 0.3 s idle timeout;
+    its later attempts return at once. Returns (node_attempt, Prefect run_count) per attempt, and the outcome."""
+    attempts: list[tuple[int, int]] = []
+
+    async def slow_once(state: State, runtime: Runtime) -> State:
+        assert runtime.execution_info is not None
+        ctx = TaskRunContext.get()
+        attempts.append((runtime.execution_info.node_attempt, ctx.task_run.run_count if ctx else 0))
+        if len(attempts) == 1:
+            await asyncio.Event().wait()
+        return {"log": [f"done:{_in_task('slow_once')}"]}
+
+    builder = StateGraph(State)
+    builder.add_node("slow_once", slow_once, timeout=TimeoutPolicy(idle_timeout=0.3), retry_policy=retry_policy)
+    builder.add_edge(START, "slow_once")
+    graph = compile_(builder)
+    try:
+        return attempts, asyncio.run(graph.ainvoke({"log": []}))
+    except NodeTimeoutError as failed:
+        return attempts, (type(failed).__name__, failed.node, failed.kind)
+
+
+def test_a_timeout_is_per_attempt_and_retried_as_the_policy_says(home: Path) -> None:
+    retry_timeouts = RetryPolicy(max_attempts=3, retry_on=NodeTimeoutError, **_FAST)
+    attempts, outcome = _run_timing_out(agentmesh.compile, retry_timeouts)
+    # the timed-out attempt is retried by the node's Prefect task run: one task run, its second try
+    assert attempts == [(1, 1), (2, 2)]
+    assert outcome == {"log": ["done:True"]}
+    plain_attempts, plain_outcome = _run_timing_out(_plain, retry_timeouts)
+    assert ([a for a, _ in plain_attempts], plain_outcome) == ([1, 2], {"log": ["done:False"]})
+
+    # a policy that does not accept the timeout: one attempt, LangGraph's NodeTimeoutError, as plainly
+    other_errors = RetryPolicy(max_attempts=3, retry_on=ValueError, **_FAST)
+    attempts, outcome = _run_timing_out(agentmesh.compile, other_errors)
+    assert attempts == [(1, 1)]
+    assert outcome == ("NodeTimeoutError", "slow_once", "idle") == _run_timing_out(_plain, other_errors)[1]
