@@ -10,6 +10,15 @@ Secrets never travel with a deployment: its parameters are the goal and the grap
 worker's flow runs take the database URL, the API key and the storage credentials from the worker's own environment
 (a process worker's flow runs inherit it), and run with the worker's own interpreter (Prefect's process worker
 starts ``sys.executable -m prefect.engine``; the pull step of ``prefect.yaml``, ``check_install`` below, runs in it).
+
+A goal whose worker dies finishes by itself (``ensure_recovery``, set up by ``agentmesh deploy --work-pool`` and
+``agentmesh prefect automations``): its flow run sends Prefect heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``,
+a job variable of the deployment, not a secret); one automation on the server marks a goal's flow run Crashed when
+its heartbeats stop for ``dead_worker_s``, the way Prefect's zombie-flow recipe does, and another puts a crashed
+goal run of a deployment back on its work pool (AwaitingRetry). A live worker runs the same flow run again, and the
+goal flow finds the run's record: it resumes from the last checkpoint, replaying journalled model replies and
+audited tool results, and the dead process's lease no longer holds it (``agentmesh.persistence.owner``). A goal
+whose flow run keeps dying stops after ``goal_restarts`` restarts (``agentmesh.runtime.goal``).
 """
 
 from __future__ import annotations
@@ -24,7 +33,12 @@ from agentmesh.runtime.goal import FLOW_NAME, goal_flow
 from agentmesh.runtime.graphs import get_graph
 from agentmesh.runtime.prefect import configure_prefect
 
-__all__ = ["check_install", "create_deployment", "list_deployments", "run_now", "serve", "set_paused"]
+__all__ = ["HEARTBEAT_S", "check_install", "create_deployment", "ensure_recovery", "list_deployments", "run_now", "serve",
+           "set_paused"]
+
+HEARTBEAT_S = 30
+"""Seconds between the heartbeats of a deployed goal's flow run (Prefect's minimum; its default is 180)."""
+RECOVERY = ("agentmesh: crash goal runs whose worker died", "agentmesh: put crashed goal runs back on their pool")
 
 
 def check_install() -> dict[str, str]:
@@ -85,7 +99,60 @@ async def create_deployment(name: str, *, goal: str, graph: str, cron: str | Non
             except Exception:
                 raise NotFoundError(f"no work pool {work_pool!r}: `prefect work-pool create {work_pool} --type process`") from None
         deployment.work_pool_name = work_pool
+        deployment.job_variables = {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}}
+        await ensure_recovery()
     return str(await deployment.apply())  # type: ignore[misc]  # Prefect's sync/async dispatch
+
+
+async def ensure_recovery() -> list[str]:
+    """Create (or update) the two automations that finish goals whose worker died; returns their names.
+
+    The first is Prefect's zombie-flow recipe for goal runs: a heartbeat not followed, within ``dead_worker_s``, by
+    another heartbeat or a state change → Crashed. The second puts a crashed goal run that a deployment started back
+    on its work pool (AwaitingRetry); a run started in a process (``agentmesh run``) has no pool to go back to, and
+    is resumed with ``agentmesh runs resume``."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    _require_server()
+    dead_after = get_settings().dead_worker_s
+    goal_runs = ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"})
+    goal_flow = ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME})
+    crash = Automation(
+        name=RECOVERY[0], description=f"A goal's flow run sent no heartbeat for {dead_after:g} s: its worker died.",
+        trigger=EventTrigger(
+            match=goal_runs, match_related=goal_flow, for_each={"prefect.resource.id"},
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in (
+                "Completed", "Failed", "Cancelled", "Crashed", "Cancelling", "Paused", "Suspended", "AwaitingRetry",
+                "Scheduled", "Late"))},
+            posture=Posture.Proactive, threshold=1, within=timedelta(seconds=dead_after)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, name=None, force=False, message=(
+            f"no heartbeat for {dead_after:g} s: the worker running this goal is presumed dead"))],
+    )
+    retry = Automation(
+        name=RECOVERY[1], description="A deployed goal whose flow run crashed resumes on a live worker of its pool.",
+        trigger=EventTrigger(
+            match=goal_runs, match_related=[goal_flow, ResourceSpecification({"prefect.resource.role": "deployment"})],
+            for_each={"prefect.resource.id"}, expect={"prefect.flow-run.Crashed"}, posture=Posture.Reactive,
+            threshold=1, within=timedelta(0)),
+        actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="AwaitingRetry", force=True, message=(
+            "crashed: back on the work pool; a live worker resumes the goal from its last checkpoint"))],
+    )
+    for automation in (crash, retry):
+        try:
+            found = await Automation.aread(name=automation.name)
+        except ValueError:
+            await automation.acreate()
+        else:
+            automation.id = found.id
+            await automation.aupdate()
+    return [crash.name, retry.name]
 
 
 def serve(names: list[str] | None = None, *, limit: int | None = 2) -> None:

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     """How long a run's owner holds it without renewing; the owner renews every third of it while the goal runs.
     `runs resume` and `approve` refuse a run whose lease is current (an owner on this host whose process is gone
     is seen at once); `--force` takes it over."""
+    dead_worker_s: float = Field(default=90.0, ge=60, le=3600)
+    """Seconds without a heartbeat (one every 30 s) after which agentmesh's automation on the Prefect server marks a
+    deployed goal's flow run Crashed and puts it back on its work pool (`agentmesh prefect automations`)."""
+    goal_restarts: int = Field(default=3, ge=0, le=20)
+    """How many times a deployed goal whose worker died is started again on its pool before it is failed."""
     tool_timeout_s: float = Field(default=30.0, gt=0)
     """Seconds a tool may run before its call is failed and the model told so."""
     approvals: Literal["wait", "auto", "deny"] = "wait"

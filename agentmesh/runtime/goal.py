@@ -154,7 +154,7 @@ async def execute(inv: GoalInvocation) -> Any:
 
 
 async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] | None) -> Any:
-    from prefect.states import Failed
+    from prefect.states import Cancelled, Failed
 
     settings = inv.settings
     engine = components(settings).engine
@@ -162,8 +162,17 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
     resume_of = inv.resume_of
     started = time.perf_counter()
     trace = {"trace_id": ids[0]} if ids else {}
-    if resume_of is None and find_run(engine, run_id) is not None:
-        resume_of = run_id  # a Prefect flow retry: go on from the checkpoint, reusing finished work
+    restarts = 0
+    if resume_of is None and (found := find_run(engine, run_id)) is not None:
+        # This flow run ran before: a Prefect flow retry, or a deployed goal put back on its pool after its worker
+        # died (agentmesh.deployments.ensure_recovery). Go on from the checkpoint, reusing finished work — unless
+        # the run was resumed in another flow run since, which has it now.
+        if found["flow_run_id"] not in (None, flow_run_id):
+            return Cancelled(message=f"run {run_id} was resumed in flow run {found['flow_run_id']}; nothing to do")
+        resume_of = run_id
+        from prefect.runtime import flow_run
+
+        restarts = max(0, int(flow_run.run_count or 1) - 1 - settings.flow_retries)
     owner = inv.owner or new_owner()
     if resume_of is None:
         create_run(engine, run_id=run_id, flow_run_id=flow_run_id, goal=inv.goal, graph=inv.spec.name,
@@ -176,11 +185,17 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
             previous = get_run(engine, run_id)
         else:  # a flow retry, or a deployment's resume: claimed here
             previous = claim_run(engine, run_id, owner, settings.run_lease_s, force=inv.force)
-        if previous["status"] == "running" and previous["flow_run_id"]:
+        if previous["status"] == "running" and previous["flow_run_id"] not in (None, flow_run_id):
             await _mark_crashed(previous["flow_run_id"])  # its process died (or was fenced): say so in Prefect too
+        if restarts > settings.goal_restarts:
+            gave_up = (f"its flow run was started {restarts} times after its worker died (goal_restarts is "
+                       f"{settings.goal_restarts}); `agentmesh runs resume {run_id}` goes on from its checkpoint")
+            update_run(engine, run_id, status="failed", error=gave_up, lease_until=None, if_owner=owner)
+            return Failed(message=gave_up)
         update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, if_owner=owner, **trace)
     observe.run_log("agentmesh run %s · graph %s · model %s%s%s", run_id, inv.spec.name,
-                    model_label(settings, inv.chat_model), " · resumed" if resume_of else "",
+                    model_label(settings, inv.chat_model),
+                    f" · restart {restarts} after its worker died" if restarts else " · resumed" if resume_of else "",
                     f" · trace {ids[0]}" if ids else "")
     status, error = "failed", None
     values: dict[str, Any] = {}

@@ -134,6 +134,18 @@ def prefect_stop(every: Annotated[bool, typer.Option(
     out.print("stopped" if stop_local_server(_prefect_home()) else "no local Prefect server was running")
 
 
+@prefect_app.command("automations")
+def prefect_automations() -> None:
+    """Create or update the automations that finish deployed goals whose worker died: no heartbeat for
+    dead_worker_s → Crashed → back on the work pool, where a live worker resumes the goal from its checkpoint.
+    `agentmesh deploy NAME --work-pool POOL` sets them up too; run this after `prefect deploy`."""
+    import agentmesh.deployments as d
+
+    names = asyncio.run(d.ensure_recovery())
+    out.print("on " + os.environ.get("PREFECT_API_URL", "the local Prefect server") + ": "
+              + "; ".join(names) + f" (deployed goals send a heartbeat every {d.HEARTBEAT_S} s)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command(context_settings={"allow_interspersed_args": True})(deploy)
     app.add_typer(prefect_app, name="prefect")
