@@ -142,8 +142,9 @@ def prefect_automations() -> None:
     import agentmesh.deployments as d
 
     names = asyncio.run(d.ensure_recovery())
-    out.print("on " + os.environ.get("PREFECT_API_URL", "the local Prefect server") + ": "
-              + "; ".join(names) + f" (deployed goals send a heartbeat every {d.HEARTBEAT_S} s)", highlight=False)
+    out.print(f"automations on {os.environ.get('PREFECT_API_URL', 'the Prefect server')} (deployed goals send a "
+              f"heartbeat every {d.HEARTBEAT_S} s):" + "".join(f"\n  {name}" for name in names),
+              highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
