@@ -53,3 +53,23 @@ async def test_a_flow_retry_reuses_finished_work(home: Path) -> None:
     # The optimizer's model calls were not made again on the retry: only the strategist's decision was re-asked.
     asked = [c.role for c in model.calls]
     assert asked.count("optimizer") == 2
+
+
+async def test_a_goal_started_again_too_often_is_failed_not_run_again(home: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A deployed goal put back on its pool after its worker died (agentmesh.deployments.ensure_recovery) runs
+    again in the same flow run; past goal_restarts it is failed with the way on, not run a fourth time. Prefect's
+    own runtime seam reports the flow run's run count: 5 runs, one of them a flow retry, are 3 restarts."""
+    monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__RUN_COUNT", "5")
+    settings = Settings(flow_retries=1, node_retries=0, goal_restarts=2)
+    player = FlakyStrategist()
+    result = await arun_goal("checkout-api is slow; scale it", settings=settings,
+                             chat_model=ScriptedChatModel(responder=player))
+    assert result["status"] == "failed" and player.decisions_asked == 1
+    assert "started 3 times after its worker died (goal_restarts is 2)" in result["error"]
+    assert f"agentmesh runs resume {result['run_id']}" in result["error"]
+    monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__RUN_COUNT", "4")  # 2 restarts: within the limit, it goes on
+    settings = Settings(flow_retries=1, node_retries=0, goal_restarts=2)
+    player = FlakyStrategist()
+    result = await arun_goal("checkout-api is slow; scale it", settings=settings,
+                             chat_model=ScriptedChatModel(responder=player))
+    assert result["status"] == "done" and player.decisions_asked == 2
