@@ -14,6 +14,7 @@ configuration (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_E
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,10 @@ def _split(url: str) -> tuple[str | None, str]:
 def check_storage_url(url: str) -> None:
     """A one-line ConfigError for a storage URL no filesystem can serve (checked when settings load)."""
     protocol, rest = _split(url.strip())
+    if protocol is None and (typo := re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/?(?!/)", url.strip())):
+        # `s3:/bucket` or `s3:bucket` is a mistyped URL, not a folder named "s3:" under the home.
+        raise ConfigError(f"storage_url {url!r} looks like a URL missing a slash: write {typo.group(1)}://…, or a "
+                          "folder path")
     if protocol in _LOCAL:
         return
     from fsspec.registry import get_filesystem_class

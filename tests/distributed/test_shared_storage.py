@@ -102,6 +102,7 @@ def test_a_dataset_version_written_on_one_machine_is_read_on_another(tmp_path: P
     ("nosuchfs://bucket/data", "unknown storage 'nosuchfs'"),
     ("s3://", "give a folder, s3://bucket/prefix"),
     ("gcs://bucket/data", "needs a package that is not installed"),
+    ("s3:/bucket/data", "looks like a URL missing a slash: write s3://"),  # not a folder named "s3:" in the home
 ])
 def test_a_bad_storage_url_is_one_line_exit_2(tmp_path: Path, url: str, says: str) -> None:
     folder, env = _machine(tmp_path, "machine", {"AGENTMESH_STORAGE_URL": url})
