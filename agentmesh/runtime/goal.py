@@ -166,8 +166,8 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
     if resume_of is None and (found := find_run(engine, run_id)) is not None:
         # This flow run ran before: a Prefect flow retry, or a deployed goal put back on its pool after its worker
         # died (agentmesh.deployments.ensure_recovery). Go on from the checkpoint, reusing finished work — unless
-        # the run was resumed in another flow run since, which has it now.
-        if found["flow_run_id"] not in (None, flow_run_id):
+        # this flow run's own run was resumed in another flow run since, which has it now.
+        if run_id == flow_run_id and found["flow_run_id"] not in (None, flow_run_id):
             return Cancelled(message=f"run {run_id} was resumed in flow run {found['flow_run_id']}; nothing to do")
         resume_of = run_id
         from prefect.runtime import flow_run
