@@ -1,4 +1,7 @@
-"""Running an eval: one Prefect flow per eval, each trial a task, trials concurrent within a bound.
+"""Running an eval: one Prefect flow per eval, each trial a task, trials concurrent within a bound — in this
+process (``concurrency`` at once: what a remote model's latency needs), or in ``processes`` worker processes
+(Prefect's ``ProcessPoolTaskRunner``, one trial at a time each: what CPU-bound trials need — the offline model,
+cassette-free local models — to use every core).
 
     from agentmesh.evaluation import load_scenarios, run_eval
     report = run_eval(load_scenarios(["ops"]), trials=2)
@@ -56,7 +59,10 @@ class EvalOptions:
     trials: int = 1
     """Trials per scenario, unless the scenario sets its own."""
     concurrency: int = 4
-    """Trials running at once."""
+    """Trials running at once in this process."""
+    processes: int = 1
+    """Above 1: trials run in this many worker processes instead, one at a time each (not with cassettes or a
+    ``chat_model``, which live in this process)."""
     settings: Settings | None = None
     """The base settings (model, limits); each trial gets a copy with its own home."""
     chat_model: BaseChatModel | None = None
@@ -145,8 +151,16 @@ async def arun_eval(scenarios: list[Scenario], options: EvalOptions | None = Non
     ev = _Eval(scenarios={s.id: s for s in scenarios}, worlds=trial_worlds(settings, root), options=options,
                settings=settings)
     started = time.perf_counter()
+    pool = options.processes > 1
+    if pool and (options.cassette_mode is not None or options.chat_model is not None):
+        raise UserError("--processes runs trials in other processes: not with --record/--replay or a chat_model "
+                        "(they live in this process); use --concurrency")
     try:
         flow = _eval_flow()
+        if pool:
+            from prefect.task_runners import ProcessPoolTaskRunner
+
+            flow = flow.with_options(task_runner=ProcessPoolTaskRunner(max_workers=options.processes))
         await flow(scenario_ids=[s.id for s in scenarios], given=in_process(ev, trials=options.trials), return_state=True)
     finally:
         if temporary:
@@ -188,9 +202,12 @@ async def _eval(scenario_ids: list[str], given: InProcess) -> str:
         expected: dict[str, asyncio.Future[tuple[dict[str, Any] | None, str | None]]] = {}
         jobs = [(scenarios[sid], i) for sid in scenario_ids for i in range(scenarios[sid].trials or options.trials)]
         recording = options.cassette_mode is not None
-        limit = asyncio.Semaphore(1 if recording else max(1, options.concurrency))
+        pool = options.processes > 1
+        limit = asyncio.Semaphore(1 if recording else options.processes if pool else max(1, options.concurrency))
         trial_task = task(name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
                           retries=0)(_trial)
+        # What a worker process is sent (pickled): the eval without what lives here (the progress sink, results).
+        shipped = dataclasses.replace(ev, options=dataclasses.replace(options, on_progress=None), results=[])
         done = 0
 
         async def one(scenario: Scenario, index: int) -> None:
@@ -200,7 +217,11 @@ async def _eval(scenario_ids: list[str], given: InProcess) -> str:
                     expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
                 want, why = await expected[scenario.id]
                 run_trial: Any = trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")
-                result = await run_trial(quote(ev), scenario.id, index, want, why)  # quote(): Prefect must not walk it
+                if pool:  # on the flow's process pool; the future is waited for in a thread
+                    future = run_trial.submit(quote(shipped), scenario.id, index, want, why)
+                    result = await asyncio.to_thread(future.result)
+                else:
+                    result = await run_trial(quote(ev), scenario.id, index, want, why)  # quote(): Prefect must not walk it
             ev.results.append(result)
             done += 1
             if options.on_progress is not None:

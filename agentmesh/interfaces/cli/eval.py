@@ -27,6 +27,7 @@ def run(
     paths: Annotated[list[str], typer.Argument(help="Scenario files, folders, or bundled suites (ops, data, support, safety).")],
     trials: Annotated[int, typer.Option("--trials", "-n", min=1, max=50, help="Trials per scenario.")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Trials at once.")] = 4,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1, max=64, help="Run trials in this many worker processes, one at a time each (uses every core for CPU-bound trials, e.g. the offline model).")] = 1,
     model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
     tags: Annotated[list[str] | None, typer.Option("--tags", "-t", help="Only scenarios with this tag or suite (repeatable, or comma-separated).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report JSON here.")] = None,
@@ -71,7 +72,9 @@ def run(
         raise UserError(f"--{'record' if record else 'replay'} needs an OpenAI-compatible model (--model NAME and "
                         "OPENAI_API_KEY): the offline model sends no HTTP requests to record or replay")
     old = load_report(baseline) if baseline else None
-    options = EvalOptions(trials=trials, concurrency=concurrency, settings=settings,
+    if processes > 1 and (record or replay):
+        raise UserError("--processes and --record/--replay exclude each other: cassettes are written in this process")
+    options = EvalOptions(trials=trials, concurrency=concurrency, processes=processes, settings=settings,
                           judge=judge_from_settings(settings, judge_model), workdir=workdir,
                           cassettes=cassettes if record or replay else None,
                           cassette_mode="record" if record else "replay" if replay else None)
@@ -81,7 +84,8 @@ def run(
         check_cassettes(scenarios, options)
     total = sum(s.trials or trials for s in scenarios)
     label = f"{settings.model_name}{' (offline model)' if settings.offline else ''}"
-    err.print(f"eval: {len(scenarios)} scenarios × trials = {total} trials on {label}, {concurrency} at once")
+    at_once = f"{processes} processes" if processes > 1 else f"{concurrency} at once"
+    err.print(f"eval: {len(scenarios)} scenarios × trials = {total} trials on {label}, {at_once}")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

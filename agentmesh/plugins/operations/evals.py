@@ -23,8 +23,11 @@ in the world's effect log (every tool call is keyed, so each one is), including 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +75,29 @@ class WorldFactory:
         copy.__dict__.pop("resolved_home", None)  # a cached_property the copy would otherwise share
         return copy
 
+    # Sent to an eval's worker processes (agentmesh.evaluation.runner, `processes`): the lock stays here.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def template(self, fixture: str) -> Path:
         with self._lock:
             found = self._templates.get(fixture)
             if found is None:
-                found = self.root / "fixtures" / f"f{len(self._templates)}"
-                world = World.from_settings(self.settings(found))
-                world.init(fixture)
-                world.engine.dispose()  # the copy must see a closed file
+                # Named by the fixture and made under another name, then renamed: processes sharing the root
+                # make each template once, and never see one half made.
+                found = self.root / "fixtures" / hashlib.sha256(fixture.encode()).hexdigest()[:16]
+                if not found.exists():
+                    staging = found.with_name(f"{found.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                    world = World.from_settings(self.settings(staging))
+                    world.init(fixture)
+                    world.engine.dispose()  # the copy must see a closed file
+                    try:
+                        staging.rename(found)
+                    except OSError:  # another process made it first
+                        shutil.rmtree(staging, ignore_errors=True)
                 self._templates[fixture] = found
             return found
 
