@@ -188,9 +188,8 @@ def _eval_flow() -> Any:
 
 
 async def _eval(scenario_ids: list[str], given: InProcess) -> str:
-    """The eval: expected states first, then every trial as a task, at most ``concurrency`` at once."""
-    from prefect import task
-    from prefect.cache_policies import NONE
+    """The eval: expected states first, then every trial as a task, at most ``concurrency`` at once — or, with
+    ``processes``, batches of ``concurrency`` trials, each batch a task on the flow's process pool."""
     from prefect.context import FlowRunContext
 
     ev = given.value
@@ -201,40 +200,65 @@ async def _eval(scenario_ids: list[str], given: InProcess) -> str:
         # Each scenario's expected state is made once, by its first trial, while other trials run.
         expected: dict[str, asyncio.Future[tuple[dict[str, Any] | None, str | None]]] = {}
         jobs = [(scenarios[sid], i) for sid in scenario_ids for i in range(scenarios[sid].trials or options.trials)]
-        recording = options.cassette_mode is not None
-        pool = options.processes > 1
-        limit = asyncio.Semaphore(1 if recording else options.processes if pool else max(1, options.concurrency))
-        trial_task = task(name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
-                          retries=0)(_trial)
+        pool, recording = options.processes > 1, options.cassette_mode is not None
+        size = max(1, options.concurrency) if pool else 1
+        batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        limit = asyncio.Semaphore(options.processes if pool else 1 if recording else max(1, options.concurrency))
         # What a worker process is sent (pickled): the eval without what lives here (the progress sink, results).
         shipped = dataclasses.replace(ev, options=dataclasses.replace(options, on_progress=None), results=[])
         done = 0
 
-        async def one(scenario: Scenario, index: int) -> None:
+        async def want(scenario: Scenario) -> tuple[dict[str, Any] | None, str | None]:
+            if scenario.id not in expected:
+                expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
+            return await expected[scenario.id]
+
+        async def one(batch: list[tuple[Scenario, int]]) -> None:
             nonlocal done
             async with limit:
-                if scenario.id not in expected:
-                    expected[scenario.id] = asyncio.ensure_future(_expected_state(factory, scenario))
-                want, why = await expected[scenario.id]
-                run_trial: Any = trial_task.with_options(task_run_name=f"{scenario.id}#{index + 1}")
+                items = [(s.id, i, *(await want(s))) for s, i in batch]
                 if pool:  # on the flow's process pool; the future is waited for in a thread
-                    future = run_trial.submit(quote(shipped), scenario.id, index, want, why)
-                    result = await asyncio.to_thread(future.result)
+                    name = f"{batch[0][0].id}#{batch[0][1] + 1}" + (f" +{len(batch) - 1}" if len(batch) > 1 else "")
+                    future = _batch_task().with_options(task_run_name=name).submit(quote(shipped), items)
+                    results = await asyncio.to_thread(future.result)
                 else:
-                    result = await run_trial(quote(ev), scenario.id, index, want, why)  # quote(): Prefect must not walk it
-            ev.results.append(result)
-            done += 1
-            if options.on_progress is not None:
-                with contextlib.suppress(Exception):
-                    options.on_progress({"done": done, "total": len(jobs), "scenario": scenario.id,
-                                         "trial": index + 1, "reward": result.score.reward})
+                    results = await _trials(ev, items)
+            for result in results:
+                ev.results.append(result)
+                done += 1
+                if options.on_progress is not None:
+                    with contextlib.suppress(Exception):
+                        options.on_progress({"done": done, "total": len(jobs), "scenario": result.scenario.id,
+                                             "trial": result.index + 1, "reward": result.score.reward})
 
-        await asyncio.gather(*(one(s, i) for s, i in jobs))
+        await asyncio.gather(*(one(b) for b in batches))
         await _summary_artifact(scenario_ids, ev)
     except Exception as exc:
         ev.error = exc
         raise
     return "done"
+
+
+def _batch_task() -> Any:
+    from prefect import task
+    from prefect.cache_policies import NONE
+
+    return task(name="trials", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False, retries=0)(_trials)
+
+
+async def _trials(ev: _Eval, items: list[tuple[str, int, dict[str, Any] | None, str | None]]) -> list[_TrialResult]:
+    """Trials at once, each a task."""
+    from prefect import task
+    from prefect.cache_policies import NONE
+
+    components(ev.settings)  # plug-ins and tools loaded once in this process, before the trials share them
+
+    trial_task = task(name="trial", tags=["agentmesh", "eval"], cache_policy=NONE, persist_result=False,
+                      retries=0)(_trial)
+    return list(await asyncio.gather(*(
+        # quote(): Prefect must not walk the eval
+        trial_task.with_options(task_run_name=f"{sid}#{index + 1}")(quote(ev), sid, index, want, why)  # type: ignore[call-overload]
+        for sid, index, want, why in items)))
 
 
 async def _expected_state(factory: TrialWorlds, scenario: Scenario) -> tuple[dict[str, Any] | None, str | None]:

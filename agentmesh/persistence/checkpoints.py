@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,7 +49,9 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]
 
 
 _saver_setups: set[str] = set()
-_setup_lock = asyncio.Lock()
+# One lock per event loop: a process may run goals in successive loops (`run_goal` twice, an eval's worker
+# process running one batch of trials after another), and an asyncio lock belongs to the loop it first waited in.
+_setup_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 async def _setup_once(saver: Any, path: str) -> None:
@@ -61,7 +64,7 @@ async def _setup_once(saver: Any, path: str) -> None:
     if path in _saver_setups:
         saver.is_setup = True
         return
-    async with _setup_lock:
+    async with _setup_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
         if path not in _saver_setups:
             async for attempt in AsyncRetrying(retry=retry_if_exception_type(sqlite3.OperationalError),
                                                stop=stop_after_attempt(50), wait=wait_random(0.01, 0.1),
