@@ -299,7 +299,7 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
     here, send_id, started = worker_id(), request["send_id"], time.monotonic()
     engine = get_engine(settings.resolved_database_url)
     lease_s = settings.run_lease_s
-    _say(request, "taken")
+    _say(request, "received")
     try:
         if not take_step(engine, send_id, here, lease_s, owner=request.get("owner")):
             reply: dict[str, Any] = {"error": {"type": "RunError", "worker": here, "message": "this send of the step "
