@@ -206,9 +206,10 @@ async def _send(run: RunContext, role: str, request: dict[str, Any]) -> dict[str
             raise RunError(f"no `agentmesh worker --role {role}` took the {role}'s step within "
                            f"{settings.step_timeout_s:g} s{again} ({where}); start one, raise step_timeout_s if "
                            f"the workers are busy, or drop {role!r} from remote_roles")
-        if outcome == "running":
-            raise RunError(f"the {role}'s step did not finish within the goal's {settings.max_seconds:g} s on worker "
-                           f"{worker} ({where}); raise max_seconds, or look at that worker")
+        if outcome == "late":
+            on = f" on worker {worker}" if worker else ""
+            raise RunError(f"the {role}'s step did not finish within the goal's {settings.max_seconds:g} s{on} "
+                           f"({where}); raise max_seconds, or look at that worker")
         lost.append(str(worker))
         await _give_up(future, "Crashed", f"its worker {worker} died; the step was sent again")
         run.emit({"type": "remote_step_lost", "agent": role, "node": request["node"], "step_key": request["step_key"],
@@ -230,8 +231,8 @@ def _delay(role: str, request: dict[str, Any]) -> Any:
 async def _watch(future: Any, engine: Any, send_id: str, step_timeout_s: float,
                  give_up: float) -> tuple[str, str | None]:
     """Wait for one send: ``("done", None)`` once its task run is final; ``("lost", worker)`` when its worker is
-    gone; ``("waiting", None)`` when no worker took it within ``step_timeout_s``; ``("running", worker)`` when a
-    live worker still runs it at ``give_up`` (the goal's wall time)."""
+    gone; ``("waiting", None)`` when no worker took it within ``step_timeout_s``; ``("late", worker)`` when it is
+    not done at ``give_up`` (the goal's wall time)."""
     sent = time.monotonic()
     while True:
         await future.wait_async(timeout=_POLL_S)
@@ -239,8 +240,10 @@ async def _watch(future: Any, engine: Any, send_id: str, step_timeout_s: float,
             return "done", None
         state, worker = await asyncio.to_thread(send_state, engine, send_id)
         now = time.monotonic()
-        if state == "lost" or (state == "waiting" and now - sent > step_timeout_s) or now > give_up:
+        if state == "lost" or (state == "waiting" and now - sent > step_timeout_s):
             return state, worker
+        if now > give_up:
+            return "late", worker
 
 
 async def _give_up(future: Any, state: str, message: str) -> None:
