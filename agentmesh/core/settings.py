@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     """Plan and validate every tool call but execute none."""
     remote_roles: list[str] = Field(default_factory=list)
     """Roles whose agent steps run on task workers (`agentmesh worker --role ROLE`), not in the goal's process."""
+    step_timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds a remote role's step may wait for a task worker to take it (a free one, if all are busy); a step
+    whose worker dies is sent again at once (twice at most). The goal fails, naming the role, when no worker takes
+    the step in time, instead of waiting out `max_seconds`. A step a live worker is running may take its time."""
     identities_file: Path | None = None
     """The named identities of `agentmesh serve` (tokens and roles; see agentmesh.interfaces.identities)."""
     mcp: McpSettings = Field(default_factory=McpSettings)

@@ -154,7 +154,7 @@ def run_result(engine: Engine, run_id: str) -> dict[str, Any]:
         steps.append({
             "node": step["node"], "agent": step["agent"], "status": step["status"], "started": _iso(step["started"]),
             "ended": _iso(step["ended"]), "prefect_task_run_id": step["prefect_task_run_id"],
-            "span_id": step.get("span_id"),
+            "span_id": step.get("span_id"), "worker": step.get("worker"),
             "tool_calls": by_step.get(step["step_key"], []),
         })
     decision = dict(run["decision"]) if run["decision"] else None

@@ -5,6 +5,7 @@ with state of its own (the sample operations world) keeps its tables on its own 
 when it is first used, so a run that never touches it leaves no trace of it.
 
     runs, steps, model_calls      a goal's run, its graph steps, the model journal      (persistence.runs)
+    step_sends                    remote steps sent to task workers, and who holds them  (persistence.owner)
     tool_calls                    the audit: one row per attempted tool call             (persistence.audit)
     events                        a run's event stream                                   (persistence.events)
     feedback                      operator feedback and lessons                          (agentmesh.memory)
@@ -19,7 +20,7 @@ from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData
 
 __all__ = [
     "evolution_rounds", "events", "feedback", "metadata", "model_calls", "prompt_active", "prompt_events",
-    "prompt_versions", "runs", "steps", "timestamp", "tool_calls",
+    "prompt_versions", "runs", "step_sends", "steps", "timestamp", "tool_calls",
 ]
 
 metadata = MetaData()
@@ -74,6 +75,22 @@ steps = Table(
     Column("seq", Integer, nullable=False),
     timestamp("started", nullable=False),
     timestamp("ended"),
+    Column("worker", String(160)),  # host:pid of the process that ran it: the goal's, or a remote role's task worker
+)
+
+
+# One row per send of a remote role's step to the task workers (agentmesh.runtime.remote), while the goal waits
+# for it: the worker that took it and its lease, renewed while it works, so the goal tells a slow worker from a
+# dead one. A send no longer waited for is deleted: a worker that takes it late finds no row and does nothing.
+step_sends = Table(
+    "step_sends",
+    metadata,
+    Column("send_id", String(32), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("step_key", String(256), nullable=False),
+    Column("worker", String(160)),  # host:pid of the worker that took it; None: not taken yet
+    timestamp("lease_until"),
+    timestamp("created", nullable=False),
 )
 
 

@@ -51,6 +51,7 @@ from agentmesh.core import observe
 from agentmesh.core.exceptions import RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.models import is_transport_failure
+from agentmesh.persistence.owner import this_process
 from agentmesh.persistence.runs import end_step, start_step
 from agentmesh.runtime._upstream import (
     RunnableCallable,
@@ -337,9 +338,10 @@ def _record_step_start(run: RunContext, scope: StepScope, ids: tuple[str, str] |
     ctx = TaskRunContext.get()
     task_run_id = str(ctx.task_run.id) if ctx else None
     with run.engine.begin() as conn:  # the step's row and its event: one commit
+        # The worker is this process; a remote role's task worker writes itself there when it takes the step.
         start_step(conn, run_id=run.run_id, step_key=scope.key, node=scope.node, agent=scope.agent,
                    prefect_task_run_id=task_run_id, seq=run.next_step_seq(), span_id=ids[1] if ids else None,
-                   if_owner=run.owner)
+                   worker=this_process(), if_owner=run.owner)
         run.emit({"type": "step_started", "node": scope.node, "agent": scope.agent}, conn)
 
 

@@ -29,6 +29,15 @@ instead of calling ``interrupt()``; the worker returns ``{"paused": payload}`` a
 ``interrupt(payload)`` itself. On resume the node sends the step again, the worker replays the journal, and
 the gateway finds the verdict in the audit.
 
+A worker that dies: each send of a step is recorded (``step_sends``, ``agentmesh.persistence.owner``); the worker
+that takes it records itself there and renews a lease while it works. The goal, waiting, reads that record: a send
+no worker takes within ``step_timeout_s`` fails the goal (no worker serves the role, or all are busy); a send whose
+worker is gone (its lease lapsed, or — on this host — its process no longer exists) is sent again at once, up to
+``SENDS`` sends; a live worker's step is waited for within the goal's ``max_seconds``. Sending again repeats no side
+effect: the next worker replays the journal and the audit by the same keys. A send the goal stops waiting for is
+forgotten, so a worker that takes it late (Prefect's queue keeps it) does nothing. Each step's record names the
+worker that ran it (``steps.worker``, ``host:pid``; ``agentmesh runs show``), and the worker logs a line per step.
+
 Storage: ``.delay()`` writes the parameters, and the worker its result, to Prefect's result storage. On one
 machine the default (under ``PREFECT_HOME``) works when both processes share ``PREFECT_HOME``; across
 machines set ``PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK`` and ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``
@@ -38,22 +47,41 @@ to a shared block (S3, GCS, or a shared filesystem), and ``AGENTMESH_DATABASE_UR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import importlib
-import os
-import socket
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.agents.agent import Agent
-from agentmesh.agents.context import StepDelegate, StepScope, current_run, current_step, running, stepping
-from agentmesh.core import exceptions
+from agentmesh.agents.context import (
+    RunContext,
+    StepDelegate,
+    StepScope,
+    current_run,
+    current_step,
+    running,
+    stepping,
+)
+from agentmesh.core import exceptions, observe
 from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway import ApprovalPause
 from agentmesh.gateway.approvals import record_resume
 from agentmesh.persistence import audit
+from agentmesh.persistence.database import get_engine
+from agentmesh.persistence.owner import (
+    drop_send,
+    renew_step,
+    renewing,
+    send_state,
+    send_step,
+    take_step,
+    this_process,
+)
 from agentmesh.prompts import PromptTemplate
 from agentmesh.runtime._upstream import prefect_context
 from agentmesh.runtime.components import build_run_context
@@ -62,7 +90,12 @@ if TYPE_CHECKING:
     from prefect import Task
     from pydantic import BaseModel
 
-__all__ = ["agent_step", "delegates", "run_step", "serve", "step_task", "task_key", "worker_id"]
+__all__ = ["SENDS", "agent_step", "delegates", "run_step", "serve", "step_task", "task_key", "worker_id"]
+
+SENDS = 3
+"""How many times a step is sent in all when its workers keep dying (the first send and two more)."""
+
+_POLL_S = 1.0  # how often the goal looks at a send it waits for
 
 _tasks: dict[str, Task[..., Any]] = {}
 
@@ -74,7 +107,7 @@ def task_key(role: str) -> str:
 
 def worker_id() -> str:
     """This process, as a step's record shows where it ran: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_process()
 
 
 def delegates(settings: Settings) -> dict[str, StepDelegate]:
@@ -135,7 +168,7 @@ async def run_step(agent: Agent, *, goal: str, variables: dict[str, Any] | None,
         "variables": variables or {}, "sections": sections, "owner": run.owner,
     }
     while True:
-        reply = await _send(agent.role, request, timeout=run.settings.max_seconds)
+        reply = await _send(run, agent.role, request)
         if "error" in reply:
             raise _error(reply["error"])
         if "paused" not in reply:
@@ -149,24 +182,83 @@ async def run_step(agent: Agent, *, goal: str, variables: dict[str, Any] | None,
         # Send the step again: the worker replays the journal and finds the verdict (or pauses once more).
 
 
-async def _send(role: str, request: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    task = step_task(role)
+async def _send(run: RunContext, role: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Send the step to a worker serving ``role`` and wait for its reply: sent again when its worker dies, up to
+    ``SENDS`` sends; a ``RunError`` naming the role when no worker takes a send within ``step_timeout_s``."""
+    settings, engine = run.settings, run.engine
+    give_up = time.monotonic() + settings.max_seconds
+    lost: list[str] = []
+    while len(lost) < SENDS:
+        send_id = await asyncio.to_thread(send_step, engine, run.run_id, request["step_key"])
+        try:
+            # In a thread of its own: `delay` talks to the API synchronously.
+            future = await asyncio.to_thread(contextvars.copy_context().run, _delay, role,
+                                             {**request, "send_id": send_id})
+            outcome, worker = await _watch(future, engine, send_id, settings.step_timeout_s, give_up)
+        finally:
+            await asyncio.to_thread(drop_send, engine, send_id)  # a worker taking this send later does nothing
+        where = f"task run {future.task_run_id}"
+        if outcome == "done":
+            return await _reply(role, future)
+        if outcome == "waiting":
+            await _give_up(future, "Cancelled", "no worker took the step")
+            again = f" (sent again after its worker {lost[-1]} died)" if lost else ""
+            raise RunError(f"no `agentmesh worker --role {role}` took the {role}'s step within "
+                           f"{settings.step_timeout_s:g} s{again} ({where}); start one, raise step_timeout_s if "
+                           f"the workers are busy, or drop {role!r} from remote_roles")
+        if outcome == "late":
+            on = f" on worker {worker}" if worker else ""
+            raise RunError(f"the {role}'s step did not finish within the goal's {settings.max_seconds:g} s{on} "
+                           f"({where}); raise max_seconds, or look at that worker")
+        lost.append(str(worker))
+        await _give_up(future, "Crashed", f"its worker {worker} died; the step was sent again")
+        run.emit({"type": "remote_step_lost", "agent": role, "node": request["node"], "step_key": request["step_key"],
+                  "worker": worker, "sends": len(lost)})
+        observe.run_log("the %s's step was lost with its worker %s (%s)", role, worker, where)
+    raise RunError(f"the {role}'s step was lost with its worker {SENDS} times ({', '.join(lost)}); see why the "
+                   f"`agentmesh worker --role {role}` processes die (their logs, memory), then `agentmesh runs resume`")
 
-    def delay() -> Any:
-        from prefect.context import TaskRunContext
 
-        # The background run belongs to the goal's flow run (it shows in its timeline), but not to the node's
-        # task run: Prefect would ship that context to the worker, and its parameters hold LangGraph's config.
-        with prefect_context(TaskRunContext, None):
-            return task.delay(request)
+def _delay(role: str, request: dict[str, Any]) -> Any:
+    from prefect.context import TaskRunContext
 
-    # In a thread of its own: `delay` talks to the API synchronously.
-    future = await asyncio.to_thread(contextvars.copy_context().run, delay)
-    await future.wait_async(timeout=timeout)
+    # The background run belongs to the goal's flow run (it shows in its timeline), but not to the node's task
+    # run: Prefect would ship that context to the worker, and its parameters hold LangGraph's config.
+    with prefect_context(TaskRunContext, None):
+        return step_task(role).delay(request)
+
+
+async def _watch(future: Any, engine: Any, send_id: str, step_timeout_s: float,
+                 give_up: float) -> tuple[str, str | None]:
+    """Wait for one send: ``("done", None)`` once its task run is final; ``("lost", worker)`` when its worker is
+    gone; ``("waiting", None)`` when no worker took it within ``step_timeout_s``; ``("late", worker)`` when it is
+    not done at ``give_up`` (the goal's wall time)."""
+    sent = time.monotonic()
+    while True:
+        await future.wait_async(timeout=_POLL_S)
+        if future.state.is_final():
+            return "done", None
+        state, worker = await asyncio.to_thread(send_state, engine, send_id)
+        now = time.monotonic()
+        if state == "lost" or (state == "waiting" and now - sent > step_timeout_s):
+            return state, worker
+        if now > give_up:
+            return "late", worker
+
+
+async def _give_up(future: Any, state: str, message: str) -> None:
+    """Mark the task run of a send the goal stopped waiting for final (Cancelled, Crashed), so the Prefect UI does
+    not show it running forever; best effort — the send's record is what the workers go by."""
+    from prefect import states
+    from prefect.client.orchestration import get_client
+
+    with contextlib.suppress(Exception):
+        async with get_client() as client:
+            await client.set_task_run_state(future.task_run_id, getattr(states, state)(message=message), force=True)
+
+
+async def _reply(role: str, future: Any) -> dict[str, Any]:
     state = future.state
-    if not state.is_final():
-        raise RunError(f"no `agentmesh worker --role {role}` finished the {role}'s step within {timeout:.0f} s "
-                       f"(task run {future.task_run_id}); start one, or drop {role!r} from remote_roles")
     for attempt in range(50):
         try:
             result = await state.aresult()
@@ -201,11 +293,33 @@ def _error(error: dict[str, Any]) -> AgentmeshError:
 
 
 async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
-    """One agent step on a task worker: the run's context rebuilt from the agentmesh database, then the
-    ordinary step. Returns ``{"output": ...}``, ``{"paused": approval}`` or ``{"error": ...}`` (plain JSON)."""
+    """One agent step on a task worker: the send taken (this worker recorded, its lease renewed while it works),
+    the run's context rebuilt from the agentmesh database, then the ordinary step. Returns ``{"output": ...}``,
+    ``{"paused": approval}`` or ``{"error": ...}`` (plain JSON)."""
     settings = get_settings()
     if request["dry_run"] != settings.dry_run:
         settings = settings.model_copy(update={"dry_run": request["dry_run"]})
+    here, send_id, started = worker_id(), request["send_id"], time.monotonic()
+    engine = get_engine(settings.resolved_database_url)
+    lease_s = settings.run_lease_s
+    _say(request, "received")
+    try:
+        if not take_step(engine, send_id, here, lease_s, owner=request.get("owner")):
+            reply: dict[str, Any] = {"error": {"type": "RunError", "worker": here, "message": "this send of the step "
+                                               "is no longer waited for (sent again, or the goal gave up)"}}
+        else:
+            with renewing(lambda: renew_step(engine, send_id, here, lease_s), lease_s / 3,
+                          name=f"agentmesh-step-{send_id[:8]}"):
+                reply = await _run_agent(request, settings, here)
+    except AgentmeshError as exc:  # sent back as data: the node decides about retries, as for a local step
+        reply = {"error": {"type": type(exc).__name__, "message": str(exc), "worker": here,
+                           "budget": getattr(exc, "budget", None)}}
+    outcome = "paused" if "paused" in reply else "error: " + reply["error"]["message"] if "error" in reply else "done"
+    _say(request, f"{outcome} in {time.monotonic() - started:.1f} s")
+    return reply
+
+
+async def _run_agent(request: dict[str, Any], settings: Settings, here: str) -> dict[str, Any]:
     role = request["role"]
     run = build_run_context(settings, run_id=request["run_id"], goal=request["goal"], graph=request["graph"],
                             approvals=request["approvals"], on_worker=True, owner=request.get("owner"))
@@ -216,18 +330,20 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
     module, _, name = request["output"].partition(":")
     agent = Agent(role=role, prompt=PromptTemplate(**prompt), tools=request["tools"], model=request["model"],
                   output=getattr(importlib.import_module(module), name))
-    here = worker_id()
     with running(run), stepping(scope):
+        run.emit({"type": "remote_step", "agent": role, "node": scope.node, "step_key": scope.key,
+                  "agent_run": request["agent_run"], "worker": here})
         try:
-            run.emit({"type": "remote_step", "agent": role, "node": scope.node, "step_key": scope.key,
-                      "agent_run": request["agent_run"], "worker": here})
             output = await agent.run(goal=request["goal"], variables=request["variables"], **request["sections"])
-            return {"output": output.model_dump(mode="json"), "worker": here}
         except ApprovalPause as pause:
             return {"paused": pause.payload, "worker": here}
-        except AgentmeshError as exc:  # sent back as data: the node decides about retries, as for a local step
-            return {"error": {"type": type(exc).__name__, "message": str(exc), "worker": here,
-                              "budget": getattr(exc, "budget", None)}}
+        return {"output": output.model_dump(mode="json"), "worker": here}
+
+
+def _say(request: dict[str, Any], what: str) -> None:
+    """One line per step on the worker's standard error: which run, step and role, and how it went."""
+    print(f"{time.strftime('%H:%M:%S')} run {request['run_id'][:8]} step {request['step_key']} ({request['role']}, "
+          f"send {request['send_id'][:8]}): {what}", file=sys.stderr, flush=True)
 
 
 def serve(roles: list[str], *, limit: int = 4) -> None:

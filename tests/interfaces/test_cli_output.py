@@ -70,7 +70,8 @@ def test_audit_table_keeps_tools_and_statuses_whole_at_80_columns() -> None:
 
 def test_steps_table_keeps_task_run_and_span_ids_whole_at_80_columns() -> None:
     steps = [{"node": node, "agent": agent, "status": status, "tool_calls": [{}] * calls,
-              "prefect_task_run_id": f"01a24624-5804-73eb-b3cd-af0dbd6e37{i:02d}", "span_id": f"{i:016x}"}
+              "prefect_task_run_id": f"01a24624-5804-73eb-b3cd-af0dbd6e37{i:02d}", "span_id": f"{i:016x}",
+              "worker": f"ip-10-0-3-17.ec2.internal:{41000 + i}"}
              for i, (node, agent, status, calls) in enumerate([("plan", "strategist", "done", 0),
                                                                 ("dispatch", None, "done", 0),
                                                                 ("optimizer", "optimizer", "waiting_approval", 5)])]
@@ -80,4 +81,5 @@ def test_steps_table_keeps_task_run_and_span_ids_whole_at_80_columns() -> None:
     for step in steps:
         assert step["prefect_task_run_id"] in text, "an id is never split across lines"
         assert f"span {step['span_id']}" in text
+        assert f"on {step['worker']}" in text, "where the step ran, whole"
     assert "waiting_approval" in text and " - " in text  # a node without an agent

@@ -91,6 +91,9 @@ class EventPrinter:
             why = f" — {event['reason']}" if event.get("reason") else ""
             c.print(f"  [magenta]approval needed[/] for {event['tool']} {escape(_args(event.get('args')))} "
                     f"[dim](call {event['tool_call_id']}){escape(why)}[/]")
+        elif kind == "remote_step_lost":
+            c.print(f"  [yellow]the {event['agent']}'s step was lost with its worker {escape(str(event['worker']))}[/]"
+                    " [dim](sent again)[/]")
         elif kind == "finding":
             c.print(f"  [green]✓[/] {event['agent']} {event['step_id']}: {escape(_cut(event['finding']['summary'], 200))}")
 
@@ -196,12 +199,13 @@ def runs_table(rows: list[dict[str, Any]], width: int = 80) -> Table:
 
 
 def steps_table(steps: list[dict[str, Any]], width: int = 80) -> Table:
-    """A run's steps, fitting ``width`` columns: node, agent, status and tool calls whole; then the Prefect task run
-    (and trace span) ids, wrapped between ids, never inside one."""
+    """A run's steps, fitting ``width`` columns: node, agent, status and tool calls whole; then where the step ran
+    (``host:pid``: the goal's process, or a remote role's task worker), the Prefect task run (and trace span) ids,
+    wrapped between ids, never inside one."""
     cells = [[s["node"], s.get("agent") or "-", s["status"], str(len(s.get("tool_calls") or [])),
-              " · ".join(x for x in (s.get("prefect_task_run_id") or "",
+              " · ".join(x for x in (f"on {s['worker']}" if s.get("worker") else "", s.get("prefect_task_run_id") or "",
                                      f"span {s['span_id']}" if s.get("span_id") else "") if x)] for s in steps]
-    header = ["step", "agent", "status", "calls", "Prefect task run"]
+    header = ["step", "agent", "status", "calls", "worker · Prefect task run"]
     fixed = sum(max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1]))
     gap = 2 if fixed + 2 * (len(header) - 1) + 36 <= width else 1  # room for a whole id (36 characters)
     return _fitted(header, cells, width, cut=False, gap=gap)
