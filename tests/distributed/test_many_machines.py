@@ -256,6 +256,15 @@ def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, mod
     admin_env = admin
     shown = json.loads(_run([*AGENTMESH, "runs", "show", flow_run_id, "--json"], env=admin_env, cwd=admin_dir).stdout)
     assert shown["status"] == "done" and shown["decision"]["actions"], shown
+    # Where each step ran: the dead machine's flow process before the kill, the survivor's after; the analyst's
+    # steps on machine C's task worker.
+    analyst = f"{socket.gethostname()}:{processes['machine-c'].pid}"
+    local = [s["worker"] for s in shown["steps"] if s["agent"] != "analyst"]
+    assert all(s["worker"] for s in shown["steps"]), shown["steps"]
+    assert any(w.endswith(f":{flow_pid}") for w in local) and any(not w.endswith(f":{flow_pid}") for w in local)
+    assert {s["worker"] for s in shown["steps"] if s["agent"] == "analyst"} == {analyst}, shown["steps"]
+    table = _run([*AGENTMESH, "runs", "show", flow_run_id], env={**admin_env, "COLUMNS": "200"}, cwd=admin_dir).stdout
+    assert f"on {analyst}" in table and f":{flow_pid}" in table
     # Every side effect once: one audit record per tool call id, one world effect per write, one scale.
     audit = _rows(engine, "SELECT tool_call_id, tool, status, agent FROM tool_calls WHERE run_id = :r", r=flow_run_id)
     assert len({r.tool_call_id for r in audit}) == len(audit)
