@@ -62,8 +62,9 @@ class ToolCallRecord(BaseModel):
         return self.edited_args if self.edited_args is not None else self.args
 
 
-def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
-    with engine.connect() as conn:
+def get_call(bind: Engine | Connection, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
+    """A call's record; on a connection, read in the caller's transaction (the gateway's, before it writes one)."""
+    with bind.connect() if isinstance(bind, Engine) else contextlib.nullcontext(bind) as conn:
         row = conn.execute(
             select(tool_calls).where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
         ).mappings().first()
