@@ -50,6 +50,8 @@ from agentmesh.tools import Tool
 
 __all__ = ["Agent"]
 
+_JOURNAL = insert(model_calls)  # built once: every model reply is journalled
+
 
 @dataclass(kw_only=True)
 class Agent:
@@ -314,13 +316,11 @@ def _record_reply(run: RunContext, key: str, seq: int, role: str, reply: AIMessa
     run.budget.add(input_tokens, output_tokens, cost)
     with run.engine.begin() as conn:
         check_owner(conn, run.run_id, run.owner)
-        conn.execute(
-            insert(model_calls).values(
-                run_id=run.run_id, step_key=key, seq=seq, agent=role, model=name,
-                message=message_to_dict(reply), input_tokens=input_tokens, output_tokens=output_tokens,
-                cost_usd=cost or 0.0, created=utcnow(),
-            )
-        )
+        conn.execute(_JOURNAL, {
+            "run_id": run.run_id, "step_key": key, "seq": seq, "agent": role, "model": name,
+            "message": message_to_dict(reply), "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "cost_usd": cost or 0.0, "created": utcnow(),
+        })
         run.emit(event, conn)
     calls = [c["name"] for c in reply.tool_calls]
     observe.run_log("%s · chat %s · %d in / %d out tokens · %s · %.2f s%s", role, name, input_tokens, output_tokens,
