@@ -50,6 +50,8 @@ from agentmesh.tools import Tool
 
 __all__ = ["Agent"]
 
+_JOURNAL = insert(model_calls)  # built once: every model reply is journalled
+
 
 @dataclass(kw_only=True)
 class Agent:
@@ -117,12 +119,13 @@ class Agent:
         offered = {t.name for t in tools}
         tool_turns = output_retries = 0
         settings = run.settings
+        journal = _journalled(run, key)
         seq = 0
         while True:
             must_answer = not tools or tool_turns >= (template.tool_rounds or settings.max_tool_rounds)
             bound = model.bind_tools(schemas, tool_choice=output_name if must_answer else "auto")
             seq += 1
-            reply = await _call_model(run, scope, key, seq, self.role, bound, messages, self.model)
+            reply = await _call_model(run, scope, key, seq, self.role, bound, messages, self.model, journal.get(seq))
             messages.append(reply)
             calls = reply.tool_calls
             # Calls whose arguments were not JSON: each is answered (the endpoint expects a reply to every
@@ -218,23 +221,33 @@ def _token_events(run: RunContext, scope: StepScope, key: str, seq: int, role: s
     return on_piece
 
 
-async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, role: str, bound: Any,
-                      messages: list[BaseMessage], model: str | None = None) -> AIMessage:
-    """One model call, replayed from the journal when this step already made it."""
-    with run.engine.begin() as conn:
+def _journalled(run: RunContext, key: str) -> dict[int, dict[str, Any]]:
+    """The replies this agent run journalled before (a retried or resumed step replays them): seq -> message.
+
+    Read once per agent run, not before each model call: only the run's owner writes its journal, and a fenced
+    owner's next write is rejected (``check_owner``), so nothing appears under this key while the step runs."""
+    with run.engine.connect() as conn:
         check_owner(conn, run.run_id, run.owner)
-        row = conn.execute(
-            select(model_calls.c.message).where(
-                model_calls.c.run_id == run.run_id, model_calls.c.step_key == key, model_calls.c.seq == seq
-            )
-        ).first()
-        if row is None:
-            run.budget.check()
-            run.emit({"type": "model_call", "agent": role, "node": scope.node}, conn)
-    if row is not None:
-        (message,) = messages_from_dict([row[0]])
+        rows = conn.execute(select(model_calls.c.seq, model_calls.c.message)
+                            .where(model_calls.c.run_id == run.run_id, model_calls.c.step_key == key)).all()
+    return {seq: message for seq, message in rows}
+
+
+async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, role: str, bound: Any,
+                      messages: list[BaseMessage], model: str | None = None,
+                      journalled: dict[str, Any] | None = None) -> AIMessage:
+    """One model call, replayed from the journal when this step already made it (``journalled``).
+
+    Its ``model_call`` event is stored with the reply, in the journal's transaction (one commit a call, not two),
+    dated when the call started; a call that fails stores it on its own. A process killed while the model
+    answers leaves no event for that call: a progress line of a call that was never journalled, and is made again
+    on resume."""
+    if journalled is not None:
+        (message,) = messages_from_dict([journalled])
         assert isinstance(message, AIMessage)
         return message
+    run.budget.check()
+    event = {"type": "model_call", "agent": role, "node": scope.node, "time": time.time()}
     from agentmesh.models import langgraph_streams_messages
 
     requested = model or run.settings.model_name
@@ -248,10 +261,12 @@ async def _call_model(run: RunContext, scope: StepScope, key: str, seq: int, rol
         try:
             reply = await _invoke(bound, messages, _token_events(run, scope, key, seq, role) if streamed else None,
                                   restarts=run.settings.model_retries)
-        except ModelError as exc:
-            observe.run_log("%s · chat %s failed: %s", role, requested, exc, level=logging.WARNING)
+        except Exception as exc:
+            run.emit(event)
+            if isinstance(exc, ModelError):
+                observe.run_log("%s · chat %s failed: %s", role, requested, exc, level=logging.WARNING)
             raise
-        return _record_reply(run, key, seq, role, reply, current, time.perf_counter() - started)
+        return _record_reply(run, key, seq, role, reply, current, time.perf_counter() - started, event)
 
 
 async def _invoke(bound: Any, messages: list[BaseMessage], on_piece: Callable[[Any], None] | None,
@@ -286,8 +301,9 @@ def _server(base_url: str | None) -> dict[str, Any]:
 
 
 def _record_reply(run: RunContext, key: str, seq: int, role: str, reply: AIMessage, current: Any,
-                  seconds: float) -> AIMessage:
-    """Journal a fresh reply, count its usage, and tell the span and the Prefect run's log."""
+                  seconds: float, event: dict[str, Any]) -> AIMessage:
+    """Journal a fresh reply (with the call's ``event``), count its usage, and tell the span and the Prefect
+    run's log."""
     from agentmesh.models import cost_usd, usage_of
     # Some OpenAI-compatible servers omit tool call ids; the id is half of the idempotency key, so give each
     # a stable one (journalled with the reply, so a replay reuses it).
@@ -300,13 +316,12 @@ def _record_reply(run: RunContext, key: str, seq: int, role: str, reply: AIMessa
     run.budget.add(input_tokens, output_tokens, cost)
     with run.engine.begin() as conn:
         check_owner(conn, run.run_id, run.owner)
-        conn.execute(
-            insert(model_calls).values(
-                run_id=run.run_id, step_key=key, seq=seq, agent=role, model=name,
-                message=message_to_dict(reply), input_tokens=input_tokens, output_tokens=output_tokens,
-                cost_usd=cost or 0.0, created=utcnow(),
-            )
-        )
+        conn.execute(_JOURNAL, {
+            "run_id": run.run_id, "step_key": key, "seq": seq, "agent": role, "model": name,
+            "message": message_to_dict(reply), "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "cost_usd": cost or 0.0, "created": utcnow(),
+        })
+        run.emit(event, conn)
     calls = [c["name"] for c in reply.tool_calls]
     observe.run_log("%s · chat %s · %d in / %d out tokens · %s · %.2f s%s", role, name, input_tokens, output_tokens,
                     "no price" if cost is None else f"${cost:.4f}", seconds,

@@ -125,11 +125,11 @@ class RunContext:
     """The process owning the run (``agentmesh.persistence.owner``); its writes check it still does."""
 
     def model(self, name: str | None = None) -> BaseChatModel:
-        from agentmesh.models import make_chat_model
+        from agentmesh.models import shared_chat_model
 
         name = name or self.settings.model_name
         if name not in self.models:
-            self.models[name] = make_chat_model(self.settings, model=name, offline_rules=self.offline_rules)
+            self.models[name] = shared_chat_model(self.settings, model=name, offline_rules=self.offline_rules)
         return self.models[name]
 
     def next_step_seq(self) -> int:

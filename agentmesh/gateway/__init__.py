@@ -127,20 +127,19 @@ class Gateway:
         call_id = str(call.get("id") or "")
         name = str(call.get("name") or "")
         args = call.get("args")
-        recorded = audit.get_call(self.engine, self.run_id, call_id)
-        if recorded is not None and recorded.status in audit.FINAL:
-            observe.set_attributes(observe.current_span(), {"agentmesh.tool.status": recorded.status,
-                                                            "agentmesh.tool.replayed": True})
-            return _replay(recorded)
-
         tool = self.registry.tools.get(name)
         base = dict(run_id=self.run_id, tool_call_id=call_id, step_key=step_key, node=node, agent=agent, tool=name)
-        if recorded is None:
-            with self.engine.begin() as conn:  # the record and its event: one commit
+        with self.engine.begin() as conn:  # the lookup, and for a new call its record and event: one commit
+            recorded = audit.get_call(conn, self.run_id, call_id)
+            if recorded is None:
                 audit.begin_call(conn, **base, risk=tool.risk if tool else None, args=_jsonable(args),
                                  status="running", dry_run=self.settings.dry_run, if_owner=self.owner)
                 self.emit({"type": "tool_call", "agent": agent, "tool": name, "args": args, "tool_call_id": call_id},
                           conn)
+        if recorded is not None and recorded.status in audit.FINAL:
+            observe.set_attributes(observe.current_span(), {"agentmesh.tool.status": recorded.status,
+                                                            "agentmesh.tool.replayed": True})
+            return _replay(recorded)
 
         edit: dict[str, Any] | None = None  # {"by", "args"} once a person approved the call with other arguments
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from agentmesh.persistence.database import utcnow
 from agentmesh.persistence.owner import check_owner
@@ -62,8 +62,15 @@ class ToolCallRecord(BaseModel):
         return self.edited_args if self.edited_args is not None else self.args
 
 
-def get_call(engine: Engine, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
-    with engine.connect() as conn:
+# Built once (each call's record is written twice): the values come as parameters.
+_BEGIN = insert(tool_calls)
+_FINISH = update(tool_calls).where(tool_calls.c.run_id == bindparam("b_run_id"),
+                                   tool_calls.c.tool_call_id == bindparam("b_call_id"))
+
+
+def get_call(bind: Engine | Connection, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
+    """A call's record; on a connection, read in the caller's transaction (the gateway's, before it writes one)."""
+    with bind.connect() if isinstance(bind, Engine) else contextlib.nullcontext(bind) as conn:
         row = conn.execute(
             select(tool_calls).where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
         ).mappings().first()
@@ -79,7 +86,7 @@ def begin_call(bind: Engine | Connection, *, if_owner: str | None = None, **valu
     """Write a call's record; with ``if_owner``, only while that process owns the run (``RunFenced``)."""
     with _writing(bind) as conn:
         check_owner(conn, values["run_id"], if_owner)
-        conn.execute(insert(tool_calls).values(started=utcnow(), **values))
+        conn.execute(_BEGIN, {"started": utcnow(), **values})
 
 
 def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, *, if_owner: str | None = None,
@@ -87,11 +94,7 @@ def finish_call(bind: Engine | Connection, run_id: str, tool_call_id: str, *, if
     values.setdefault("ended", utcnow())
     with _writing(bind) as conn:
         check_owner(conn, run_id, if_owner)
-        conn.execute(
-            update(tool_calls)
-            .where(tool_calls.c.run_id == run_id, tool_calls.c.tool_call_id == tool_call_id)
-            .values(**values)
-        )
+        conn.execute(_FINISH, {"b_run_id": run_id, "b_call_id": tool_call_id, **values})
 
 
 def list_calls(engine: Engine, run_id: str) -> list[ToolCallRecord]:

@@ -27,6 +27,9 @@ from agentmesh.persistence.tables import events
 __all__ = ["EventLog", "event_log"]
 
 
+_INSERT = insert(events)  # built once: a run stores an event with nearly every record
+
+
 class EventLog:
     """Appends a run's events to the database and wakes the in-process subscribers."""
 
@@ -57,8 +60,8 @@ class EventLog:
             event["seq"] = seq
             try:
                 with savepoint():  # PostgreSQL: a failed insert must not abort the caller's transaction
-                    conn.execute(insert(events).values(run_id=run_id, seq=seq, type=str(event.get("type")),
-                                                       time=float(event.get("time") or 0), data=event))
+                    conn.execute(_INSERT, {"run_id": run_id, "seq": seq, "type": str(event.get("type")),
+                                           "time": float(event.get("time") or 0), "data": event})
                 break
             except IntegrityError:  # another process (a task worker, agentmesh.remote) took this number
                 with self._lock:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from agentmesh.core.exceptions import NotFoundError, RunFenced, RunOwned
 from agentmesh.persistence.database import utcnow
@@ -116,13 +116,17 @@ def renew_lease(engine: Engine, run_id: str, owner: str, lease_s: float) -> bool
     return done.rowcount > 0
 
 
+# Built once: check_owner runs in every write of a run, and building the statement costs thrice executing it.
+_OWNER = select(runs.c.owner).where(runs.c.run_id == bindparam("b_run_id")).with_for_update(read=True)
+
+
 def check_owner(conn: Connection, run_id: str, owner: str | None) -> None:
     """In the caller's write transaction: ``RunFenced`` unless ``owner`` still owns the run (None: no owner to
     check, e.g. a person's verdict, or a gateway used outside a goal). PostgreSQL: the row is share-locked until
     the transaction ends, so a takeover waits for this write, and a write after the takeover sees it."""
     if owner is None:
         return
-    found = conn.execute(select(runs.c.owner).where(runs.c.run_id == run_id).with_for_update(read=True)).first()
+    found = conn.execute(_OWNER, {"b_run_id": run_id}).first()
     if found is None or found[0] != owner:
         raise RunFenced(fenced_message(run_id))
 
