@@ -135,7 +135,8 @@ def test_deployments_carry_no_secret_and_run_with_the_workers_interpreter(home, 
     assert set(stored) == {"goal", "on-demand"}
     assert password not in found.text and key not in found.text
     for deployment in stored.values():
-        assert not deployment["job_variables"].get("env"), deployment["job_variables"]
+        # The one job variable: the heartbeat dead-worker recovery needs (agentmesh.deployments), not a secret.
+        assert deployment["job_variables"] == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
         assert deployment["schedules"] == [] and deployment["work_pool_name"] == "agents"
     assert stored["goal"]["pull_steps"] == [{"agentmesh.deployments.check_install": {}}]
     assert not stored["on-demand"]["pull_steps"]
