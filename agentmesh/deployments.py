@@ -6,8 +6,8 @@ deployment names it by module path (``agentmesh.runtime.goal:goal_flow``), so a 
 needs a running server — agentmesh's local one (the default) or ``PREFECT_API_URL``. A deployment without a schedule
 is run on demand (``agentmesh deploy run NAME``, ``prefect deployment run``).
 
-Secrets never travel with a deployment: its parameters are the goal and the graph, and it has no job variables. A
-worker's flow runs take the database URL, the API key and the storage credentials from the worker's own environment
+Secrets never travel with a deployment: its parameters are the goal and the graph, and its one job variable is the
+heartbeat frequency (below). A worker's flow runs take the database URL, the API key and the storage credentials from the worker's own environment
 (a process worker's flow runs inherit it), and run with the worker's own interpreter (Prefect's process worker
 starts ``sys.executable -m prefect.engine``; the pull step of ``prefect.yaml``, ``check_install`` below, runs in it).
 
