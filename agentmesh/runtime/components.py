@@ -28,8 +28,8 @@ from agentmesh.gateway.policy import Policy
 from agentmesh.gateway.scope import EntityKind, Scope, resolve_scope
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.events import event_log
-from agentmesh.persistence.runs import find_run, list_steps, update_run
-from agentmesh.persistence.tables import model_calls
+from agentmesh.persistence.runs import find_run, update_run
+from agentmesh.persistence.tables import model_calls, steps
 from agentmesh.runtime.plugins import Plugin, load_plugins
 from agentmesh.runtime.prefect import configure_prefect
 from agentmesh.tools import Tool, ToolRegistry
@@ -138,14 +138,14 @@ def build_run_context(settings: Settings, *, run_id: str, goal: str, graph: str,
                       policy=parts.policy, resources=parts.resources, approvals=mode, emit=emit,
                       needs=parts.needs, pause_by_raising=on_worker, scope=run_scope(parts, run_id, goal),
                       resolve_scope=lambda: run_scope(parts, run_id, goal, create=True, emit=emit), owner=owner)
+    budget, step_seq = _spent(settings, parts.engine, run_id)
     run = RunContext(run_id=run_id, goal=goal, graph=graph, settings=settings, engine=parts.engine,
                      registry=parts.registry, policy=parts.policy, resources=parts.resources, gateway=gateway,
-                     budget=_budget(settings, parts.engine, run_id), approvals=mode, emit=emit,
-                     offline_rules=parts.offline_rules, stream_tokens=stream_tokens, owner=owner)
+                     budget=budget, approvals=mode, emit=emit, offline_rules=parts.offline_rules,
+                     stream_tokens=stream_tokens, owner=owner, step_seq=step_seq)
     if chat_model is not None:
         run.models[settings.model_name] = chat_model
     run.delegates = dict(delegates or {})
-    run.step_seq = max((s["seq"] for s in list_steps(parts.engine, run_id)), default=0)
     return run
 
 
@@ -174,7 +174,8 @@ def run_scope(parts: Components, run_id: str, goal: str, *, create: bool = False
     return scope
 
 
-def _budget(settings: Settings, engine: Engine, run_id: str) -> Budget:
+def _spent(settings: Settings, engine: Engine, run_id: str) -> tuple[Budget, int]:
+    """The run's budget with what it already spent counted, and the number of its last step; one read."""
     budget = Budget(max_model_calls=settings.max_model_calls, max_tokens=settings.max_tokens,
                     max_cost_usd=settings.max_cost_usd, max_seconds=settings.max_seconds)
     with engine.connect() as conn:
@@ -184,8 +185,9 @@ def _budget(settings: Settings, engine: Engine, run_id: str) -> Budget:
                    func.coalesce(func.sum(model_calls.c.cost_usd), 0.0))
             .where(model_calls.c.run_id == run_id)
         ).one()
+        last_step = conn.execute(select(func.max(steps.c.seq)).where(steps.c.run_id == run_id)).scalar()
     budget.model_calls, budget.input_tokens, budget.output_tokens, budget.cost_usd = calls, tokens_in, tokens_out, cost
-    return budget
+    return budget, last_step or 0
 
 
 def _emitter(run_id: str, sink: EventSink | None, engine: Engine) -> Callable[..., None]:

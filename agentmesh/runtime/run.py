@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from langchain_core.language_models import BaseChatModel
@@ -118,9 +120,7 @@ async def _execute(inv: GoalInvocation) -> dict[str, Any]:
     configure_prefect(inv.settings)
     components(inv.settings)  # the database, plug-ins, policy and tools: a bad one is one line before Prefect starts
     _check(inv.spec)
-    flow = goal_flow
-    if inv.settings.flow_retries:
-        flow = flow.with_options(retries=inv.settings.flow_retries, retry_delay_seconds=1)
+    flow = _goal_flow(inv.settings.flow_retries)
     from prefect import tags
 
     # The flow run is tagged with the graph and the model (a deployment's runs carry the deployment's tags).
@@ -137,6 +137,18 @@ async def _execute(inv: GoalInvocation) -> dict[str, Any]:
     if inv.fenced:
         raise RunFenced(inv.fenced)
     return run_result(components(inv.settings).engine, inv.run_id)
+
+
+@functools.cache
+def _goal_flow(retries: int) -> Any:
+    """The goal flow as this process calls it: the settings' flow retries, and a result storage of its own. Nothing
+    is persisted (``persist_result=False``: agentmesh's database is the record), but a flow with no storage asks the
+    Prefect server for its default storage twice in every flow run, each a blocking request on the event loop."""
+    from prefect.settings import get_current_settings
+
+    storage = Path(get_current_settings().results.local_storage_path)  # a folder: Prefect's own local default
+    retried: dict[str, Any] = {"retries": retries, "retry_delay_seconds": 1} if retries else {}
+    return goal_flow.with_options(result_storage=storage, **retried)
 
 
 async def _cancelled_in_prefect(inv: GoalInvocation) -> None:

@@ -73,4 +73,10 @@ def _kill_and_resume(env, home, kill_after):  # type: ignore[no-untyped-def]
     # The resumed run replayed journalled model replies instead of asking again for the finished steps.
     (calls,) = query(home, "SELECT count(*) FROM model_calls WHERE run_id = :r", r=run_id)[0]
     assert result["usage"]["model_calls"] == calls
+    # Each journalled reply has its model_call event and each audit record its tool_call event, written in the same
+    # transaction, so the kill left none without the other (a call killed before its reply came has neither).
+    (model_events,) = query(home, "SELECT count(*) FROM events WHERE run_id = :r AND type = 'model_call'", r=run_id)[0]
+    assert model_events == calls
+    (call_events,) = query(home, "SELECT count(*) FROM events WHERE run_id = :r AND type = 'tool_call'", r=run_id)[0]
+    assert call_events == len(audit)
     return result
