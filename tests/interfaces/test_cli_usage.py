@@ -86,6 +86,7 @@ BAD: list[tuple[list[str], str]] = [
     (["prefect", "bogus"], "No such command 'bogus'"),
     (["prefect", "status", "extra"], "unexpected extra argument"),
     (["prefect", "stop", "--bogus"], "--bogus"),
+    (["prefect", "automations", "extra"], "unexpected extra argument"),
     # serve, mcp, worker
     (["serve", "--port", "99999"], "--port"),
     (["serve", "--port", "http"], "--port"),
