@@ -185,14 +185,16 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
             previous = get_run(engine, run_id)
         else:  # a flow retry, or a deployment's resume: claimed here
             previous = claim_run(engine, run_id, owner, settings.run_lease_s, force=inv.force)
-        if previous["status"] == "running" and previous["flow_run_id"] not in (None, flow_run_id):
-            await _mark_crashed(previous["flow_run_id"])  # its process died (or was fenced): say so in Prefect too
         if restarts > settings.goal_restarts:
             gave_up = (f"its flow run was started {restarts} times after its worker died (goal_restarts is "
                        f"{settings.goal_restarts}); `agentmesh runs resume {run_id}` goes on from its checkpoint")
             update_run(engine, run_id, status="failed", error=gave_up, lease_until=None, if_owner=owner)
             return Failed(message=gave_up)
         update_run(engine, run_id, status="running", flow_run_id=flow_run_id, error=None, if_owner=owner, **trace)
+        if previous["status"] == "running" and previous["flow_run_id"] not in (None, flow_run_id):
+            # Its process died (or was fenced): say so in Prefect too — after the run names this flow run, so the
+            # old one, if the recovery automation puts it back on its pool, finds the run moved on and stops.
+            await _mark_crashed(previous["flow_run_id"])
     observe.run_log("agentmesh run %s · graph %s · model %s%s%s", run_id, inv.spec.name,
                     model_label(settings, inv.chat_model),
                     f" · restart {restarts} after its worker died" if restarts else " · resumed" if resume_of else "",
