@@ -160,13 +160,16 @@ def test_a_goal_whose_worker_dies_finishes_on_another_worker(tmp_path: Path, clu
     gate = HeldAfterScale(cluster["agentmesh_db"])
     with OpenAIServer(responder=gate) as model:
         try:
-            _scenario(tmp_path, cluster, gate, model)
+            states = _scenario(tmp_path, cluster, gate, model)
         finally:
             gate.release.set()
             gate.engine.dispose()
+    # Prefect's record of the goal: it ran, its worker died, it went back on the pool and completed elsewhere.
+    after = states[states.index("Crashed"):]
+    assert after[:2] == ["Crashed", "AwaitingRetry"] and after[-2:] == ["Running", "Completed"], states
 
 
-def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, model: OpenAIServer) -> None:
+def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, model: OpenAIServer) -> list[str]:
     api = cluster["api"]
     shared = tmp_path / "shared"  # a folder every machine mounts: dataset versions and remote steps' results
     common = {
@@ -278,6 +281,7 @@ def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, mod
     # The second goal, from `agentmesh deploy`, ran on the survivor too.
     (other,) = _rows(engine, "SELECT status, deployment FROM runs WHERE run_id != :r", r=flow_run_id)
     assert tuple(other) == ("done", "payments-check")
+    return states
 
 
 def _ancestors(pid: int) -> list[int]:
