@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from distributed_helpers import stop
 
 from agentmesh.testing import OpenAIServer
 from agentmesh.testing.offline_responder import offline_responder
@@ -56,19 +57,6 @@ def _wait(condition: Any, *, timeout: float, what: str, logs: list[Path] = ()) -
         time.sleep(0.25)
     tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=15)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class HeldAfterScale:
@@ -130,7 +118,7 @@ def cluster(tmp_path: Path, postgres_server: str) -> Iterator[dict[str, Any]]:
         _wait(healthy, timeout=180, what="prefect server start on PostgreSQL", logs=[log])
         yield {"env": env, "api": api, "agentmesh_db": f"{postgres_server}/agentmesh_{suffix}", "log": log}
     finally:
-        _stop(server)
+        stop(server)
 
 
 def _machine(tmp_path: Path, name: str, common: dict[str, str]) -> tuple[Path, dict[str, str]]:
@@ -247,7 +235,7 @@ def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, mod
         completed = _epoch(_states(api, flow_run_id)[-1]["timestamp"])
     finally:
         for process in processes.values():
-            _stop(process)
+            stop(process)
 
     print(f"\nkill -9 of {doomed} → Crashed in {detected - killed_at:.1f} s (dead_worker_s {DEAD_AFTER_S}, "
           f"heartbeat 30 s) → goal done on {survivor} {completed - killed_at:.1f} s after the kill")

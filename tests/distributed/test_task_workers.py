@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from distributed_helpers import stop
 
 from agentmesh.core.settings import DEFAULT_POLICY_FILE
 from agentmesh.testing import OpenAIServer
@@ -51,20 +52,6 @@ def _query(home: Path, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a worker and its children (it was started in a new session)."""
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _start_worker(home: Path, name: str, roles: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """An `agentmesh worker` for these roles, in a session of its own, once it serves them (its log: NAME.log)."""
     log_path = home / f"{name}.log"
@@ -74,7 +61,7 @@ def _start_worker(home: Path, name: str, roles: list[str], env: dict[str, str]) 
     deadline = time.monotonic() + 120
     while b"serving roles" not in log_path.read_bytes():
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop(process)
             raise AssertionError(f"worker {name} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
         time.sleep(0.1)
     return process
@@ -95,7 +82,7 @@ def workers(home: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
         yield started
     finally:
         for process in started:
-            _stop(process)
+            stop(process)
 
 
 def _remote_steps(home: Path, run_id: str) -> list[dict[str, Any]]:
@@ -290,9 +277,9 @@ def test_a_step_lost_with_its_killed_worker_is_sent_again_and_acts_once(home):  
             done = time.monotonic()
         finally:
             gate.release.set()
-            _stop(goal)
+            stop(goal)
             for process in started:
-                _stop(process)
+                stop(process)
 
     assert goal.returncode == 0, stderr[-3000:]
     result = json.loads(stdout)
@@ -357,7 +344,7 @@ def test_a_role_without_a_worker_fails_the_goal_within_the_step_timeout(home):  
             assert time.monotonic() < deadline, (home / "late.log").read_text(errors="replace")[-3000:]
             time.sleep(0.2)
     finally:
-        _stop(late)
+        stop(late)
     assert _query(home, "SELECT count(*) FROM model_calls WHERE run_id = :r", r=run_id) == journal
     assert not _query(home, "SELECT 1 FROM steps WHERE run_id = :r AND agent = 'analyst' AND worker LIKE :w",
                       r=run_id, w=f"%:{late.pid}")
