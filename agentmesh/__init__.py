@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from agentmesh.memory import DecisionMemory
     from agentmesh.runtime.compile import compile
     from agentmesh.runtime.plugins import Plugin
-    from agentmesh.runtime.run import aresume_run, arun_goal, resume_run, run_goal
+    from agentmesh.runtime.run import aresume_run, arun_goal, arun_goals, resume_run, run_goal, run_goals
     from agentmesh.tools import Tool, ToolContext, ToolRegistry, tool
 
 # The rest is imported on first use: LangGraph, LangChain and Prefect take a second or more to import, and the
@@ -74,9 +74,11 @@ _LAZY = {
     "MeshState": "agents.mesh",
     "aresume_run": "runtime.run",
     "arun_goal": "runtime.run",
+    "arun_goals": "runtime.run",
     "compile": "runtime.compile",
     "resume_run": "runtime.run",
     "run_goal": "runtime.run",
+    "run_goals": "runtime.run",
     "Plugin": "runtime.plugins",
     "Decision": "core.schemas",
     "Finding": "core.schemas",
@@ -128,8 +130,10 @@ __all__ = [
     "tool",
     # running goals
     "arun_goal",
+    "arun_goals",
     "aresume_run",
     "run_goal",
+    "run_goals",
     "resume_run",
     # structured outputs
     "Decision",

@@ -24,8 +24,10 @@ EXPECTED = [
     "tool",
     # running goals
     "arun_goal",
+    "arun_goals",
     "aresume_run",
     "run_goal",
+    "run_goals",
     "resume_run",
     # structured outputs
     "Decision",

@@ -4,6 +4,8 @@ feed.
 ``GoalService`` starts each goal as an asyncio task around ``agentmesh.runtime.arun_goal`` with a run id
 assigned up front (a client gets it before the flow starts), resumes runs after approvals, cancels them,
 and follows a run's stored events (``agentmesh.events``) for Server-Sent Events and streamed chat replies.
+With ``on_workers`` (``agentmesh serve --processes N``) the task sends the goal to the goal workers instead
+(``agentmesh.runtime.goal_workers``) and waits for it: the same run, events and record, in another process.
 Nothing here executes a goal another way: the runtime does, and records every event it emits.
 """
 
@@ -55,8 +57,10 @@ class _Submission:
 class GoalService:
     """Runs goals in background tasks of the current event loop and reads their events back."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, on_workers: bool = False) -> None:
         self.settings = settings
+        self.on_workers = on_workers
+        """Goals run in goal-worker processes (``agentmesh worker --goals``), not in this one."""
         self.engine = get_engine(settings.resolved_database_url)
         self.log = event_log(self.engine)
         self._submissions: dict[str, _Submission] = {}
@@ -108,11 +112,23 @@ class GoalService:
         run_id = str(uuid.uuid4())
         sub = _Submission(run_id=run_id, goal=text, graph=graph_name, model=settings.model_name)
         self._submissions[run_id] = sub
-        coro = arun_goal(text, graph=graph_name, settings=settings, approvals=approvals,
-                         context=(context or [])[-MAX_CONTEXT_ITEMS:] or None, run_id=run_id,
-                         started_by=started_by or "http", stream_tokens=True)
+        context = (context or [])[-MAX_CONTEXT_ITEMS:] or None
+        if self.on_workers:
+            from agentmesh.runtime import goal_workers
+
+            coro = self._on_workers(goal_workers.request(text, graph=graph_name, settings=settings, approvals=approvals,
+                                                         context=context, run_id=run_id,
+                                                         started_by=started_by or "http"), settings)
+        else:
+            coro = arun_goal(text, graph=graph_name, settings=settings, approvals=approvals, context=context,
+                             run_id=run_id, started_by=started_by or "http", stream_tokens=True)
         sub.task = asyncio.create_task(self._guard(sub, coro), name=f"agentmesh-goal-{run_id[:8]}")
         return run_id
+
+    async def _on_workers(self, request: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        from agentmesh.runtime.goal_workers import run_on_workers
+
+        return self.get(await run_on_workers(request, settings))
 
     async def _guard(self, sub: _Submission, coro: Any) -> dict[str, Any] | None:
         """Await a run; a failure the runtime could not record (it never started) is recorded here."""
@@ -211,6 +227,11 @@ class GoalService:
                 await asyncio.wait([previous])  # a run that just paused is still writing its artifacts
             if self.status(run_id) != "waiting_approval" and not force:
                 return None  # another verdict's resume got here first
+            if self.on_workers:
+                from agentmesh.runtime import goal_workers
+
+                return await self._on_workers(goal_workers.request(
+                    record["goal"], graph=record["graph"], settings=settings, resume_of=run_id, force=force), settings)
             return await aresume_run(run_id, settings=settings, stream_tokens=True, force=force)
 
         sub.task = asyncio.create_task(self._guard(sub, resume()), name=f"agentmesh-resume-{run_id[:8]}")

@@ -252,14 +252,16 @@ def _sse(event: dict[str, Any]) -> str:
 
 
 def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               identities: Identities | None = None) -> FastAPI:
+               identities: Identities | None = None, processes: int = 0, limit: int = 8) -> FastAPI:
     """The agentmesh HTTP app. Every ``/v1`` endpoint needs a token of ``identities`` (default: the settings'
-    identities file, plus ``token`` or ``AGENTMESH_API_TOKEN`` as the identity ``api``) when any is configured."""
+    identities file, plus ``token`` or ``AGENTMESH_API_TOKEN`` as the identity ``api``) when any is configured.
+    ``processes``: goals run in that many goal-worker processes the app starts (``agentmesh.runtime.goal_workers``),
+    each running up to ``limit`` goals at once, not in the app's own."""
     from agentmesh.core import __version__
     from agentmesh.interfaces.openai_compat import router as openai_router
 
     identities = identities if identities is not None else Identities.load(settings, token=token)
-    service = GoalService(settings)
+    service = GoalService(settings, on_workers=processes > 0)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -269,8 +271,13 @@ def create_app(settings: Settings, *, token: str | None = None, max_body_bytes: 
         # Before the first request: the local Prefect server (seconds on a first start), the tools and the policy.
         await asyncio.to_thread(configure_prefect, settings)
         await asyncio.to_thread(components, settings)
-        yield
-        await service.shutdown()
+        with contextlib.ExitStack() as workers:
+            if processes:
+                from agentmesh.runtime.goal_workers import local_workers
+
+                workers.enter_context(local_workers(processes, limit=limit, settings=settings))
+            yield
+            await service.shutdown()
 
     app = FastAPI(
         title="agentmesh",

@@ -67,7 +67,7 @@ from agentmesh.agents.context import (
     stepping,
 )
 from agentmesh.core import exceptions, observe
-from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunError, UserError
+from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunError
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.gateway import ApprovalPause
 from agentmesh.gateway.approvals import record_resume
@@ -90,7 +90,7 @@ if TYPE_CHECKING:
     from prefect import Task
     from pydantic import BaseModel
 
-__all__ = ["SENDS", "agent_step", "delegates", "run_step", "serve", "step_task", "task_key", "worker_id"]
+__all__ = ["SENDS", "agent_step", "delegates", "keyed_task", "run_step", "step_task", "task_key", "worker_id"]
 
 SENDS = 3
 """How many times a step is sent in all when its workers keep dying (the first send and two more)."""
@@ -119,27 +119,29 @@ def step_task(role: str) -> Task[..., Any]:
     """The background task carrying one role's steps; the same object shape on the sending and serving side."""
     found = _tasks.get(role)
     if found is None:
-        from prefect import Task
-
-        class _RoleStep(Task):  # type: ignore[type-arg]
-            # Prefect derives a task's key from its function's name and code, whose hash includes the file path
-            # (so differs between installs) and which copies made by `with_options` — the task worker makes
-            # one — recompute. A role's steps need one key everywhere: the role's.
-            def with_options(self, **kwargs: Any) -> Task[..., Any]:
-                copy = super().with_options(**kwargs)
-                copy.task_key = self.task_key
-                return copy
-
-        found = _RoleStep(
-            fn=agent_step, name=f"agent-step-{role}", tags=["agentmesh", role, "remote"], retries=0,
-            # Keyed by the task run: the result is stored for the sender to read, and never served from cache
-            # to a later send (a resumed step must not get its earlier "paused" reply; the journal makes a
-            # replay cheap).
-            cache_key_fn=_own_run_key,
-        )
-        found.task_key = task_key(role)
-        _tasks[role] = found
+        found = _tasks[role] = keyed_task(agent_step, name=f"agent-step-{role}", key=task_key(role),
+                                          tags=["agentmesh", role, "remote"])
     return found
+
+
+def keyed_task(fn: Any, *, name: str, key: str, tags: list[str]) -> Task[..., Any]:
+    """A background task (``.delay()`` sends it, a task worker serves it) under a fixed task key."""
+    from prefect import Task
+
+    class _Keyed(Task):  # type: ignore[type-arg]
+        # Prefect derives a task's key from its function's name and code, whose hash includes the file path
+        # (so differs between installs) and which copies made by `with_options` — the task worker makes
+        # one — recompute. A task served across machines needs one key everywhere.
+        def with_options(self, **kwargs: Any) -> Task[..., Any]:
+            copy = super().with_options(**kwargs)
+            copy.task_key = self.task_key
+            return copy
+
+    # Keyed by the task run: the result is stored for the sender to read, and never served from cache to a
+    # later send (a resumed step must not get its earlier "paused" reply; the journal makes a replay cheap).
+    task = _Keyed(fn=fn, name=name, tags=tags, retries=0, cache_key_fn=_own_run_key)
+    task.task_key = key
+    return task
 
 
 def _own_run_key(context: Any, parameters: Any) -> str:
@@ -344,12 +346,3 @@ def _say(request: dict[str, Any], what: str) -> None:
     """One line per step on the worker's standard error: which run, step and role, and how it went."""
     print(f"{time.strftime('%H:%M:%S')} run {request['run_id'][:8]} step {request['step_key']} ({request['role']}, "
           f"send {request['send_id'][:8]}): {what}", file=sys.stderr, flush=True)
-
-
-def serve(roles: list[str], *, limit: int = 4) -> None:
-    """Serve the steps of these roles from this process until interrupted."""
-    if not roles:
-        raise UserError("name at least one role to serve: `agentmesh worker --role analyst`")
-    from prefect.task_worker import serve as serve_tasks
-
-    serve_tasks(*[step_task(role) for role in roles], limit=limit)

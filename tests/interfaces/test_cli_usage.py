@@ -95,7 +95,10 @@ BAD: list[tuple[list[str], str]] = [
     (["mcp", "bogus"], "No such command 'bogus'"),
     (["mcp", "serve", "--port", "-1"], "--port"),
     (["mcp", "serve", "--approvals", "maybe"], "--approvals"),
-    (["worker"], "--role"),
+    (["worker"], "--goals"),
+    (["worker", "--goals", "--limit", "0"], "--limit"),
+    (["serve", "--processes", "-1"], "--processes"),
+    (["serve", "--processes", "2", "--limit", "0"], "--limit"),
     (["worker", "--role", "nobody"], "nobody"),
     (["worker", "--role", "optimizer", "--limit", "0"], "--limit"),
     # chat

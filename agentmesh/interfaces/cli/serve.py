@@ -53,6 +53,11 @@ def register(app: typer.Typer) -> None:
                                                   "default AGENTMESH_API_TOKEN.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="offline, or an OpenAI-compatible model name.")] = None,
         log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+        processes: Annotated[int, typer.Option("--processes", "-p", min=0, max=64, help="Run goals in this many worker "
+                                               "processes it starts (`agentmesh worker --goals`), to use more cores; "
+                                               "0: in the server's own.")] = 0,
+        limit: Annotated[int, typer.Option("--limit", min=1, help="With --processes: goals each process runs at "
+                                           "once.")] = 8,
     ) -> None:
         """Serve the HTTP API (docs at /docs), the OpenAI-compatible endpoints and the web page at /."""
         import uvicorn
@@ -74,9 +79,10 @@ def register(app: typer.Typer) -> None:
 
         components(settings)  # a bad policy or tool is one line and exit 2 here, not a traceback at startup
         check_port(host, port)
-        app_ = create_app(settings, identities=identities)
+        app_ = create_app(settings, identities=identities, processes=processes, limit=limit)
         shown = f"[{host}]" if ":" in host else host
         names = sorted({i.name for i in identities.by_token.values()})
         typer.echo(f"agentmesh serving on http://{shown}:{port} · API docs /docs · model {settings.model_name}"
+                   + (f" · goals in {processes} worker processes" if processes else "")
                    + (f" · token required ({', '.join(names)})" if names else ""), err=True)
         uvicorn.run(app_, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
