@@ -469,6 +469,44 @@ async def bench_concurrency(settings: Any, sizes: list[int], single_repeats: int
     return out
 
 
+async def bench_processes(settings: Any, url: str, goals: int, repeats: int) -> dict[str, Any]:
+    """``goals`` mesh goals at once in this process, then in two goal-worker processes (``agentmesh worker --goals``,
+    started and warmed first, as under ``agentmesh serve --processes 2``), interleaved."""
+    from agentmesh import arun_goals
+    from agentmesh.runtime import goal_workers
+
+    # The workers read their settings from the environment: the same model server and approvals.
+    os.environ.update(OPENAI_BASE_URL=url, OPENAI_API_KEY="bench", AGENTMESH_APPROVALS="auto")
+    walls: dict[str, list[float]] = {"one_process": [], "two_worker_processes": []}
+    done = {k: 0 for k in walls}
+
+    async def on_workers(n: int) -> int:
+        requests = [goal_workers.request(GOAL, graph="mesh", settings=settings) for _ in range(n)]
+        ids = await asyncio.gather(*(goal_workers.run_on_workers(r, settings) for r in requests))
+        from agentmesh.persistence.runs import get_run
+        from agentmesh.runtime.components import components
+
+        return sum(get_run(components(settings).engine, i)["status"] == "done" for i in ids)
+
+    with goal_workers.local_workers(2, limit=goals, settings=settings):
+        await on_workers(4)  # warm-up: both workers connected, imports done
+        for _ in range(repeats):
+            reset_world(settings)
+            started = time.perf_counter()
+            runs = await arun_goals([GOAL] * goals, settings=settings)
+            walls["one_process"].append(time.perf_counter() - started)
+            done["one_process"] += sum(r["status"] == "done" for r in runs)
+            reset_world(settings)
+            started = time.perf_counter()
+            done["two_worker_processes"] += await on_workers(goals)
+            walls["two_worker_processes"].append(time.perf_counter() - started)
+    out = {k: {"wall_s": spread(v, 3), "done": done[k], "runs": goals * repeats} for k, v in walls.items()}
+    out["goals"] = goals
+    log(f"  {goals} goals: one process {out['one_process']['wall_s']['median']} s, two worker processes "
+        f"{out['two_worker_processes']['wall_s']['median']} s")
+    return out
+
+
 # -- 3. eval throughput -----------------------------------------------------------------------------------
 
 
@@ -642,6 +680,16 @@ def markdown(result: dict[str, Any]) -> str:
         f"also starts the local Prefect server: first line {d['first_ever']['first_event']:.2f} s, decision "
         f"{d['first_ever']['decision']:.2f} s. `import agentmesh`: {d['import']['import_agentmesh_s']['median']} s.",
         f"Eval: {d['eval']['trials']} trials in {d['eval']['seconds']} s.",
+        *([] if "processes" not in d else [
+            f"{d['processes']['goals']} mesh goals at once, 200 ms a call, in one process: "
+            f"{d['processes']['one_process']['wall_s']['median']} s wall "
+            f"[{d['processes']['one_process']['wall_s']['min']} – {d['processes']['one_process']['wall_s']['max']}]; "
+            f"in two goal-worker processes (`agentmesh worker --goals`, as `agentmesh serve --processes 2`): "
+            f"{d['processes']['two_worker_processes']['wall_s']['median']} s "
+            f"[{d['processes']['two_worker_processes']['wall_s']['min']} – "
+            f"{d['processes']['two_worker_processes']['wall_s']['max']}] "
+            f"({d['processes']['two_worker_processes']['done']}/{d['processes']['two_worker_processes']['runs']} "
+            "done)."]),
         "",
         f"Where a warm mesh goal's time goes by layer (instant model; pyinstrument samples, waiting left out; "
         f"the goal used {d['profile']['goal_cpu_ms']} ms of CPU; the call tree is in `profile-goal.txt`):",
@@ -683,6 +731,8 @@ async def measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         detail["critical_path"] = await bench_critical_path(slow, few)
         log("concurrent goals, 200 ms a model call")
         concurrency = await bench_concurrency(slow, [1, 8, 32, 64], few)
+        log("32 goals at once: one process, two goal-worker processes; 200 ms a model call")
+        detail["processes"] = await bench_processes(slow, slow_url, 32, max(1, few // 2))
     log("eval throughput, offline model")
     detail["eval"] = await bench_eval(chain_settings)
     return {"detail": detail, "concurrency": concurrency}

@@ -49,7 +49,8 @@ __all__ = ["GOAL_KEY", "goal_task", "local_workers", "run_on_workers", "serve"]
 GOAL_KEY = "agentmesh-goal"
 """The Prefect task key goals sent to worker processes are queued under."""
 
-_POLL_S = 1.0  # how often a waiting sender looks at its run, and a worker at its goals' flow runs
+_POLL_S = 1.0  # how often a worker looks at its goals' flow runs (one query for all)
+_WAIT_S = 5.0  # how often a waiting sender looks at its run's owner (each look is a request to Prefect's API too)
 
 _task: Any = None
 
@@ -92,7 +93,7 @@ async def run_on_workers(goal_request: dict[str, Any], settings: Settings) -> st
     engine = get_engine(settings.resolved_database_url)
     try:
         while True:
-            await future.wait_async(timeout=_POLL_S)
+            await future.wait_async(timeout=_WAIT_S)
             if future.state.is_final():
                 break
             record = await asyncio.to_thread(find_run, engine, run_id)

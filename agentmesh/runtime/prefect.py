@@ -68,6 +68,8 @@ def configure_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
+    # A task worker's background task (a goal, a remote step) has no flow run: its own log lines stay local.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     _quiet_expected_failures()
     # Embedded means Prefect's ephemeral server; otherwise a missing API URL is an error, never a silent
     # second server.
