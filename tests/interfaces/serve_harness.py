@@ -62,14 +62,14 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(root: Path, *, token: str | None = TOKEN, env: dict[str, str] | None = None,
-                   policy_extra: str = "") -> Iterator[Server]:
-    """`agentmesh serve` in a subprocess, up once /healthz answers; stopped on exit."""
+                   policy_extra: str = "", args: tuple[str, ...] = ()) -> Iterator[Server]:
+    """`agentmesh serve` (with ``args``) in a subprocess, up once /healthz answers; stopped on exit."""
     home = make_home(root / "home", policy_extra=policy_extra)
     port = free_port()
     log = root / "server.log"
     extra = {**({"AGENTMESH_API_TOKEN": token} if token else {}), **(env or {})}
     with open(log, "wb") as out:
-        process = subprocess.Popen([*AGENTMESH, "serve", "--port", str(port), "--log-level", "warning"],
+        process = subprocess.Popen([*AGENTMESH, "serve", "--port", str(port), "--log-level", "warning", *args],
                                    cwd=root, env=child_env(home, **extra), stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
