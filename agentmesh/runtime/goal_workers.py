@@ -39,7 +39,7 @@ from typing import Any
 
 from agentmesh.core import exceptions
 from agentmesh.core.exceptions import AgentmeshError, RunError
-from agentmesh.core.settings import Settings, get_settings
+from agentmesh.core.settings import Settings
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.owner import owner_alive, this_process
 from agentmesh.persistence.runs import find_run
@@ -161,10 +161,11 @@ _lock = threading.Lock()
 async def run_goal_here(goal_request: dict[str, Any]) -> dict[str, Any]:
     """One goal on this worker (``arun_goal``, or ``aresume_run``); returns ``{"run_id", "status", "worker"}`` or
     ``{"error": ...}`` — plain JSON."""
+    from agentmesh.runtime.remote import worker_settings
     from agentmesh.runtime.run import aresume_run, arun_goal
 
     here, run_id, started = this_process(), goal_request["run_id"], time.monotonic()
-    settings = get_settings(model=goal_request["model"])
+    settings = worker_settings(model=goal_request["model"])
     _say(run_id, "received")
     if goal_request.get("resume_of"):
         work = aresume_run(run_id, settings=settings, approvals=goal_request["approvals"],

@@ -90,7 +90,8 @@ if TYPE_CHECKING:
     from prefect import Task
     from pydantic import BaseModel
 
-__all__ = ["SENDS", "agent_step", "delegates", "keyed_task", "run_step", "step_task", "task_key", "worker_id"]
+__all__ = ["SENDS", "agent_step", "delegates", "keyed_task", "run_step", "step_task", "task_key", "worker_id",
+           "worker_settings"]
 
 SENDS = 3
 """How many times a step is sent in all when its workers keep dying (the first send and two more)."""
@@ -98,6 +99,20 @@ SENDS = 3
 _POLL_S = 1.0  # how often the goal looks at a send it waits for
 
 _tasks: dict[str, Task[..., Any]] = {}
+
+
+_settings: dict[tuple[tuple[str, Any], ...], Settings] = {}
+
+
+def worker_settings(**overrides: Any) -> Settings:
+    """A worker's settings: its environment's, with these overrides (a goal's model, a step's dry run) — one object
+    per distinct overrides for the process's life, so the components built for it (plug-ins, policy, tools, MCP
+    servers' tools) are built once, not for every goal or step."""
+    key = tuple(sorted(overrides.items()))
+    found = _settings.get(key)
+    if found is None:
+        found = _settings[key] = get_settings(**overrides)
+    return found
 
 
 def task_key(role: str) -> str:
@@ -298,9 +313,7 @@ async def agent_step(request: dict[str, Any]) -> dict[str, Any]:
     """One agent step on a task worker: the send taken (this worker recorded, its lease renewed while it works),
     the run's context rebuilt from the agentmesh database, then the ordinary step. Returns ``{"output": ...}``,
     ``{"paused": approval}`` or ``{"error": ...}`` (plain JSON)."""
-    settings = get_settings()
-    if request["dry_run"] != settings.dry_run:
-        settings = settings.model_copy(update={"dry_run": request["dry_run"]})
+    settings = worker_settings(dry_run=request["dry_run"])
     here, send_id, started = worker_id(), request["send_id"], time.monotonic()
     engine = get_engine(settings.resolved_database_url)
     lease_s = settings.run_lease_s

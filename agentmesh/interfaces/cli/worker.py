@@ -3,6 +3,7 @@ agentmesh.runtime.remote)."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -35,6 +36,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("say what this worker runs: --goals, or --role ROLE (e.g. `agentmesh worker --role "
                             "analyst`), or both")
         settings = get_settings(model=model)
+        if model:  # the steps this process runs read their settings again (agentmesh.runtime.remote.worker_settings)
+            os.environ["AGENTMESH_MODEL"] = model
         known = list_roles(settings.prompts_path)
         unknown = [r for r in roles if r not in known]
         if unknown:
