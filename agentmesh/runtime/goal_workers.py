@@ -94,7 +94,7 @@ async def run_on_workers(goal_request: dict[str, Any], settings: Settings) -> st
     try:
         while True:
             await future.wait_async(timeout=_WAIT_S)
-            if future.state.is_final():
+            if (await asyncio.to_thread(getattr, future, "state")).is_final():  # not final: a blocking read
                 break
             record = await asyncio.to_thread(find_run, engine, run_id)
             if record and record["status"] == "running" and record.get("owner") and not owner_alive(record):
@@ -262,15 +262,29 @@ def serve(*, roles: list[str] | None = None, goals: bool = True, limit: int = 4)
 
 
 @contextlib.contextmanager
-def local_workers(processes: int, *, limit: int, settings: Settings) -> Iterator[list[int]]:
+def local_workers(processes: int, *, limit: int, settings: Settings, ready_s: float = 120) -> Iterator[list[int]]:
     """Start ``processes`` goal workers on this machine (``agentmesh worker --goals``: this process's environment,
-    with the settings' home, database and model) for the block; stopped (SIGINT, then killed) after it. Yields
-    their pids."""
-    env = {**os.environ, "AGENTMESH_HOME": str(settings.resolved_home), "AGENTMESH_DATABASE_URL": settings.resolved_database_url,
-           "AGENTMESH_MODEL": settings.model_name}
+    with the settings' home, database and model) and wait until each serves; stopped (SIGINT, then killed) after the
+    block. Their output goes to this process's standard error. Yields their pids; a ``RunError`` with a worker's
+    last lines if one exits before it serves."""
+    env = {**os.environ, "AGENTMESH_HOME": str(settings.resolved_home),
+           "AGENTMESH_DATABASE_URL": settings.resolved_database_url, "AGENTMESH_MODEL": settings.model_name}
     command = [sys.executable, "-m", "agentmesh", "worker", "--goals", "--limit", str(limit)]
-    started = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(processes)]
+    started: list[subprocess.Popen[str]] = []
     try:
+        serving = []
+        for _ in range(processes):
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+            started.append(process)
+            serving.append(_forward(process))
+        deadline = time.monotonic() + ready_s
+        for process, (ready, lines) in zip(started, serving, strict=True):
+            while not ready.wait(0.1):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    why = f"exited with {process.returncode}" if process.returncode is not None else \
+                        f"did not serve within {ready_s:g} s"
+                    raise RunError(f"goal worker {process.pid} {why}: " + " / ".join(lines[-3:]))
         yield [p.pid for p in started]
     finally:
         for process in started:
@@ -281,3 +295,20 @@ def local_workers(processes: int, *, limit: int, settings: Settings) -> Iterator
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _forward(process: subprocess.Popen[str]) -> tuple[threading.Event, list[str]]:
+    """Copy a worker's standard error to this process's; the event is set once it says it serves."""
+    ready, lines = threading.Event(), []
+
+    def copy() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            lines.append(line.strip())
+            del lines[:-20]
+            if "serving goals" in line:
+                ready.set()
+
+    threading.Thread(target=copy, daemon=True, name=f"agentmesh-goal-worker-{process.pid}").start()
+    return ready, lines

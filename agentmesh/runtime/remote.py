@@ -253,7 +253,7 @@ async def _watch(future: Any, engine: Any, send_id: str, step_timeout_s: float,
     sent = time.monotonic()
     while True:
         await future.wait_async(timeout=_POLL_S)
-        if future.state.is_final():
+        if (await asyncio.to_thread(getattr, future, "state")).is_final():  # not final: a blocking read
             return "done", None
         state, worker = await asyncio.to_thread(send_state, engine, send_id)
         now = time.monotonic()
