@@ -187,8 +187,9 @@ async def run_goal_here(goal_request: dict[str, Any]) -> dict[str, Any]:
         result = await task
         reply: dict[str, Any] = {"run_id": run_id, "status": result["status"], "worker": here}
     except asyncio.CancelledError:
-        if not task.cancelled():
-            raise  # this worker is stopping
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this worker is stopping: its goals are cancelled with it (and recorded so)
         reply = {"run_id": run_id, "status": "cancelled", "worker": here}
     except AgentmeshError as exc:
         reply = {"error": {"type": type(exc).__name__, "message": str(exc), "worker": here}}
@@ -216,32 +217,37 @@ _watcher: threading.Thread | None = None
 
 async def _cancellations(settings: Settings) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState
-    from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
-    from prefect.client.schemas.objects import StateType
 
     engine = get_engine(settings.resolved_database_url)
     async with get_client() as client:
         while True:
             await asyncio.sleep(_POLL_S)
-            with _lock:
-                ids = list(_running)
-            flow_runs = {}
-            for run_id in ids:
-                record = find_run(engine, run_id)
-                if record and record.get("flow_run_id"):
-                    flow_runs[uuid.UUID(record["flow_run_id"])] = run_id
-            if not flow_runs:
-                continue
-            with contextlib.suppress(Exception):  # the server away for a moment: look again next time
-                found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=list(flow_runs)),
-                    state=FlowRunFilterState(type=StateTypes(any_=[StateType.CANCELLING]))))
-                for flow_run in found:
-                    with _lock:
-                        loop, task = _running.get(flow_runs[flow_run.id], (None, None))
-                    if loop is not None and task is not None:
-                        loop.call_soon_threadsafe(task.cancel)
+            with contextlib.suppress(Exception):  # the database or the server away for a moment: look again
+                await _cancel_cancelling(engine, client)
+
+
+async def _cancel_cancelling(engine: Any, client: Any) -> None:
+    """Cancel this worker's goals whose flow runs are Cancelling (one query for all of them)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
+    from prefect.client.schemas.objects import StateType
+
+    with _lock:
+        ids = list(_running)
+    flow_runs = {}
+    for run_id in ids:
+        record = find_run(engine, run_id)
+        if record and record.get("flow_run_id"):
+            flow_runs[uuid.UUID(record["flow_run_id"])] = run_id
+    if not flow_runs:
+        return
+    found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=list(flow_runs)), state=FlowRunFilterState(type=StateTypes(any_=[StateType.CANCELLING]))))
+    for flow_run in found:
+        with _lock:
+            loop, task = _running.get(flow_runs[flow_run.id], (None, None))
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
 
 
 def _say(run_id: str, what: str) -> None:
