@@ -58,8 +58,9 @@ if TYPE_CHECKING:
     from agentmesh.core.settings import Settings, get_settings
     from agentmesh.memory import DecisionMemory
     from agentmesh.runtime.compile import compile
+    from agentmesh.runtime.goal_workers import arun_goals, run_goals
     from agentmesh.runtime.plugins import Plugin
-    from agentmesh.runtime.run import aresume_run, arun_goal, arun_goals, resume_run, run_goal, run_goals
+    from agentmesh.runtime.run import aresume_run, arun_goal, resume_run, run_goal
     from agentmesh.tools import Tool, ToolContext, ToolRegistry, tool
 
 # The rest is imported on first use: LangGraph, LangChain and Prefect take a second or more to import, and the
@@ -74,11 +75,11 @@ _LAZY = {
     "MeshState": "agents.mesh",
     "aresume_run": "runtime.run",
     "arun_goal": "runtime.run",
-    "arun_goals": "runtime.run",
+    "arun_goals": "runtime.goal_workers",
     "compile": "runtime.compile",
     "resume_run": "runtime.run",
     "run_goal": "runtime.run",
-    "run_goals": "runtime.run",
+    "run_goals": "runtime.goal_workers",
     "Plugin": "runtime.plugins",
     "Decision": "core.schemas",
     "Finding": "core.schemas",

@@ -38,13 +38,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentmesh.core import exceptions
-from agentmesh.core.exceptions import AgentmeshError, RunError
-from agentmesh.core.settings import Settings
+from agentmesh.core.exceptions import AgentmeshError, RunError, UserError
+from agentmesh.core.settings import Settings, get_settings
 from agentmesh.persistence.database import get_engine
 from agentmesh.persistence.owner import owner_alive, this_process
-from agentmesh.persistence.runs import find_run
+from agentmesh.persistence.runs import find_run, run_result
 
-__all__ = ["GOAL_KEY", "goal_task", "local_workers", "run_on_workers", "serve"]
+__all__ = ["GOAL_KEY", "arun_goals", "goal_task", "local_workers", "run_goals", "run_on_workers", "serve"]
 
 GOAL_KEY = "agentmesh-goal"
 """The Prefect task key goals sent to worker processes are queued under."""
@@ -72,6 +72,44 @@ def request(goal: str, *, graph: str, settings: Settings, approvals: str | None 
     return {"goal": goal, "graph": graph, "model": settings.model_name, "approvals": approvals,
             "context": context, "run_id": resume_of or run_id or str(uuid.uuid4()), "started_by": started_by,
             "resume_of": resume_of, "force": force}
+
+
+async def arun_goals(goals: list[str], *, processes: int = 0, limit: int = 4, graph: str | None = None,
+                     settings: Settings | None = None, approvals: str | None = None,
+                     started_by: str | None = None) -> list[dict[str, Any]]:
+    """Run a batch of goals at once; returns their runs' JSON, in order.
+
+    ``processes=0`` runs them all in this process (one event loop: model calls overlap, Python does not). ``processes=N``
+    starts N goal workers on this machine for the batch (``agentmesh worker --goals``, Prefect task workers; see
+    this module), each running up to ``limit`` goals at a time, so the batch uses N cores. The
+    workers read their settings from this process's environment, with the settings' home, database and model."""
+    from agentmesh.runtime.components import components
+    from agentmesh.runtime.graphs import get_graph
+    from agentmesh.runtime.prefect import configure_prefect, shared_clients
+    from agentmesh.runtime.run import _check, _checked, _os_user, arun_goal
+
+    if processes < 0 or limit < 1:
+        raise UserError(f"processes must be 0 or more and limit 1 or more, not {processes} and {limit}")
+    settings = settings or get_settings()
+    goals = [_checked(goal) for goal in goals]  # every goal checked before any starts
+    spec = get_graph(graph or settings.graph, settings.graphs_paths)
+    if not processes:
+        return list(await asyncio.gather(*(arun_goal(goal, graph=spec.name, settings=settings, approvals=approvals,
+                                                     started_by=started_by) for goal in goals)))
+    configure_prefect(settings)  # the local Prefect server up before the workers look for it
+    components(settings)
+    _check(spec)
+    requests = [request(goal, graph=spec.name, settings=settings, approvals=approvals,
+                                     started_by=started_by or _os_user()) for goal in goals]
+    with local_workers(processes, limit=limit, settings=settings):
+        async with shared_clients():
+            run_ids = await asyncio.gather(*(run_on_workers(r, settings) for r in requests))
+    return [run_result(components(settings).engine, run_id) for run_id in run_ids]
+
+
+def run_goals(goals: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+    """Synchronous ``arun_goals``."""
+    return asyncio.run(arun_goals(goals, **kwargs))
 
 
 # -- the sending side ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from agentmesh.runtime.graphs import GraphSpec, get_graph
 from agentmesh.runtime.prefect import configure_prefect, shared_clients
 from agentmesh.runtime.tracing import setup_tracing
 
-__all__ = ["aresume_run", "arun_goal", "arun_goals", "resume_run", "run_goal", "run_goals"]
+__all__ = ["aresume_run", "arun_goal", "resume_run", "run_goal"]
 
 MAX_GOAL_CHARS = 4000
 
@@ -80,41 +80,6 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, approval
         goal=record["goal"], spec=spec, settings=settings, approvals=_approvals(approvals, settings),
         on_event=on_event, deployment=record.get("deployment"), chat_model=chat_model, resume_of=record["run_id"],
         stream_tokens=stream_tokens, owner=owner, force=force))
-
-
-async def arun_goals(goals: list[str], *, processes: int = 0, limit: int = 4, graph: str | None = None,
-                     settings: Settings | None = None, approvals: str | None = None,
-                     started_by: str | None = None) -> list[dict[str, Any]]:
-    """Run a batch of goals at once; returns their runs' JSON, in order.
-
-    ``processes=0`` runs them all in this process (one event loop: model calls overlap, Python does not). ``processes=N``
-    starts N goal workers on this machine for the batch (``agentmesh worker --goals``, Prefect task workers; see
-    ``agentmesh.runtime.goal_workers``), each running up to ``limit`` goals at a time, so the batch uses N cores. The
-    workers read their settings from this process's environment, with the settings' home, database and model."""
-    from agentmesh.runtime import goal_workers
-
-    if processes < 0 or limit < 1:
-        raise UserError(f"processes must be 0 or more and limit 1 or more, not {processes} and {limit}")
-    settings = settings or get_settings()
-    goals = [_checked(goal) for goal in goals]  # every goal checked before any starts
-    spec = get_graph(graph or settings.graph, settings.graphs_paths)
-    if not processes:
-        return list(await asyncio.gather(*(arun_goal(goal, graph=spec.name, settings=settings, approvals=approvals,
-                                                     started_by=started_by) for goal in goals)))
-    configure_prefect(settings)  # the local Prefect server up before the workers look for it
-    components(settings)
-    _check(spec)
-    requests = [goal_workers.request(goal, graph=spec.name, settings=settings, approvals=approvals,
-                                     started_by=started_by or _os_user()) for goal in goals]
-    with goal_workers.local_workers(processes, limit=limit, settings=settings):
-        async with shared_clients():
-            run_ids = await asyncio.gather(*(goal_workers.run_on_workers(r, settings) for r in requests))
-    return [run_result(components(settings).engine, run_id) for run_id in run_ids]
-
-
-def run_goals(goals: list[str], **kwargs: Any) -> list[dict[str, Any]]:
-    """Synchronous ``arun_goals``."""
-    return asyncio.run(arun_goals(goals, **kwargs))
 
 
 def run_goal(goal: str, **kwargs: Any) -> dict[str, Any]:

@@ -232,7 +232,11 @@ def _scenario(tmp_path: Path, cluster: dict[str, Any], gate: HeldAfterScale, mod
             return len(rows) == 2 and all(r.status in ("done", "failed") for r in rows)
 
         _wait(finished, timeout=300, what="both goals finished", logs=all_logs)
-        completed = _epoch(_states(api, flow_run_id)[-1]["timestamp"])
+        # agentmesh records the run before the flow run's engine reports its final state to Prefect.
+        final = _wait(lambda: (last := _states(api, flow_run_id)[-1])["type"] in ("COMPLETED", "FAILED", "CRASHED",
+                                                                                   "CANCELLED") and last,
+                      timeout=60, what="the flow run's final state in Prefect", logs=all_logs)
+        completed = _epoch(final["timestamp"])
     finally:
         for process in processes.values():
             stop(process)
