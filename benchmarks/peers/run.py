@@ -55,6 +55,7 @@ BURST = 16
 SETTLE_S = 7.5  # Prefect flushes events and task-run records every 5 s, the client its logs every 2 s
 TASK_RUNS = {"langgraph_prefect": workload.STEPS, "pydantic_ai_prefect": workload.STEPS, "agentmesh_agent": 1,
              "agentmesh_react": workload.STEPS}  # Prefect task runs a run of each variant makes
+AT_LEAST = {"pydantic_ai_prefect"}  # its integration may add task runs of its own (pydantic-ai 2.78: one for the run id)
 
 TARGETS = {
     "overhead_per_step_ms": ("<=", 5),
@@ -582,9 +583,12 @@ def measure(args: argparse.Namespace, names: list[str], root: Path, prefect_home
                             if task_runs[name] >= TASK_RUNS[name] or time.monotonic() > deadline:
                                 break
                             time.sleep(0.5)
-                        if task_runs[name] != TASK_RUNS[name]:
+                        if task_runs[name] < TASK_RUNS[name] or (name not in AT_LEAST and
+                                                                 task_runs[name] != TASK_RUNS[name]):
+                            at_least = "at least " if name in AT_LEAST else ""
                             bench.ledger.failed.setdefault(name, []).append(
-                                f"durability: {task_runs[name]} Prefect task runs, expected {TASK_RUNS[name]}")
+                                f"durability: {task_runs[name]} Prefect task runs, expected {at_least}"
+                                f"{TASK_RUNS[name]}")
                 if args.smoke:
                     repeats.append({**rep, "slow": [], "burst": {}, "cpu": {}, "cold": {}})
                     break
