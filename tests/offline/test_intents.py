@@ -78,6 +78,10 @@ def test_the_verb_decides_the_action(goal: str, action: str) -> None:
     ("p95 within 250 ms please", 250.0),
     ("checkout p95 is at 900 ms", None),  # a reading, not a target
     ("p95 is above 150 ms", None),
+    ("p95 spiked to 2 s overnight", None),  # risen to: a reading
+    ("payments-api p95 jumped to 1.2 s after the last deploy; get it back under 400 ms", 400.0),
+    ("latency went up to 900 ms, can you get it to 300 ms", 300.0),
+    ("get p95 to 300 ms", 300.0),
 ])
 def test_latency_bounds_are_normalised_to_milliseconds(text: str, latency_ms: float | None) -> None:
     assert parse_bounds(text).latency_ms == latency_ms

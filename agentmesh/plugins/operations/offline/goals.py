@@ -6,6 +6,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from agentmesh.plugins.operations.offline.intents import parse_bounds
+
 __all__ = ["GoalReading", "read_goal"]
 
 _OPS = {
@@ -116,7 +118,7 @@ def domain_scores(text: str) -> dict[str, int]:
         + len(snake) + 2 * len(named),
         "support": sum(w in _SUPPORT for w in words) + 2 * len(re.findall(r"\bt-\d+\b", lowered)),
     }
-    if _LATENCY.search(lowered):
+    if _LATENCY.search(lowered):  # a latency figure: an ops goal
         scores["ops"] += 2
     return scores
 
@@ -128,10 +130,7 @@ def read_goal(goal: str) -> GoalReading:
     # Ties go to the first domain in this order; a goal with none of the words is unknown.
     domain = next((d for d in ("ops", "data", "support") if scores[d] == best), "unknown") if best else "unknown"
     reading = GoalReading(text=goal, domain=domain, act=False)
-    match = _LATENCY.search(lowered)
-    if match:
-        value, unit = float(match.group(1)), match.group(2)
-        reading.latency_ms = value if unit.startswith("m") else value * 1000
+    reading.latency_ms = parse_bounds(goal).latency_ms  # the bound stated, not a reading ("jumped to 1.2 s")
     cost_words = re.search(r"\b(cost|costs|spend|spending|bill|budget|expensive|cheaper|money|\$)", lowered)
     reading.wants_cost_cut = bool(cost_words) and bool(
         re.search(r"\b(cut|reduce|lower|save|trim|decrease|cheaper|shrink|right-?size|overprovisioned|"

@@ -289,6 +289,10 @@ def _looks_imperative(head: str) -> bool:
                         "every", "up", "out", "down", "him", "her", "your"} or words[1].isdigit()
 
 
+_RISEN = re.compile(r"\b(?:jump\w*|rose|rise[sn]?|rising|climb\w*|spik\w*|increas\w*|grew|grow\w*|shot up|crept up|"
+                    r"went up|gone up|go(?:es)? up|hit|reach\w*|creep\w*|balloon\w*|soar\w*|drift\w*( up)?)\s*$")
+
+
 def parse_bounds(text: str, *, negated: bool = False) -> Bounds:
     """The bounds a text states. ``negated``: the text says what must not happen ("don't let it go above 0.15 s"),
     so "above X" is a bound rather than a reading."""
@@ -300,7 +304,13 @@ def parse_bounds(text: str, *, negated: bool = False) -> Bounds:
                    r"no higher than", r"max(?:imum)?", r"sub-?", r"back (?:at|to)", r"down to", r"to"]
     if negated:
         comparators += [r"(?:go |get |be |stay )?(?:above|over)", r"exceed(?:s|ing)?", r"more than", r"higher than"]
-    found = re.search(rf"(?:{'|'.join(comparators)})\s*~?\s*{number}{unit}", lowered)
+    # The first bound stated, but a bare "to" only where it is not a reading ("p95 jumped to 1.2 s; get it back under
+    # 400 ms", "went up to 900 ms; get it to 300 ms"): a stronger comparator anywhere wins over a bare "to".
+    matches = list(re.finditer(rf"({'|'.join(comparators)})\s*~?\s*{number}{unit}", lowered))
+    strong = [m for m in matches if m.group(1) != "to"]
+    weak = [m for m in matches if m.group(1) == "to" and not _RISEN.search(lowered[:m.start()])]
+    chosen = (strong or weak)[:1]
+    found = re.match(rf"(?:{'|'.join(comparators)})\s*~?\s*{number}{unit}", chosen[0].group(0)) if chosen else None
     if not found:
         found = re.search(rf"{number}{unit}\s*(?:or (?:better|less|lower|under|below|faster)|max\b|tops\b)", lowered)
     if found:
