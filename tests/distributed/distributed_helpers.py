@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -19,3 +23,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def query(home: Path, sql: str, **params: Any) -> list[Any]:
+    """Rows of a query on the agentmesh SQLite database of ``home``."""
+    engine = sa.create_engine(f"sqlite:///{home / 'agentmesh.db'}")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params))
+    finally:
+        engine.dispose()

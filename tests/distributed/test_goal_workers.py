@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from distributed_helpers import query as _query
 from distributed_helpers import stop
 
 from agentmesh.testing import OpenAIServer
@@ -31,15 +31,6 @@ GOALS = [
     "checkout-api p95 latency is 900 ms; bring it under 300 ms without doubling its cost",
     "the orders table has duplicate and malformed rows; clean them up",
 ]
-
-
-def _query(home: Path, sql: str, **params: Any) -> list[Any]:
-    engine = sa.create_engine(f"sqlite:///{home / 'agentmesh.db'}")
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params))
-    finally:
-        engine.dispose()
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

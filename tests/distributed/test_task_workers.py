@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from distributed_helpers import query as _query
 from distributed_helpers import stop
 
 from agentmesh.core.settings import DEFAULT_POLICY_FILE
@@ -41,15 +41,6 @@ def _env(home: Path) -> dict[str, str]:
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*AGENTMESH, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _query(home: Path, sql: str, **params: Any) -> list[Any]:
-    engine = sa.create_engine(f"sqlite:///{home / 'agentmesh.db'}")
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params))
-    finally:
-        engine.dispose()
 
 
 def _start_worker(home: Path, name: str, roles: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
