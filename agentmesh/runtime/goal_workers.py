@@ -81,18 +81,20 @@ async def arun_goals(goals: list[str], *, processes: int = 0, limit: int = 4, gr
 
     ``processes=0`` runs them all in this process (one event loop: model calls overlap, Python does not). ``processes=N``
     starts N goal workers on this machine for the batch (``agentmesh worker --goals``, Prefect task workers; see
-    this module), each running up to ``limit`` goals at a time, so the batch uses N cores. The
-    workers read their settings from this process's environment, with the settings' home, database and model."""
+    this module), each running up to ``limit`` goals at a time, so the batch uses N cores. The workers read their settings from this process's environment, with the settings' home, database and model."""
     from agentmesh.runtime.components import components
     from agentmesh.runtime.graphs import get_graph
     from agentmesh.runtime.prefect import configure_prefect, shared_clients
-    from agentmesh.runtime.run import _check, _checked, _os_user, arun_goal
+    from agentmesh.runtime.run import _approvals, _check, _checked, _os_user, arun_goal
 
     if processes < 0 or limit < 1:
         raise UserError(f"processes must be 0 or more and limit 1 or more, not {processes} and {limit}")
     settings = settings or get_settings()
     goals = [_checked(goal) for goal in goals]  # every goal checked before any starts
+    approvals = _approvals(approvals, settings)
     spec = get_graph(graph or settings.graph, settings.graphs_paths)
+    if not goals:
+        return []
     if not processes:
         return list(await asyncio.gather(*(arun_goal(goal, graph=spec.name, settings=settings, approvals=approvals,
                                                      started_by=started_by) for goal in goals)))
@@ -100,7 +102,7 @@ async def arun_goals(goals: list[str], *, processes: int = 0, limit: int = 4, gr
     components(settings)
     _check(spec)
     requests = [request(goal, graph=spec.name, settings=settings, approvals=approvals,
-                                     started_by=started_by or _os_user()) for goal in goals]
+                        started_by=started_by or _os_user()) for goal in goals]
     with local_workers(processes, limit=limit, settings=settings):
         async with shared_clients():
             run_ids = await asyncio.gather(*(run_on_workers(r, settings) for r in requests))

@@ -70,6 +70,8 @@ def test_a_batch_of_nothing_runs_nothing_and_bad_input_is_one_line(home: Path) -
         run_goals(["fine", " "], processes=2)
     with pytest.raises(UserError, match="processes must be 0 or more"):
         run_goals(["fine"], processes=-1)
+    with pytest.raises(UserError, match="approvals must be wait, auto or deny"):
+        run_goals(["fine"], processes=2, approvals="maybe")
 
 
 class Held:
