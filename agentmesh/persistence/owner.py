@@ -137,11 +137,14 @@ def fenced_message(run_id: str) -> str:
 
 
 @contextlib.contextmanager
-def renewing(renew: Callable[[], bool], every_s: float, *, name: str) -> Iterator[None]:
+def renewing(renew: Callable[[], bool], every_s: float, *, name: str,
+             warn: Callable[[str], None] | None = None) -> Iterator[None]:
     """Call ``renew`` every ``every_s`` seconds while the block runs, until it returns False (the lease is someone
-    else's now); in a thread, so a busy event loop cannot let the lease lapse. A renewal that fails (the database
-    away for a moment) is tried again at the next beat."""
+    else's now); in a thread (in a copy of the caller's context), so a busy event loop cannot let the lease lapse. A
+    renewal that fails (the database away for a moment) is tried again at the next beat; ``warn`` (default: this
+    module's logger) says so."""
     stop = threading.Event()
+    say = warn or logging.getLogger(__name__).warning
 
     def beat() -> None:
         while not stop.wait(every_s):
@@ -149,7 +152,7 @@ def renewing(renew: Callable[[], bool], every_s: float, *, name: str) -> Iterato
                 if not renew():
                     return
             except Exception as exc:
-                logging.getLogger(__name__).warning("could not renew %s: %s", name, type(exc).__name__)
+                say(f"could not renew {name}: {type(exc).__name__}")
 
     thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True, name=name)
     thread.start()

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import logging
 import re
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -34,7 +32,7 @@ from agentmesh.core.exceptions import AgentmeshError, BudgetExceeded, RunFenced
 from agentmesh.core.settings import Settings, get_settings
 from agentmesh.persistence.audit import list_calls
 from agentmesh.persistence.checkpoints import checkpointer
-from agentmesh.persistence.owner import claim_run, lease_end, new_owner, renew_lease
+from agentmesh.persistence.owner import claim_run, lease_end, new_owner, renew_lease, renewing
 from agentmesh.persistence.runs import create_run, find_run, get_run, update_run, usage_of_run
 from agentmesh.runtime import remote
 from agentmesh.runtime.compile import durable_graph
@@ -210,7 +208,9 @@ async def _execute(inv: GoalInvocation, flow_run_id: str, ids: tuple[str, str] |
                   "model": settings.model_name, "offline": settings.offline, "resumed": resume_of is not None})
         if resume_of is None and run.gateway.scope is not None:  # what the goal refers to (agentmesh.gateway.scope)
             run.emit({"type": "scope", "scope": run.gateway.scope.as_json()})
-        with running(run), _lease(engine, run_id, owner, settings.run_lease_s):
+        lease_s = settings.run_lease_s
+        with running(run), renewing(lambda: renew_lease(engine, run_id, owner, lease_s), lease_s / 3,
+                                    name=f"the lease of run {run_id}", warn=_warn):
             run_graph = inv.hosted or functools.partial(_run_graph, inv, resume_of)
             paused = await run_graph(run, values)
         status = "waiting_approval" if paused else "done"
@@ -258,29 +258,8 @@ async def _run_graph(inv: GoalInvocation, resume_of: str | None, run: RunContext
     return bool(snapshot.interrupts)
 
 
-@contextlib.contextmanager
-def _lease(engine: Any, run_id: str, owner: str, lease_s: float) -> Iterator[None]:
-    """Renew the run's lease every third of it while the block runs; a thread, so a busy event loop cannot let it
-    lapse. A renewal that finds another owner stops: this process was fenced, and its next write says so."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(lease_s / 3):
-            try:
-                if not renew_lease(engine, run_id, owner, lease_s):
-                    return
-            except Exception as exc:  # the database away for a moment: try again at the next beat
-                observe.run_log("could not renew the lease of run %s: %s", run_id, type(exc).__name__,
-                                level=logging.WARNING)
-
-    # In a copy of the flow's context, so a warning reaches the flow run's log.
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True,
-                              name=f"agentmesh-lease-{run_id[:8]}")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
+def _warn(message: str) -> None:
+    observe.run_log("%s", message, level=logging.WARNING)  # in the flow's context: the flow run's log
 
 
 async def _mark_crashed(flow_run_id: str) -> None:
