@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
         """Serve goals (--goals) and the agent steps of the named roles (--role) as a Prefect task worker, until
         interrupted.
 
-        Goals send a role's steps here when `AGENTMESH_REMOTE_ROLES` names it; this machine needs the same
-        agentmesh database (AGENTMESH_DATABASE_URL) and Prefect API (PREFECT_API_URL) as the goals.
+        Goals send a role's steps here when `AGENTMESH_REMOTE_ROLES` names it; `agentmesh serve --processes` and
+        `run_goals(processes=...)` send whole goals to --goals workers. This machine needs the same agentmesh
+        database (AGENTMESH_DATABASE_URL) and Prefect API (PREFECT_API_URL) as the senders.
         """
         from agentmesh.core.settings import get_settings
         from agentmesh.prompts.templates import list_roles
