@@ -47,6 +47,10 @@ def test_an_identifier_that_names_nothing_is_unknown_never_a_look_alike() -> Non
     assert found.names == [] and found.unknown == ["pricing-api"]
     # A hyphenated word that does not end the way service names do is no identifier.
     assert INDEX.identifiers("the password-reset mails", ("service",)) == []
+    # A service-like name with a suffix no listed service has ("-db") is still a name, never matched by its words:
+    # "orders-db keeps timing out on reads" is not checkout-api ("order placement").
+    found = INDEX.resolve("orders-db keeps timing out on reads since noon", kinds=("service",))
+    assert found.names == [] and found.unknown == ["orders-db"]
 
 
 def test_two_entities_with_equal_evidence_are_ambiguous_and_neither_is_taken() -> None:

@@ -57,6 +57,10 @@ _ALIAS = re.compile(r"[\"“'‘]([^\"”'’]{2,40})[\"”'’]")
 _TICKET_ID = re.compile(r"\b[A-Za-z]{1,4}-\d{2,}\b")
 
 
+_SERVICE_SUFFIXES = frozenset({"api", "svc", "service", "worker", "gateway", "web", "db", "server", "backend", "cache",
+                               "queue", "proxy"})
+
+
 def stem(word: str) -> str:
     """A crude stem: plural, -ed and -ing endings off, then at most seven letters ("delivered", "delivery" →
     "deliver"; "exported" → "export")."""
@@ -151,6 +155,8 @@ class EntityIndex:
         of these kinds ends ("pricing-api" when "checkout-api" exists; not "password-reset")."""
         found = []
         suffixes = {re.split(r"[-_]", e.name.lower())[-1] for e in self.of(*kinds) if re.search(r"[-_]", e.name)}
+        if "service" in kinds:  # what services are commonly called, listed or not ("orders-db" names one)
+            suffixes |= _SERVICE_SUFFIXES
         for token in re.findall(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)+", text):
             lowered = token.lower().rstrip(".")
             if re.fullmatch(r"[a-z]{1,4}-\d{2,}", lowered):
