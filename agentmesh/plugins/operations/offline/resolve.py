@@ -13,7 +13,9 @@ Entities come from the listing results in the conversation (``list_services``, `
 A word match is confident when its score reaches ``MIN_SCORE`` and leads the next entity by ``MARGIN``; otherwise
 the phrase is unresolved (nothing is a good enough match) or ambiguous (two are), and the rules act on neither.
 
-    >>> index = EntityIndex([Entity(kind="service", name="auth-api", description="Login and sessions")])
+    >>> index = EntityIndex([Entity(kind="service", name="auth-api", description="Login and sessions"),
+    ...                      Entity(kind="service", name="payments-api", description="Card payments and refunds"),
+    ...                      Entity(kind="service", name="checkout-api", description="Checkout and order placement")])
     >>> index.resolve("the login thing is slow", kinds=("service",)).names
     ['auth-api']
 """
